@@ -1,0 +1,106 @@
+// Package chclient holds the ClickHouse connection settings shared by the
+// aggregator, the query service and migrations, and opens connections with
+// them. Tally speaks ClickHouse's native protocol: the HTTP interface of
+// clickhouse-go does not work with ClickHouse 18.16.
+package chclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// Config is how to reach ClickHouse.
+type Config struct {
+	Addr          string
+	User          string
+	Password      string
+	Database      string
+	TLS           bool
+	TLSSkipVerify bool
+	DialTimeout   time.Duration
+	MaxOpenConns  int
+}
+
+// RegisterFlags registers the clickhouse.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "clickhouse.addr", "127.0.0.1:9000", "ClickHouse native-protocol address host:port (several separated by commas)")
+	fs.StringVar(&c.User, "clickhouse.user", "default", "ClickHouse user")
+	fs.StringVar(&c.Password, "clickhouse.password", "", "ClickHouse password")
+	fs.StringVar(&c.Database, "clickhouse.database", "tally", "ClickHouse database holding Tally's tables")
+	fs.BoolVar(&c.TLS, "clickhouse.tls", false, "connect to ClickHouse with TLS")
+	fs.BoolVar(&c.TLSSkipVerify, "clickhouse.tls-skip-verify", false, "with TLS, do not verify the server certificate (testing only)")
+	fs.DurationVar(&c.DialTimeout, "clickhouse.dial-timeout", 5*time.Second, "ClickHouse connection timeout")
+	fs.IntVar(&c.MaxOpenConns, "clickhouse.max-open-conns", 16, "maximum open ClickHouse connections per process")
+}
+
+// Validate reports every problem with the settings.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("clickhouse.addr is required"))
+	}
+	if !schemas.DatabasePattern.MatchString(c.Database) {
+		errs = append(errs, fmt.Errorf("clickhouse.database %q must match %s", c.Database, schemas.DatabasePattern))
+	}
+	if c.MaxOpenConns < 1 {
+		errs = append(errs, errors.New("clickhouse.max-open-conns must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Open connects to the configured database and pings it.
+func (c *Config) Open(ctx context.Context) (driver.Conn, error) {
+	return c.open(ctx, c.Database)
+}
+
+// OpenServer connects without selecting a database (for migrations, which
+// may have to create it).
+func (c *Config) OpenServer(ctx context.Context) (driver.Conn, error) {
+	return c.open(ctx, "default")
+}
+
+func (c *Config) open(ctx context.Context, database string) (driver.Conn, error) {
+	opts := &clickhouse.Options{
+		Addr:             splitComma(c.Addr),
+		Protocol:         clickhouse.Native,
+		Auth:             clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
+		DialTimeout:      c.DialTimeout,
+		MaxOpenConns:     c.MaxOpenConns,
+		MaxIdleConns:     c.MaxOpenConns,
+		ConnMaxLifetime:  time.Hour,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	}
+	if c.TLS {
+		opts.TLS = &tls.Config{InsecureSkipVerify: c.TLSSkipVerify} //nolint:gosec // opt-in, for testing
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("ping clickhouse %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

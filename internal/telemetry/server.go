@@ -1,0 +1,166 @@
+// Package telemetry serves what SREs read from every Tally component:
+// Prometheus metrics on /metrics, liveness on /healthz and readiness on
+// /readyz. Readiness runs the component's checks (Kafka reachable,
+// ClickHouse answering, partitions held and consumed) so that it fails
+// when the component cannot do its job, not only when the process is dead.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check reports why a dependency cannot be used, or nil.
+type Check func(ctx context.Context) error
+
+// Server is a component's HTTP server: its API routes plus the telemetry
+// endpoints.
+type Server struct {
+	Mux    *http.ServeMux
+	addr   string
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	checks map[string]Check
+	ln     net.Listener
+}
+
+// CheckTimeout bounds one readiness check.
+const CheckTimeout = 2 * time.Second
+
+// NewServer returns a server for addr exposing gatherer on /metrics.
+func NewServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *Server {
+	s := &Server{Mux: http.NewServeMux(), addr: addr, logger: logger, checks: map[string]Check{}}
+	s.Mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	s.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, "ok", nil)
+	})
+	s.Mux.HandleFunc("GET /readyz", s.ready)
+	return s
+}
+
+// AddCheck registers a readiness check under name.
+func (s *Server) AddCheck(name string, check Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = check
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	checks := make(map[string]Check, len(s.checks))
+	for k, v := range s.checks {
+		checks[k] = v
+	}
+	s.mu.Unlock()
+	results := make(map[string]string, len(checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := false
+	for name, check := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
+			defer cancel()
+			err := check(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = true
+				results[name] = err.Error()
+				return
+			}
+			results[name] = "ok"
+		}()
+	}
+	wg.Wait()
+	if failed {
+		writeStatus(w, http.StatusServiceUnavailable, "not ready", results)
+		return
+	}
+	writeStatus(w, http.StatusOK, "ready", results)
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string, checks map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	body := `{"status":"` + status + `"`
+	if len(checks) > 0 {
+		names := make([]string, 0, len(checks))
+		for n := range checks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		body += `,"checks":{`
+		for i, n := range names {
+			if i > 0 {
+				body += ","
+			}
+			body += quote(n) + ":" + quote(checks[n])
+		}
+		body += "}"
+	}
+	_, _ = w.Write([]byte(body + "}\n"))
+}
+
+// Listen binds the address now, so that a port conflict fails start-up
+// rather than a goroutine later. Addr reports the bound address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr returns the bound address after Listen.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return s.addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves until ctx is done, then drains in-flight requests for up to
+// ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: s.Mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}
+
+// ShutdownTimeout bounds how long in-flight requests may finish.
+const ShutdownTimeout = 15 * time.Second

@@ -1,0 +1,161 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/shopspring/decimal"
+)
+
+// Values are stored as ClickHouse Decimal(38, ValueScale): 26 integer
+// digits and 12 fractional ones, exact under SUM (ten million events of 0.1
+// sum to exactly 1000000). A value that does not fit is dead-lettered, not
+// rounded: silently changing a billed quantity is worse than refusing it.
+const (
+	ValueScale     = 12
+	ValuePrecision = 38
+)
+
+var maxValue = decimal.New(1, ValuePrecision-ValueScale) // 10^26, exclusive
+
+// Reasons an event cannot be metered; stable codes stored with dead
+// letters and used as metric labels.
+const (
+	ReasonValueMissing    = "value_missing"
+	ReasonValueNotNumber  = "value_not_number"
+	ReasonValueOutOfRange = "value_out_of_range"
+	ReasonValueTooPrecise = "value_too_precise"
+	ReasonValueNotScalar  = "value_not_scalar"
+	ReasonGroupNotScalar  = "group_value_not_scalar"
+	ReasonPropertiesJSON  = "properties_invalid"
+	ReasonRecordMalformed = "record_malformed"
+)
+
+// EvalError says why an event cannot be metered by a meter.
+type EvalError struct {
+	Reason  string // one of the Reason* codes
+	Message string
+}
+
+func (e *EvalError) Error() string { return e.Reason + ": " + e.Message }
+
+// Reading is what one event contributes to one meter.
+type Reading struct {
+	Value       decimal.Decimal // 1 for COUNT; 0 for UNIQUE_COUNT
+	Distinct    string          // the value UNIQUE_COUNT counts; "" otherwise
+	GroupValues []string        // aligned with Meter.GroupKeys
+}
+
+// DecodeProperties decodes an event's properties for Evaluate, keeping
+// numbers as json.Number so that no value passes through float64.
+func DecodeProperties(raw json.RawMessage) (map[string]any, error) {
+	props := map[string]any{}
+	if isAbsent(raw) {
+		return props, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&props); err != nil {
+		return nil, &EvalError{Reason: ReasonPropertiesJSON, Message: err.Error()}
+	}
+	return props, nil
+}
+
+// Evaluate applies the meter to an event's decoded properties. It returns
+// matched=false when the filter excludes the event, and an *EvalError when
+// the event matches but cannot be metered. The meter must be validated.
+func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err error) {
+	if !m.Filter.Match(props) {
+		return Reading{}, false, nil
+	}
+	r.GroupValues = make([]string, len(m.groupPaths))
+	for i, p := range m.groupPaths {
+		v, ok := p.Lookup(props)
+		if !ok {
+			continue // an absent group value is the empty group ""
+		}
+		s, ok := scalarText(v)
+		if !ok {
+			return Reading{}, true, &EvalError{Reason: ReasonGroupNotScalar,
+				Message: fmt.Sprintf("group_by %s (%s) is an object or array", m.groupKeys[i], p)}
+		}
+		r.GroupValues[i] = s
+	}
+	switch m.Aggregation {
+	case AggCount:
+		r.Value = decimal.NewFromInt(1)
+		return r, true, nil
+	case AggUniqueCount:
+		v, ok := m.valuePath.Lookup(props)
+		if !ok {
+			return Reading{}, true, &EvalError{Reason: ReasonValueMissing, Message: m.ValueProperty + " is missing"}
+		}
+		s, ok := scalarText(v)
+		if !ok {
+			return Reading{}, true, &EvalError{Reason: ReasonValueNotScalar, Message: m.ValueProperty + " is an object or array"}
+		}
+		r.Distinct = s
+		return r, true, nil
+	}
+	r.Value, err = m.numericValue(props)
+	return r, true, err
+}
+
+func (m *Meter) numericValue(props map[string]any) (decimal.Decimal, error) {
+	v, ok := m.valuePath.Lookup(props)
+	if !ok {
+		return decimal.Decimal{}, &EvalError{Reason: ReasonValueMissing, Message: m.ValueProperty + " is missing"}
+	}
+	d, ok := numberOf(v, true)
+	if !ok {
+		return decimal.Decimal{}, &EvalError{Reason: ReasonValueNotNumber,
+			Message: fmt.Sprintf("%s is %s, not a number", m.ValueProperty, describe(v))}
+	}
+	if d.Abs().GreaterThanOrEqual(maxValue) {
+		return decimal.Decimal{}, &EvalError{Reason: ReasonValueOutOfRange,
+			Message: fmt.Sprintf("%s = %s is outside ±10^%d", m.ValueProperty, d, ValuePrecision-ValueScale)}
+	}
+	if !d.Round(ValueScale).Equal(d) {
+		return decimal.Decimal{}, &EvalError{Reason: ReasonValueTooPrecise,
+			Message: fmt.Sprintf("%s = %s has more than %d decimal places", m.ValueProperty, d, ValueScale)}
+	}
+	return d, nil
+}
+
+// scalarText renders a string, number or boolean as group or distinct
+// text; numbers in canonical decimal form so 1.50 and 1.5 are one group.
+func scalarText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		if x {
+			return "true", true
+		}
+		return "false", true
+	case json.Number:
+		if d, err := decimal.NewFromString(x.String()); err == nil {
+			return d.String(), true
+		}
+		return x.String(), true
+	}
+	return "", false
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		if len(x) > 40 {
+			x = x[:40] + "…"
+		}
+		return fmt.Sprintf("the string %q", x)
+	case bool:
+		return fmt.Sprintf("the boolean %v", x)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%v", v)
+}

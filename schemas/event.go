@@ -1,0 +1,182 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on event fields. They are part of the public contract (README,
+// JSON Schema) so producers can validate before sending.
+const (
+	MaxEventIDLen    = 128
+	MaxEventTypeLen  = 128
+	MaxCustomerIDLen = 256
+	MaxSourceLen     = 256
+	// MaxFutureSkew is how far ahead of the server clock an event time may
+	// be: producers' clocks drift, but an event an hour in the future is a bug.
+	MaxFutureSkew = 5 * time.Minute
+	// DefaultMaxEventAge bounds late arrivals; a month of billing plus slack.
+	DefaultMaxEventAge = 35 * 24 * time.Hour
+)
+
+// Event is one validated usage event, as accepted by ingest.
+type Event struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	CustomerID string          `json:"customer_id"`
+	Time       time.Time       `json:"time"`
+	Source     string          `json:"source,omitempty"`
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// FieldError names the field of an event or meter that is invalid, so that
+// the producer can fix exactly that.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// eventInput is the wire shape. Every field is raw so that a value of the
+// wrong JSON type is reported against its field rather than as a generic
+// decode error. subject and data are the CloudEvents names of customer_id
+// and properties.
+type eventInput struct {
+	ID         json.RawMessage `json:"id"`
+	Type       json.RawMessage `json:"type"`
+	CustomerID json.RawMessage `json:"customer_id"`
+	Subject    json.RawMessage `json:"subject"`
+	Time       json.RawMessage `json:"time"`
+	Source     json.RawMessage `json:"source"`
+	Properties json.RawMessage `json:"properties"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// EventRules are the time-dependent checks of ParseEvent.
+type EventRules struct {
+	Now    time.Time     // arrival time; also the default event time
+	MaxAge time.Duration // events older than Now-MaxAge are rejected; 0 means DefaultMaxEventAge
+}
+
+// ParseEvent decodes and validates one JSON event. The returned error is a
+// *FieldError when a field is at fault.
+func ParseEvent(raw []byte, rules EventRules) (Event, error) {
+	var in eventInput
+	if err := json.Unmarshal(raw, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return Event{}, fieldErr("event", "must be a JSON object")
+		}
+		return Event{}, fieldErr("event", "invalid JSON: %v", err)
+	}
+	var ev Event
+	var err error
+	if ev.ID, err = requiredString(in.ID, "id", MaxEventIDLen); err != nil {
+		return Event{}, err
+	}
+	if ev.Type, err = requiredString(in.Type, "type", MaxEventTypeLen); err != nil {
+		return Event{}, err
+	}
+	customer, field := in.CustomerID, "customer_id"
+	if isAbsent(customer) && !isAbsent(in.Subject) {
+		customer, field = in.Subject, "subject"
+	}
+	if ev.CustomerID, err = requiredString(customer, field, MaxCustomerIDLen); err != nil {
+		return Event{}, err
+	}
+	if !isAbsent(in.Source) {
+		if ev.Source, err = requiredString(in.Source, "source", MaxSourceLen); err != nil {
+			return Event{}, err
+		}
+	}
+	if ev.Time, err = parseEventTime(in.Time, rules); err != nil {
+		return Event{}, err
+	}
+	props, field := in.Properties, "properties"
+	if isAbsent(props) && !isAbsent(in.Data) {
+		props, field = in.Data, "data"
+	}
+	if !isAbsent(props) {
+		trimmed := bytes.TrimSpace(props)
+		if len(trimmed) == 0 || trimmed[0] != '{' {
+			return Event{}, fieldErr(field, "must be a JSON object")
+		}
+		ev.Properties = compactJSON(trimmed)
+	}
+	return ev, nil
+}
+
+func isAbsent(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func requiredString(raw json.RawMessage, field string, maxLen int) (string, error) {
+	if isAbsent(raw) {
+		return "", fieldErr(field, "is required")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldErr(field, "must be a string")
+	}
+	if s == "" {
+		return "", fieldErr(field, "must not be empty")
+	}
+	if !utf8.ValidString(s) {
+		return "", fieldErr(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return "", fieldErr(field, "is %d characters long, at most %d allowed", n, maxLen)
+	}
+	return s, nil
+}
+
+func parseEventTime(raw json.RawMessage, rules EventRules) (time.Time, error) {
+	now := rules.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if isAbsent(raw) {
+		return now.UTC(), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, fieldErr("time", "must be an RFC 3339 string such as 2026-01-02T15:04:05Z")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fieldErr("time", "%q is not RFC 3339 (for example 2026-01-02T15:04:05Z)", s)
+	}
+	t = t.UTC()
+	if t.After(now.Add(MaxFutureSkew)) {
+		return time.Time{}, fieldErr("time", "%s is more than %s in the future", s, MaxFutureSkew)
+	}
+	maxAge := rules.MaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxEventAge
+	}
+	if t.Before(now.Add(-maxAge)) {
+		return time.Time{}, fieldErr("time", "%s is older than the maximum event age of %s", s, maxAge)
+	}
+	if t.Year() < 1970 || t.Year() > 2105 {
+		// ClickHouse DateTime covers 1970-2105.
+		return time.Time{}, fieldErr("time", "%s is outside the supported years 1970-2105", s)
+	}
+	return t, nil
+}
+
+func compactJSON(raw []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return append(json.RawMessage(nil), raw...)
+	}
+	return buf.Bytes()
+}
