@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -97,8 +98,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) (applied []
 		if err := conn.Exec(ctx, qualifyTables(m.SQL, database)); err != nil {
 			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 		}
-		if err := conn.Exec(ctx, "INSERT INTO "+database+".schema_migrations (version, name, applied_at) VALUES (?, ?, now())",
-			uint32(m.Version), m.Name); err != nil {
+		if err := recordMigration(ctx, conn, database, m); err != nil {
 			return applied, fmt.Errorf("record migration %04d: %w", m.Version, err)
 		}
 		applied = append(applied, m)
@@ -111,4 +111,19 @@ var createTable = regexp.MustCompile(`(?i)CREATE TABLE IF NOT EXISTS ([a-z_][a-z
 // qualifyTables prefixes the table of a CREATE TABLE with the database.
 func qualifyTables(sql, database string) string {
 	return createTable.ReplaceAllString(sql, "CREATE TABLE IF NOT EXISTS "+database+".$1")
+}
+
+// recordMigration inserts through a batch: on ClickHouse 18.16 an INSERT
+// ... VALUES sent with Exec never returns (the server waits for a data
+// block the driver does not send).
+func recordMigration(ctx context.Context, conn driver.Conn, database string, m Migration) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+database+".schema_migrations (version, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	if err := batch.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
+		_ = batch.Abort()
+		return err
+	}
+	return batch.Send()
 }

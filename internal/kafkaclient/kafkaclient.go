@@ -174,4 +174,3 @@ func (c *Config) Ping(ctx context.Context) error {
 	}
 	return fmt.Errorf("kafka topic %s does not exist", c.Topic)
 }
-

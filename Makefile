@@ -1,0 +1,48 @@
+# Developer entry points. CI runs `make test` through .ci/run on a fresh
+# clone, as root, so `test` must install whatever the tests need.
+
+GO ?= go
+
+.PHONY: deps build run test bench fmt vet clean
+
+# deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
+# already there. Tests and `tally all` start their own private server from
+# it, so nothing is configured or started here. /usr/sbin is checked by path
+# because it is not on an ordinary user's PATH.
+deps:
+	@if command -v clickhouse-server >/dev/null 2>&1 || command -v clickhouse >/dev/null 2>&1 \
+		|| [ -x /usr/sbin/clickhouse-server ]; then \
+		exit 0; \
+	fi; \
+	sudo=; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		if command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+		else echo "deps: ClickHouse is missing and installing it needs root (no sudo found)" >&2; exit 1; fi; \
+	fi; \
+	set -x; \
+	$$sudo apt-get update && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y clickhouse-server clickhouse-client
+
+build:
+	$(GO) build -o bin/tally ./cmd/tally
+
+# run starts ingest, aggregator, query, the embedded broker and a private
+# ClickHouse (data in ./data) in one process.
+run: deps
+	$(GO) run ./cmd/tally all
+
+# The timeout stays under CI's limit so a hung test fails with a stack dump.
+test: deps vet
+	$(GO) test -count=1 -timeout 14m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	$(GO) fmt ./...
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin data

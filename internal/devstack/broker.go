@@ -1,0 +1,102 @@
+// Package devstack runs what `tally all` needs besides Tally itself when no
+// external services are configured: an in-process Kafka-protocol broker
+// (franz-go's kfake) persisted under the data directory, and a private
+// ClickHouse server (internal/chserver). Production runs real Kafka and
+// ClickHouse; this is the one-command local run.
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// BrokerOptions configures the embedded broker.
+type BrokerOptions struct {
+	Dir  string // persisted topics, records and committed offsets
+	Port int
+	// SyncWrites fsyncs every produced batch before it is acknowledged, so
+	// a 202 from ingest survives a power cut, not only a kill -9.
+	SyncWrites bool
+	// Retention bounds what the broker keeps (kfake holds records in
+	// memory as well as on disk).
+	RetentionMs    int64
+	RetentionBytes int64
+	Logger         *slog.Logger
+}
+
+// Broker is the embedded Kafka-protocol broker.
+type Broker struct {
+	cluster *kfake.Cluster
+	opts    BrokerOptions
+}
+
+// StartBroker starts the broker, reloading any state persisted in Dir.
+func StartBroker(opts BrokerOptions) (*Broker, error) {
+	configs := map[string]string{}
+	if opts.RetentionMs > 0 {
+		configs["log.retention.ms"] = strconv.FormatInt(opts.RetentionMs, 10)
+	}
+	if opts.RetentionBytes > 0 {
+		configs["log.retention.bytes"] = strconv.FormatInt(opts.RetentionBytes, 10)
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(opts.Port),
+		kfake.DataDir(opts.Dir),
+		kfake.BrokerConfigs(configs),
+	}
+	if opts.SyncWrites {
+		kopts = append(kopts, kfake.SyncWrites())
+	}
+	cluster, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka broker on port %d: %w", opts.Port, err)
+	}
+	return &Broker{cluster: cluster, opts: opts}, nil
+}
+
+// Addrs returns the broker's listen addresses.
+func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
+
+// Close stops the broker, flushing its state to disk.
+func (b *Broker) Close() { b.cluster.Close() }
+
+// TrimCommitted deletes, every interval, the records of topic that group
+// has committed, and applies time and size retention. The aggregator
+// commits an offset only after ClickHouse holds everything before it, so
+// those records are no longer needed: without this the broker's memory
+// grows with every event ever ingested.
+func (b *Broker) TrimCommitted(ctx context.Context, topic, group string, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		b.trimOnce(topic, group)
+	}
+}
+
+func (b *Broker) trimOnce(topic, group string) {
+	b.cluster.ApplyRetention()
+	info := b.cluster.GroupInfo(group)
+	if info == nil {
+		return
+	}
+	for partition, commit := range info.Commits[topic] {
+		p := b.cluster.PartitionInfo(topic, partition)
+		if p == nil || commit.Offset <= p.LogStartOffset {
+			continue
+		}
+		if err := b.cluster.DeleteRecords(topic, partition, commit.Offset); err != nil {
+			b.opts.Logger.Warn("trim committed records", "topic", topic, "partition", partition, "err", err)
+		}
+	}
+}
