@@ -18,6 +18,7 @@ package schemas
 // Header "content-type: application/vnd.tally.event.v1+json".
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +63,13 @@ func RecordKey(orgID, customerID string) []byte {
 
 // EncodeRecord returns the Kafka key and value of r.
 func EncodeRecord(r Record) (key, value []byte, err error) {
-	value, err = json.Marshal(recordValue{
+	// No HTML escaping: json.Marshal would rewrite '<', '>', '&', U+2028
+	// and U+2029 inside the properties, and the aggregator must store them
+	// byte for byte as ingest accepted them.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err = enc.Encode(recordValue{
 		V:          RecordVersion,
 		OrgID:      r.OrgID,
 		ID:         r.Event.ID,
@@ -76,6 +83,7 @@ func EncodeRecord(r Record) (key, value []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode event record: %w", err)
 	}
+	value = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return RecordKey(r.OrgID, r.Event.CustomerID), value, nil
 }
 
@@ -90,9 +98,11 @@ func DecodeRecord(value []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: unsupported record version %d", ErrRecord, v.V)
 	}
 	var missing []string
-	for name, val := range map[string]string{"org_id": v.OrgID, "id": v.ID, "type": v.Type, "customer_id": v.CustomerID} {
-		if val == "" {
-			missing = append(missing, name)
+	for _, f := range [...]struct{ name, val string }{
+		{"org_id", v.OrgID}, {"id", v.ID}, {"type", v.Type}, {"customer_id", v.CustomerID},
+	} {
+		if f.val == "" {
+			missing = append(missing, f.name) // in a fixed order: the reason is stored
 		}
 	}
 	if len(missing) > 0 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -110,6 +112,9 @@ func ParseEvent(raw []byte, rules EventRules) (Event, error) {
 		if len(trimmed) == 0 || trimmed[0] != '{' {
 			return Event{}, fieldErr(field, "must be a JSON object")
 		}
+		if !validUnicode(trimmed) {
+			return Event{}, fieldErr(field, "must be valid UTF-8")
+		}
 		ev.Properties = compactJSON(trimmed)
 	}
 	return ev, nil
@@ -130,13 +135,54 @@ func requiredString(raw json.RawMessage, field string, maxLen int) (string, erro
 	if s == "" {
 		return "", fieldErr(field, "must not be empty")
 	}
-	if !utf8.ValidString(s) {
+	// Checked on the raw text: json.Unmarshal has already replaced invalid
+	// UTF-8 with U+FFFD in s.
+	if !validUnicode(raw) {
 		return "", fieldErr(field, "must be valid UTF-8")
 	}
 	if n := utf8.RuneCountInString(s); n > maxLen {
 		return "", fieldErr(field, "is %d characters long, at most %d allowed", n, maxLen)
 	}
 	return s, nil
+}
+
+// validUnicode reports whether a raw JSON value is valid UTF-8 without
+// unpaired UTF-16 surrogate escapes ("\ud800"). encoding/json silently
+// replaces either with U+FFFD, so ids that differ only in invalid bytes would
+// become one id, and the second event would be dropped as a duplicate.
+func validUnicode(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := unicodeEscape(raw, i)
+		if !ok {
+			i++ // a two-character escape such as \" or \\
+			continue
+		}
+		i += 5
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		low, ok := unicodeEscape(raw, i+1)
+		if r >= 0xDC00 || !ok || low < 0xDC00 || low > 0xDFFF {
+			return false
+		}
+		i += 6
+	}
+	return true
+}
+
+// unicodeEscape decodes the escape "\uXXXX" at raw[i:].
+func unicodeEscape(raw []byte, i int) (rune, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
 }
 
 func parseEventTime(raw json.RawMessage, rules EventRules) (time.Time, error) {

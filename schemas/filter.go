@@ -136,7 +136,7 @@ func parsePropertyFilter(property string, raw json.RawMessage, field string) (Pr
 			pf.Lte, err = parseNumberOperand(v, opField)
 		case "exists":
 			var b bool
-			if json.Unmarshal(v, &b) != nil {
+			if isAbsent(v) || json.Unmarshal(v, &b) != nil { // null would read as false
 				err = fieldErr(opField, "must be true or false")
 			}
 			pf.Exists = &b

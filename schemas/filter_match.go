@@ -49,7 +49,17 @@ func (f *Filter) Match(props map[string]any) bool {
 }
 
 func (pf *PropertyFilter) match(props map[string]any) bool {
-	v, present := pf.path.Lookup(props)
+	path := pf.path
+	if path.IsZero() {
+		// Built in Go rather than parsed: the zero Path would look up the
+		// whole properties object as if it were the value.
+		path, _ = ParsePath(pf.Property)
+	}
+	var v any
+	var present bool
+	if !path.IsZero() {
+		v, present = path.Lookup(props)
+	}
 	if pf.Exists != nil && *pf.Exists != present {
 		return false
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Aggregation is how a meter folds the values of matching events.
@@ -87,6 +89,11 @@ func ParseMeter(raw []byte) (Meter, error) {
 	if err := dec.Decode(&in); err != nil {
 		return Meter{}, meterDecodeError(err)
 	}
+	// Decode stops after the first value: a second object holding the
+	// "filter" would be silently ignored.
+	if _, err := dec.Token(); err != io.EOF {
+		return Meter{}, fieldErr("meter", "must be a single JSON object, found more after it")
+	}
 	m := Meter{
 		Key: in.Key, Name: in.Name, Description: in.Description, EventType: in.EventType,
 		Aggregation:   Aggregation(strings.ToUpper(string(in.Aggregation))),
@@ -132,15 +139,15 @@ func (m *Meter) Validate() error {
 	if !MeterKeyPattern.MatchString(m.Key) {
 		errs = append(errs, fieldErr("key", "%q must match %s", m.Key, MeterKeyPattern))
 	}
-	if len(m.Name) > 256 {
+	if utf8.RuneCountInString(m.Name) > 256 {
 		errs = append(errs, fieldErr("name", "is longer than 256 characters"))
 	}
-	if len(m.Description) > 4096 {
+	if utf8.RuneCountInString(m.Description) > 4096 {
 		errs = append(errs, fieldErr("description", "is longer than 4096 characters"))
 	}
 	if m.EventType == "" {
 		errs = append(errs, fieldErr("event_type", "is required"))
-	} else if len(m.EventType) > MaxEventTypeLen {
+	} else if utf8.RuneCountInString(m.EventType) > MaxEventTypeLen { // as ParseEvent counts it
 		errs = append(errs, fieldErr("event_type", "is longer than %d characters", MaxEventTypeLen))
 	}
 	if !slices.Contains(Aggregations, m.Aggregation) {
@@ -151,13 +158,14 @@ func (m *Meter) Validate() error {
 	case m.Aggregation == AggCount && m.ValueProperty != "":
 		errs = append(errs, fieldErr("value_property", "must be empty for COUNT, which counts events"))
 	case m.Aggregation != AggCount && m.ValueProperty == "":
-		if m.Aggregation != "" {
+		if slices.Contains(Aggregations, m.Aggregation) {
 			errs = append(errs, fieldErr("value_property", "is required for %s", m.Aggregation))
 		}
 	case m.ValueProperty != "":
 		p, err := ParsePath(m.ValueProperty)
 		if err != nil {
 			errs = append(errs, fieldErr("value_property", "%v", err))
+			break // keep the definition as written
 		}
 		m.valuePath, m.ValueProperty = p, p.String()
 	}
@@ -171,6 +179,9 @@ func (m *Meter) compileGroupBy() []error {
 		errs = append(errs, fieldErr("group_by", "has %d keys, at most %d allowed", len(m.GroupBy), MaxGroupKeys))
 	}
 	m.groupKeys, m.groupPaths = nil, nil
+	// Canonical paths go into a copy: copies of a meter share the map, and
+	// writing to it would race with (and change) the others.
+	m.GroupBy = maps.Clone(m.GroupBy)
 	for _, key := range slices.Sorted(maps.Keys(m.GroupBy)) {
 		field := "group_by." + key
 		if !GroupKeyPattern.MatchString(key) {

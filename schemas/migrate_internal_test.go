@@ -1,0 +1,29 @@
+package schemas
+
+import "testing"
+
+func TestQualifyTables(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"CREATE TABLE IF NOT EXISTS events (a String) ENGINE = Null",
+			"CREATE TABLE IF NOT EXISTS tally_test.events (a String) ENGINE = Null"},
+		{"create table if not exists readings (a String)",
+			"CREATE TABLE IF NOT EXISTS tally_test.readings (a String)"},
+		{"-- the events\nCREATE TABLE IF NOT EXISTS dead_letters (a String)",
+			"-- the events\nCREATE TABLE IF NOT EXISTS tally_test.dead_letters (a String)"},
+	} {
+		if got := qualifyTables(tc.in, "tally_test"); got != tc.want {
+			t.Errorf("qualifyTables(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// Every embedded migration names its table through the pattern that
+	// qualifyTables rewrites.
+	migrations, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		if got := qualifyTables(m.SQL, "db_x"); got == m.SQL || !createTable.MatchString(m.SQL) {
+			t.Errorf("migration %04d_%s is not qualified by qualifyTables", m.Version, m.Name)
+		}
+	}
+}
