@@ -115,7 +115,10 @@ func (c *Config) EnsureTopics(ctx context.Context, retentionMs int64) error {
 	if !c.CreateTopics {
 		return nil
 	}
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: c.Transport(), Timeout: 10 * time.Second}
+	// A Transport keeps connections (and goroutines) until closed.
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr, Timeout: 10 * time.Second}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)
@@ -156,7 +159,9 @@ func (c *Config) EnsureTopics(ctx context.Context, retentionMs int64) error {
 // Ping checks that a broker answers and the event topic exists; it is the
 // readiness check of ingest and the aggregator.
 func (c *Config) Ping(ctx context.Context) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: c.Transport(), Timeout: 2 * time.Second}
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr, Timeout: 2 * time.Second}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.Topic}})
 	if err != nil {
 		return fmt.Errorf("kafka %v: %w", []string(c.Brokers), err)

@@ -1,0 +1,102 @@
+package ingest
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/tally-oss/tally/internal/telemetry"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// Defaults of the ingest.* flags.
+const (
+	DefaultListenAddr   = "127.0.0.1:8080"
+	DefaultMaxBodyBytes = 5 << 20
+	DefaultMaxEvents    = 10_000
+	// DefaultProduceTimeout bounds how long a request waits for Kafka's
+	// acknowledgement before it answers 503. It stays below
+	// telemetry.ShutdownTimeout so requests in flight at shutdown still get
+	// their real answer.
+	DefaultProduceTimeout = 10 * time.Second
+	// DefaultKafkaBatchTimeout is how long the writer waits to fill a batch.
+	// kafka-go's own default (1 s) would add a second to every request whose
+	// batch does not fill up.
+	DefaultKafkaBatchTimeout = 5 * time.Millisecond
+	// DefaultKafkaBatchSize is large enough that one request of a thousand
+	// events to one partition goes out as one produce request (kafka-go's
+	// default is 100).
+	DefaultKafkaBatchSize = 1000
+	// DefaultKafkaBatchBytes matches Kafka's default message.max.bytes
+	// (1 MiB plus record overhead); it is also the largest encoded event.
+	DefaultKafkaBatchBytes = 1 << 20
+)
+
+// Config holds the settings of the ingest service.
+type Config struct {
+	// ListenAddr serves the API, /metrics, /healthz and /readyz.
+	ListenAddr string
+	// MaxBodyBytes limits the request body, both as sent and after gzip
+	// decompression.
+	MaxBodyBytes int64
+	// MaxEvents limits the events of one request.
+	MaxEvents int
+	// MaxEventAge rejects events whose time is older than this.
+	MaxEventAge time.Duration
+	// ProduceTimeout bounds the wait for Kafka's acknowledgement.
+	ProduceTimeout time.Duration
+	// KafkaBatchTimeout, KafkaBatchSize and KafkaBatchBytes tune the shared
+	// kafka-go Writer.
+	KafkaBatchTimeout time.Duration
+	KafkaBatchSize    int
+	KafkaBatchBytes   int64
+}
+
+// RegisterFlags registers the ingest.* flags with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ListenAddr, "ingest.listen-addr", DefaultListenAddr, "address of the ingest API and its /metrics, /healthz, /readyz")
+	fs.Int64Var(&c.MaxBodyBytes, "ingest.max-body-bytes", DefaultMaxBodyBytes, "largest request body in bytes, also after gzip decompression (larger: 413)")
+	fs.IntVar(&c.MaxEvents, "ingest.max-events", DefaultMaxEvents, "most events in one request (more: 413)")
+	fs.DurationVar(&c.MaxEventAge, "ingest.max-event-age", schemas.DefaultMaxEventAge, "events older than this are rejected")
+	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "how long a request waits for Kafka to acknowledge its events before answering 503")
+	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long the Kafka writer waits to fill a batch (adds to request latency)")
+	fs.IntVar(&c.KafkaBatchSize, "ingest.kafka-batch-size", DefaultKafkaBatchSize, "most records in one Kafka produce batch per partition")
+	fs.Int64Var(&c.KafkaBatchBytes, "ingest.kafka-batch-bytes", DefaultKafkaBatchBytes, "largest Kafka produce batch in bytes; also the largest encoded event. Keep it at or below the topic's max.message.bytes")
+}
+
+// Validate reports every problem with the settings.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ListenAddr == "" {
+		errs = append(errs, errors.New("ingest.listen-addr is required"))
+	}
+	if c.MaxBodyBytes < 1 {
+		errs = append(errs, fmt.Errorf("ingest.max-body-bytes must be positive, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxEvents < 1 {
+		errs = append(errs, fmt.Errorf("ingest.max-events must be positive, got %d", c.MaxEvents))
+	}
+	if c.MaxEventAge <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.max-event-age must be positive, got %s", c.MaxEventAge))
+	}
+	if c.ProduceTimeout <= 0 || c.ProduceTimeout >= telemetry.ShutdownTimeout {
+		// A longer wait would let shutdown cut off requests still waiting
+		// for their acknowledgement.
+		errs = append(errs, fmt.Errorf("ingest.produce-timeout must be positive and below the shutdown timeout %s, got %s", telemetry.ShutdownTimeout, c.ProduceTimeout))
+	}
+	if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout >= c.ProduceTimeout {
+		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be positive and below ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
+	}
+	if c.KafkaBatchSize < 1 {
+		errs = append(errs, fmt.Errorf("ingest.kafka-batch-size must be positive, got %d", c.KafkaBatchSize))
+	}
+	if c.KafkaBatchBytes < minKafkaBatchBytes {
+		errs = append(errs, fmt.Errorf("ingest.kafka-batch-bytes must be at least %d, got %d", minKafkaBatchBytes, c.KafkaBatchBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// minKafkaBatchBytes keeps room for an event with every field at its
+// maximum length and some properties.
+const minKafkaBatchBytes = 16 << 10

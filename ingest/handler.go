@@ -1,0 +1,202 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// EventsRoute is the path events are posted to.
+const EventsRoute = "/api/v1/events"
+
+// Rejection names one event the request could not accept: its position
+// in the request (and its NDJSON line), its id when it has a readable one,
+// and the field at fault.
+type Rejection struct {
+	Index int    `json:"index"`
+	Line  int    `json:"line,omitempty"`
+	ID    string `json:"id"`
+	Field string `json:"field"`
+	Error string `json:"error"`
+}
+
+// Response is the 202 body; Rejected is [] rather than null when every
+// event was accepted, so clients can range over it without a nil check.
+type Response struct {
+	Accepted int         `json:"accepted"`
+	Rejected []Rejection `json:"rejected"`
+}
+
+// recordOverhead is what kafka-go adds to key and value when it sizes a
+// message against BatchBytes (length fields, timestamp, the content-type
+// header), rounded up.
+const recordOverhead = 128
+
+// recordHeaders is shared by every message; kafka-go only reads it.
+var recordHeaders = []kafka.Header{{Key: "content-type", Value: []byte(schemas.RecordContentType)}}
+
+// handler serves POST /api/v1/events behind httpapi.Authenticate.
+type handler struct {
+	cfg       Config
+	publisher Publisher
+	metrics   *metrics
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrival := h.now().UTC() // one IngestedAt for the whole request
+	org := httpapi.OrgID(r.Context())
+	if org == "" {
+		// Only reachable if the handler is mounted without Authenticate.
+		h.logger.Error("events request without an organization; is the handler behind Authenticate?")
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "request has no organization")
+		return
+	}
+	format, ok := formatOf(r.Header.Get("Content-Type"))
+	if !ok {
+		h.requestFailed(w, &requestError{http.StatusUnsupportedMediaType, httpapi.CodeUnsupportedMedia, requestUnsupported,
+			fmt.Sprintf("Content-Type %q is not supported; send application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json", r.Header.Get("Content-Type"))})
+		return
+	}
+	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), r.Header.Get("Content-Encoding"), h.cfg.MaxBodyBytes)
+	if err != nil {
+		h.requestFailed(w, err)
+		return
+	}
+	raws, err := splitEvents(body, format, h.cfg.MaxEvents)
+	if err != nil {
+		h.requestFailed(w, err)
+		return
+	}
+	if len(raws) == 0 {
+		h.metrics.requestRejected.WithLabelValues(requestEmpty).Inc()
+		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeValidation, "the request holds no events")
+		return
+	}
+	h.metrics.requestEvents.Observe(float64(len(raws)))
+
+	msgs, rejected := h.encode(org, raws, arrival)
+	if len(msgs) == 0 {
+		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
+			fmt.Sprintf("none of the %d events is valid; details name each event and field", len(raws)), rejected)
+		return
+	}
+	if err := h.publish(org, msgs); err != nil {
+		w.Header().Set("Retry-After", "1")
+		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
+			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
+				"Retry the whole request: events that were written anyway are deduplicated by id.",
+			Response{Accepted: 0, Rejected: rejected})
+		return
+	}
+	h.metrics.eventsAccepted.Add(float64(len(msgs)))
+	httpapi.WriteJSON(w, http.StatusAccepted, Response{Accepted: len(msgs), Rejected: rejected})
+}
+
+// encode validates each event and turns the valid ones into Kafka
+// messages. rejected is never nil.
+func (h *handler) encode(org string, raws []rawEvent, arrival time.Time) (msgs []kafka.Message, rejected []Rejection) {
+	rules := schemas.EventRules{Now: arrival, MaxAge: h.cfg.MaxEventAge}
+	msgs = make([]kafka.Message, 0, len(raws))
+	rejected = []Rejection{}
+	for i, re := range raws {
+		ev, err := schemas.ParseEvent(re.raw, rules)
+		if err != nil {
+			h.metrics.eventsRejected.WithLabelValues(rejectReason(err, re.raw)).Inc()
+			rejected = append(rejected, rejection(i, re, err))
+			continue
+		}
+		key, value, err := schemas.EncodeRecord(schemas.Record{OrgID: org, Event: ev, IngestedAt: arrival})
+		if err != nil { // only if properties cannot be re-encoded
+			fe := &schemas.FieldError{Field: "properties", Message: err.Error()}
+			h.metrics.eventsRejected.WithLabelValues(rejectReason(fe, re.raw)).Inc()
+			rejected = append(rejected, rejection(i, re, fe))
+			continue
+		}
+		// kafka-go fails a whole WriteMessages call when one message is
+		// larger than BatchBytes, and a retry would fail the same way: turn
+		// it into a rejection of that event instead of a 503 forever.
+		if size := int64(len(key) + len(value) + recordOverhead); size > h.cfg.KafkaBatchBytes {
+			h.metrics.eventsRejected.WithLabelValues(reasonTooLarge).Inc()
+			rejected = append(rejected, rejection(i, re, &schemas.FieldError{Field: "event",
+				Message: fmt.Sprintf("is %d bytes as a Kafka record, at most %d allowed; make properties smaller", size, h.cfg.KafkaBatchBytes)}))
+			continue
+		}
+		// The record timestamp is the arrival time, not the event time:
+		// topic retention counts from it, and a 30-day-old event must not
+		// be deleted before the aggregator has read it.
+		msgs = append(msgs, kafka.Message{Key: key, Value: value, Headers: recordHeaders, Time: arrival})
+	}
+	return msgs, rejected
+}
+
+// publish hands all records of a request to Kafka in one call (one call
+// per event would cost a round trip each; OpenMeter #702) and waits until
+// every one is acknowledged. The wait is detached from the client's
+// connection: a client that hangs up does not change whether its records
+// are written, and the outcome is still measured and logged.
+func (h *handler) publish(org string, msgs []kafka.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ProduceTimeout)
+	defer cancel()
+	start := time.Now()
+	err := h.publisher.Publish(ctx, msgs)
+	h.metrics.produceDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		h.metrics.produceErrors.Inc()
+		h.logger.Error("kafka did not acknowledge events; answered 503", "org", org, "records", len(msgs), "err", err)
+	}
+	return err
+}
+
+// requestFailed answers a request-level error.
+func (h *handler) requestFailed(w http.ResponseWriter, err error) {
+	var re *requestError
+	if !errors.As(err, &re) {
+		h.logger.Error("reading events request", "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "internal error reading the request")
+		return
+	}
+	h.metrics.requestRejected.WithLabelValues(re.reason).Inc()
+	httpapi.WriteError(w, re.status, re.code, re.message)
+}
+
+// rejection describes why event i was rejected.
+func rejection(i int, re rawEvent, err error) Rejection {
+	rej := Rejection{Index: i, Line: re.line, ID: rawEventID(re.raw), Field: "event", Error: err.Error()}
+	var fe *schemas.FieldError
+	if errors.As(err, &fe) {
+		rej.Field, rej.Error = fe.Field, fe.Message
+	}
+	return rej
+}
+
+// rawEventID returns the id of an event that failed validation, when it
+// has a string id, so that the producer can find the event. An overlong id
+// is cut rather than echoed whole.
+func rawEventID(raw []byte) string {
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(probe.ID, &id) != nil {
+		return ""
+	}
+	if utf8.RuneCountInString(id) > schemas.MaxEventIDLen {
+		id = string([]rune(id)[:schemas.MaxEventIDLen]) + "…"
+	}
+	return id
+}

@@ -1,0 +1,169 @@
+// Package ingest is the front of the pipeline: it accepts usage events over
+// HTTP (POST /api/v1/events), validates each one with schemas.ParseEvent,
+// and writes the valid ones to Kafka, keyed by organization and customer,
+// for the aggregator. A request is answered 202 only after Kafka has
+// acknowledged every accepted event on all in-sync replicas; if it has not,
+// the answer is 503 and the whole request may be retried safely.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/telemetry"
+)
+
+// Deps are what the service is built from.
+type Deps struct {
+	Kafka      *kafkaclient.Config
+	Keys       *httpapi.Keys
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Publisher is optional; nil builds the kafka-go writer from Kafka.
+	Publisher Publisher
+}
+
+// Service is the ingest HTTP server with its Kafka writer.
+type Service struct {
+	logger         *slog.Logger
+	server         *telemetry.Server
+	events         *handler
+	closePublisher func() error // nil for an injected Publisher: its owner closes it
+
+	mu       sync.Mutex
+	listened bool
+}
+
+// readinessTTL is how long a Kafka readiness result is reused: kubelets
+// and load balancers probing every second from several places then cost
+// Kafka at most one metadata request a second.
+const readinessTTL = time.Second
+
+// New builds the service; it does not connect to Kafka yet.
+func New(cfg Config, deps Deps) (*Service, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if deps.Keys == nil || deps.Keys.Len() == 0 {
+		errs = append(errs, errors.New("ingest needs at least one API key: every request would be refused"))
+	}
+	if deps.Kafka == nil && deps.Publisher == nil {
+		errs = append(errs, errors.New("ingest needs the Kafka settings or a Publisher"))
+	}
+	if deps.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		deps.Registerer = reg
+		if deps.Gatherer == nil {
+			deps.Gatherer = reg
+		}
+	}
+	if deps.Gatherer == nil {
+		errs = append(errs, errors.New("ingest needs a Prometheus Gatherer to serve /metrics"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "ingest")
+
+	s := &Service{logger: logger, server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger)}
+	publisher := deps.Publisher
+	if publisher == nil {
+		kp := newKafkaPublisher(deps.Kafka, cfg)
+		publisher, s.closePublisher = kp, kp.Close
+	}
+	if deps.Kafka != nil {
+		kafkaReady := &cachedCheck{check: deps.Kafka.Ping, ttl: readinessTTL}
+		s.server.AddCheck("kafka", kafkaReady.run)
+	}
+
+	m := newMetrics(deps.Registerer)
+	s.events = &handler{cfg: cfg, publisher: publisher, metrics: m, logger: logger, now: time.Now}
+	// Metrics wrap authentication so that 401s are counted too.
+	s.server.Mux.Handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
+	s.server.Mux.Handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
+	return s, nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, r.Method+" is not allowed here; POST events to "+EventsRoute)
+}
+
+// Handler returns the whole HTTP handler: the events API, /metrics,
+// /healthz and /readyz.
+func (s *Service) Handler() http.Handler { return s.server.Mux }
+
+// Listen binds the listen address, so that a port conflict fails start-up.
+func (s *Service) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listened {
+		return nil
+	}
+	if err := s.server.Listen(); err != nil {
+		return err
+	}
+	s.listened = true
+	return nil
+}
+
+// Addr returns the bound address after Listen.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Run serves until ctx is done, then shuts down in this order:
+//  1. stop accepting and drain in-flight requests (telemetry.Server.Run):
+//     each finishes reading and validating its body, hands its records to
+//     the writer and gets Kafka's real answer;
+//  2. close the Kafka writer.
+//
+// The other order would make every request still uploading or validating
+// at shutdown fail with io.ErrClosedPipe: a needless 503 and retry for
+// events the writer could have taken.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.logger.Info("serving events API", "addr", s.Addr())
+	err := s.server.Run(ctx)
+	if s.closePublisher != nil {
+		err = errors.Join(err, s.closePublisher())
+	}
+	return err // logged by the caller, which decides what stopping means
+}
+
+// cachedCheck reuses a readiness result for ttl. The lock is held during
+// the check so that concurrent probes wait for one answer instead of each
+// asking Kafka.
+type cachedCheck struct {
+	check telemetry.Check
+	ttl   time.Duration
+
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (c *cachedCheck) run(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
+		return c.err
+	}
+	c.err = c.check(ctx)
+	c.at = time.Now()
+	return c.err
+}
