@@ -29,6 +29,11 @@ var (
 	ErrExists   = errors.New("meter already exists")
 )
 
+// errNoOrg guards organization isolation: current treats an empty
+// organization as "all of them", so a caller that lost the organization
+// must fail rather than read (or overwrite) another organization's meter.
+var errNoOrg = errors.New("meterstore: organization id is required")
+
 // Store reads and writes meters. The connection must be bound to Tally's
 // database.
 type Store struct {
@@ -97,6 +102,12 @@ func decode(r row) (schemas.Meter, error) {
 
 // Get returns the live meter key of orgID, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, orgID, key string) (schemas.Meter, error) {
+	if orgID == "" {
+		return schemas.Meter{}, errNoOrg
+	}
+	if key == "" {
+		return schemas.Meter{}, ErrNotFound // "" would select every key
+	}
 	rows, err := s.current(ctx, orgID, key)
 	if err != nil {
 		return schemas.Meter{}, err
@@ -109,6 +120,9 @@ func (s *Store) Get(ctx context.Context, orgID, key string) (schemas.Meter, erro
 
 // List returns the live meters of orgID sorted by key.
 func (s *Store) List(ctx context.Context, orgID string) ([]schemas.Meter, error) {
+	if orgID == "" {
+		return nil, errNoOrg
+	}
 	all, err := s.listLive(ctx, orgID)
 	if err != nil {
 		return nil, err
@@ -149,6 +163,9 @@ func (s *Store) listLive(ctx context.Context, orgID string) (map[string][]schema
 // creates of one key on different query replicas can both succeed; the
 // later version wins and readings of the other revision are ignored.
 func (s *Store) Create(ctx context.Context, orgID string, m schemas.Meter) (schemas.Meter, error) {
+	if orgID == "" {
+		return schemas.Meter{}, errNoOrg
+	}
 	rows, err := s.current(ctx, orgID, m.Key)
 	if err != nil {
 		return schemas.Meter{}, err
@@ -160,6 +177,7 @@ func (s *Store) Create(ctx context.Context, orgID string, m schemas.Meter) (sche
 		}
 		prev = &rows[0]
 	}
+	m.Revision = 0 // assigned by the store, whatever the caller sent
 	return s.write(ctx, orgID, m, prev)
 }
 
@@ -168,35 +186,50 @@ func (s *Store) Create(ctx context.Context, orgID string, m schemas.Meter) (sche
 // usage); a changed definition starts a new revision. It is how meters
 // are loaded from a file at start.
 func (s *Store) Put(ctx context.Context, orgID string, m schemas.Meter) (schemas.Meter, bool, error) {
+	if orgID == "" {
+		return schemas.Meter{}, false, errNoOrg
+	}
 	rows, err := s.current(ctx, orgID, m.Key)
 	if err != nil {
 		return schemas.Meter{}, false, err
 	}
 	if len(rows) == 0 {
+		m.Revision = 0
 		out, err := s.write(ctx, orgID, m, nil)
 		return out, true, err
 	}
 	prev := rows[0]
 	if !prev.deleted {
-		if old, err := decode(prev); err == nil && schemas.SameDefinition(old, m) &&
-			old.Name == m.Name && old.Description == m.Description {
-			return old, false, nil
+		if old, err := decode(prev); err == nil && schemas.SameDefinition(old, m) {
+			if old.Name == m.Name && old.Description == m.Description {
+				return old, false, nil
+			}
+			// Only the name or description changed: the events metered
+			// are the same, so the meter keeps its revision and its usage.
+			m.Revision, m.CreatedAt = old.Revision, old.CreatedAt
+			out, err := s.write(ctx, orgID, m, &prev)
+			return out, true, err
 		}
 	}
+	m.Revision = 0
 	out, err := s.write(ctx, orgID, m, &prev)
 	return out, true, err
 }
 
+// write appends a live row for m. A zero m.Revision starts a new revision;
+// a set one is kept (a rename of an unchanged definition).
 func (s *Store) write(ctx context.Context, orgID string, m schemas.Meter, prev *row) (schemas.Meter, error) {
 	now := s.now().UTC()
 	version := uint64(now.UnixNano())
 	if prev != nil && prev.version >= version {
 		version = prev.version + 1
 	}
-	// The revision is the version that created it: unique per key and
-	// increasing, so a recreated meter never reuses an old revision.
-	m.Revision = version
-	m.CreatedAt = now.Truncate(time.Millisecond)
+	if m.Revision == 0 {
+		// The revision is the version that created it: unique per key and
+		// increasing, so a recreated meter never reuses an old revision.
+		m.Revision = version
+		m.CreatedAt = now.Truncate(time.Millisecond)
+	}
 	def, err := marshalMeter(m)
 	if err != nil {
 		return schemas.Meter{}, err
@@ -210,6 +243,12 @@ func (s *Store) write(ctx context.Context, orgID string, m schemas.Meter, prev *
 // Delete removes the live meter key of orgID, or returns ErrNotFound. Its
 // readings stay in ClickHouse but are no longer served.
 func (s *Store) Delete(ctx context.Context, orgID, key string) error {
+	if orgID == "" {
+		return errNoOrg
+	}
+	if key == "" {
+		return ErrNotFound // "" would select every key
+	}
 	rows, err := s.current(ctx, orgID, key)
 	if err != nil {
 		return err

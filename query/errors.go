@@ -1,0 +1,95 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// errorDetail is one entry of an error's details: the field of a meter
+// definition, or the query parameter, at fault.
+type errorDetail struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e *errorDetail) Error() string { return e.Field + ": " + e.Message }
+
+// fieldErrors flattens the *schemas.FieldError values of a (possibly
+// errors.Join-ed, possibly nested) error into details. Anything else is
+// reported against the whole meter.
+func fieldErrors(err error) []*errorDetail {
+	var out []*errorDetail
+	var walk func(error)
+	walk = func(err error) {
+		var fe *schemas.FieldError
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case *schemas.FieldError:
+			out = append(out, &errorDetail{Field: e.Field, Message: e.Message})
+		default:
+			if errors.As(err, &fe) {
+				out = append(out, &errorDetail{Field: fe.Field, Message: fe.Message})
+			} else if err != nil {
+				out = append(out, &errorDetail{Field: "meter", Message: err.Error()})
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// joinMessages renders details as one line for the error message.
+func joinMessages(details []*errorDetail) string {
+	parts := make([]string, len(details))
+	for i, d := range details {
+		parts[i] = d.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// quoteKey quotes a key from the URL for a message; it may be anything.
+func quoteKey(key string) string { return strconv.Quote(key) }
+
+// ClickHouse error codes that mean "busy or too slow right now", worth a
+// retry, rather than a bug in the query.
+var retryableCodes = map[int32]bool{
+	159: true, // TIMEOUT_EXCEEDED
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	241: true, // MEMORY_LIMIT_EXCEEDED
+}
+
+// writeStorageError answers a failed ClickHouse operation and logs it,
+// once, here. ClickHouse unreachable, overloaded or slower than the
+// timeout is 503 (retry later); an exception about the query itself is a
+// bug of ours, 500.
+func writeStorageError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, action string, err error) {
+	var ex *clickhouse.Exception
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		logger.Debug(action+": client gone", "path", r.URL.Path)
+		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		logger.Warn(action+": timed out", "path", r.URL.Path, "err", err)
+		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
+			"ClickHouse did not answer in time; retry, or narrow the query (shorter range, larger window_size, fewer group_by keys)")
+	case errors.As(err, &ex) && !retryableCodes[ex.Code]:
+		logger.Error(action+" failed", "path", r.URL.Path, "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, action+" failed; the error is logged")
+	default:
+		logger.Error(action+" failed", "path", r.URL.Path, "err", err)
+		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, action+": ClickHouse is unavailable; retry later")
+	}
+}

@@ -1,0 +1,187 @@
+// Package query is the end of the pipeline: it serves the meters API
+// (define, list, delete meters) and usage queries over HTTP, reading the
+// readings the aggregator wrote to ClickHouse.
+//
+// A request flows HTTP handler (usage_handler.go, params.go) -> SQL builder
+// (sql.go) -> ClickHouse reader (reader.go). Every route is authenticated
+// and scoped to the API key's organization, which is the first condition
+// of every query; every value in SQL is a bound parameter. Usage is
+// aggregated from the raw, deduplicated readings at query time, so sums
+// are exact decimals, averages are never averages of averages, and windows
+// follow the requested IANA time zone across DST changes.
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/telemetry"
+)
+
+// Routes of the query API.
+const (
+	MetersRoute = "/api/v1/meters"
+	MeterRoute  = "/api/v1/meters/{key}"
+	UsageRoute  = "/api/v1/meters/{key}/query"
+)
+
+// Deps are what the service is built from. The caller owns the ClickHouse
+// connection and closes it after Run returns.
+type Deps struct {
+	ClickHouse driver.Conn
+	Keys       *httpapi.Keys
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Service is the query HTTP server.
+type Service struct {
+	logger *slog.Logger
+	server *telemetry.Server
+	store  *meterstore.Store
+	meters metersFile // from Config.MetersFile, applied by Run
+	usage  *usageHandler
+
+	mu       sync.Mutex
+	listened bool
+}
+
+// New builds the service. It reads and validates the meters file, if
+// any, so that a broken file fails start-up before anything is served; the
+// meters are written to ClickHouse when Run starts.
+func New(cfg Config, deps Deps) (*Service, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if deps.ClickHouse == nil {
+		errs = append(errs, errors.New("query needs a ClickHouse connection"))
+	}
+	if deps.Keys == nil || deps.Keys.Len() == 0 {
+		errs = append(errs, errors.New("query needs at least one API key: every request would be refused"))
+	}
+	if deps.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		deps.Registerer = reg
+		if deps.Gatherer == nil {
+			deps.Gatherer = reg
+		}
+	}
+	if deps.Gatherer == nil {
+		errs = append(errs, errors.New("query needs a Prometheus Gatherer to serve /metrics"))
+	}
+	var file metersFile
+	if cfg.MetersFile != "" {
+		var err error
+		if file, err = readMetersFile(cfg.MetersFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "query")
+
+	m := newMetrics(deps.Registerer)
+	s := &Service{
+		logger: logger,
+		server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger),
+		store:  meterstore.New(deps.ClickHouse),
+		meters: file,
+	}
+	conn := deps.ClickHouse
+	s.server.AddCheck("clickhouse", func(ctx context.Context) error {
+		start := time.Now()
+		err := conn.Ping(ctx)
+		m.observeClickHouse("ping", start, err)
+		return err
+	})
+
+	meters := &metersHandler{store: timedStore{store: s.store, metrics: m}, logger: logger}
+	usage := &usageHandler{
+		meters: meters, reader: &clickhouseReader{conn: conn, maxRows: cfg.MaxRows, metrics: m},
+		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,
+	}
+	s.usage = usage
+	// Metrics wrap authentication so that 401s are counted too; the route
+	// label is the pattern, never the path with its meter key.
+	handle := func(pattern, route string, h http.HandlerFunc) {
+		s.server.Mux.Handle(pattern, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
+	}
+	handle("POST "+MetersRoute, MetersRoute, meters.create)
+	handle("GET "+MetersRoute, MetersRoute, meters.list)
+	handle(MetersRoute, MetersRoute, methodNotAllowed("GET, POST"))
+	handle("GET "+MeterRoute, MeterRoute, meters.get)
+	handle("DELETE "+MeterRoute, MeterRoute, meters.delete)
+	handle(MeterRoute, MeterRoute, methodNotAllowed("GET, DELETE"))
+	handle("GET "+UsageRoute, UsageRoute, usage.ServeHTTP)
+	handle(UsageRoute, UsageRoute, methodNotAllowed("GET"))
+	handle("/api/", "other", notFound)
+	return s, nil
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed,
+			r.Method+" is not allowed here; use "+allow)
+	}
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound,
+		"no API route "+r.URL.Path+"; meters are at "+MetersRoute+", usage at "+UsageRoute)
+}
+
+// Handler returns the whole HTTP handler: the API, /metrics, /healthz and
+// /readyz.
+func (s *Service) Handler() http.Handler { return s.server.Mux }
+
+// Listen binds the listen address, so that a port conflict fails start-up.
+func (s *Service) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listened {
+		return nil
+	}
+	if err := s.server.Listen(); err != nil {
+		return err
+	}
+	s.listened = true
+	return nil
+}
+
+// Addr returns the bound address after Listen.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Run applies the meters file, then serves until ctx is done and drains
+// in-flight requests. The file is applied before the first request is
+// served, so no query sees the meters half-loaded; connections that arrive
+// meanwhile wait in the listen backlog.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	if len(s.meters) > 0 {
+		if err := s.meters.apply(ctx, s.store); err != nil {
+			return err
+		}
+		s.logger.Info("applied meters file", "organizations", len(s.meters))
+	}
+	s.logger.Info("serving query API", "addr", s.Addr())
+	return s.server.Run(ctx) // logged by the caller, which decides what stopping means
+}
