@@ -1,0 +1,240 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// backfiller computes the readings of meter revisions from the events
+// stored before the live path knew them.
+//
+// Why no event is missed by both paths: a batch stores its events (step 4)
+// before it loads the meters (step 5). If that load did not include
+// revision R, R was created after it, so after the events were stored; the
+// backfill of R reads the events table after R was seen, so it finds them.
+// Why none counts twice: both paths write the same reading row for an
+// (event, revision) pair, and readings fold on their identity.
+//
+// Completion is recorded in meter_backfills; a backfill cut short by a crash
+// has no row there and is redone by the next aggregator that sees R.
+type backfiller struct {
+	conn    driver.Conn
+	store   Store
+	retry   retrier
+	metrics *metrics
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	known   map[revision]bool // queued or done in this process
+	pending []revisionWork
+	wake    chan struct{}
+}
+
+type revision struct {
+	org, key string
+	revision uint64
+}
+
+type revisionWork struct {
+	org   string
+	meter schemas.Meter
+}
+
+// backfillChunk bounds the rows held in memory and sent per insert.
+const backfillChunk = 10_000
+
+func newBackfiller(conn driver.Conn, store Store, retry retrier, m *metrics, logger *slog.Logger) *backfiller {
+	return &backfiller{conn: conn, store: store, retry: retry, metrics: m, logger: logger,
+		known: map[revision]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// observe queues the revisions not seen before. It is called by every batch
+// with the meters it loaded, and never blocks it.
+func (b *backfiller) observe(all map[string][]schemas.Meter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	added := false
+	for org, meters := range all {
+		for _, m := range meters {
+			r := revision{org: org, key: m.Key, revision: m.Revision}
+			if !b.known[r] {
+				b.known[r] = true
+				b.pending = append(b.pending, revisionWork{org: org, meter: m})
+				added = true
+			}
+		}
+	}
+	if added {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *backfiller) next() (revisionWork, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) == 0 {
+		return revisionWork{}, false
+	}
+	w := b.pending[0]
+	b.pending = b.pending[1:]
+	return w, true
+}
+
+// run backfills queued revisions one at a time until ctx is done.
+func (b *backfiller) run(ctx context.Context) {
+	var done map[revision]bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+		if done == nil {
+			// Loaded once: afterwards, this process's own completions are
+			// the only ones it needs to know about (it queues each
+			// revision once).
+			if err := b.retry.do(ctx, opBackfill, b.countRetry, func() (err error) {
+				done, err = b.completed(ctx)
+				return err
+			}); err != nil {
+				return
+			}
+		}
+		for w, ok := b.next(); ok; w, ok = b.next() {
+			r := revision{org: w.org, key: w.meter.Key, revision: w.meter.Revision}
+			if done[r] {
+				continue
+			}
+			start := time.Now()
+			var events int
+			if err := b.retry.do(ctx, opBackfill, b.countRetry, func() (err error) {
+				events, err = b.backfill(ctx, w)
+				return err
+			}); err != nil {
+				return // ctx is done; the next aggregator redoes it
+			}
+			b.metrics.backfills.Inc()
+			b.logger.Info("backfilled meter revision", "org_id", w.org, "meter", w.meter.Key,
+				"revision", w.meter.Revision, "events", events, "duration", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBackfill).Inc() }
+
+func (b *backfiller) completed(ctx context.Context) (map[revision]bool, error) {
+	rows, err := b.conn.Query(ctx, "SELECT org_id, meter_key, meter_revision FROM meter_backfills")
+	if err != nil {
+		return nil, fmt.Errorf("read meter_backfills: %w", err)
+	}
+	defer rows.Close()
+	out := map[revision]bool{}
+	for rows.Next() {
+		var r revision
+		if err := rows.Scan(&r.org, &r.key, &r.revision); err != nil {
+			return nil, fmt.Errorf("read meter_backfills: %w", err)
+		}
+		out[r] = true
+	}
+	return out, rows.Err()
+}
+
+// backfill evaluates the meter over the organization's stored events of its
+// type, writes readings and dead letters in chunks, then records
+// completion. The events table holds only first versions, so duplicates
+// are excluded; no FINAL, because unmerged copies of an event produce the
+// same rows, which fold. Dead letters go to the table only: the topic
+// carries those of the live stream.
+func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) {
+	rows, err := b.conn.Query(ctx, `SELECT customer_id, id, source, time_ns, properties, ingested_at, kafka_partition, kafka_offset
+		FROM events WHERE org_id = ? AND type = ?`, w.org, w.meter.EventType)
+	if err != nil {
+		return 0, fmt.Errorf("read events for backfill: %w", err)
+	}
+	defer rows.Close()
+	meters := []*schemas.Meter{&w.meter}
+	now := time.Now().UTC()
+	var readings []ReadingRow
+	var deadLetters []DeadLetterRow
+	n := 0
+	for rows.Next() {
+		var rec schemas.Record
+		var timeNs int64
+		var props string
+		var pos Position
+		if err := rows.Scan(&rec.Event.CustomerID, &rec.Event.ID, &rec.Event.Source, &timeNs, &props,
+			&rec.IngestedAt, &pos.Partition, &pos.Offset); err != nil {
+			return n, fmt.Errorf("read events for backfill: %w", err)
+		}
+		n++
+		rec.OrgID, rec.Event.Type = w.org, w.meter.EventType
+		rec.Event.Time = time.Unix(0, timeNs).UTC()
+		rec.Event.Properties = json.RawMessage(props)
+		rec.IngestedAt = rec.IngestedAt.UTC()
+		rs, failures := evaluate(rec, rec.IngestedAt, meters)
+		readings = append(readings, rs...)
+		for _, f := range failures {
+			deadLetters = append(deadLetters, backfillDeadLetter(rec, pos, f, now))
+		}
+		if len(readings)+len(deadLetters) >= backfillChunk {
+			if err := b.flush(ctx, readings, deadLetters); err != nil {
+				return n, err
+			}
+			readings, deadLetters = readings[:0], deadLetters[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("read events for backfill: %w", err)
+	}
+	if err := b.flush(ctx, readings, deadLetters); err != nil {
+		return n, err
+	}
+	return n, b.markCompleted(ctx, w, n)
+}
+
+func (b *backfiller) flush(ctx context.Context, readings []ReadingRow, deadLetters []DeadLetterRow) error {
+	if err := b.store.InsertReadings(ctx, readings); err != nil {
+		return err
+	}
+	return b.store.InsertDeadLetters(ctx, deadLetters)
+}
+
+func (b *backfiller) markCompleted(ctx context.Context, w revisionWork, events int) error {
+	batch, err := b.conn.PrepareBatch(ctx, "INSERT INTO meter_backfills (org_id, meter_key, meter_revision, events, completed_at)")
+	if err != nil {
+		return fmt.Errorf("record backfill: %w", err)
+	}
+	if err := batch.Append(w.org, w.meter.Key, w.meter.Revision, uint64(events), time.Now().UTC().Truncate(time.Second)); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("record backfill: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("record backfill: %w", err)
+	}
+	return nil
+}
+
+// backfillDeadLetter rebuilds the dead letter the live path writes for the
+// same event and meter; it has the same identity, so the two fold.
+func backfillDeadLetter(rec schemas.Record, pos Position, f evalFailure, now time.Time) DeadLetterRow {
+	key, value, err := schemas.EncodeRecord(rec)
+	if err != nil {
+		value = nil // the row is still worth having without its payload
+	}
+	return DeadLetterRow{
+		OrgID: rec.OrgID, CustomerID: rec.Event.CustomerID, EventID: rec.Event.ID, EventType: rec.Event.Type,
+		MeterKey: f.meterKey, Reason: f.reason, Message: f.message, Payload: value, Key: key,
+		Time: rec.Event.Time, IngestedAt: rec.IngestedAt, DeadLetteredAt: now, Position: pos,
+	}
+}

@@ -1,0 +1,204 @@
+package aggregator
+
+import (
+	"context"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// MeterSource lists the live meters of every organization. It is called
+// for every batch, so a meter takes effect with the next batch.
+// meterstore.Store satisfies it. A non-nil map returned with an error means
+// that some stored meters could not be read; the others are used.
+type MeterSource interface {
+	ListAll(ctx context.Context) (map[string][]schemas.Meter, error)
+}
+
+// processor turns one partition's batch of records into rows. Its Store,
+// MeterSource and DeadLetterPublisher retry on their own, so process fails
+// only when ctx ends, and then nothing may be committed.
+type processor struct {
+	store     Store
+	meters    MeterSource
+	publisher DeadLetterPublisher
+	backfill  *backfiller // nil when disabled
+	now       func() time.Time
+}
+
+// batchResult is what a stored batch reports once its offset is committed.
+type batchResult struct {
+	outcomes    map[string]int
+	deadLetters map[string]int // by reason
+	ingestedAt  []time.Time    // of the events stored, for pipeline latency
+}
+
+// record is one Kafka record of the batch and what became of it.
+type record struct {
+	msg     kafka.Message
+	rec     schemas.Record
+	key     EventKey
+	outcome string
+}
+
+// process runs steps 1-8 for msgs, records of one partition in offset
+// order. The caller commits (step 9) only if it returns nil.
+func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchResult, error) {
+	now := p.now().UTC()
+	res := &batchResult{outcomes: map[string]int{}, deadLetters: map[string]int{}}
+
+	// 1. Decode. An unreadable record is dead-lettered with its position
+	// (it has no identity) instead of stalling the partition.
+	records := make([]record, len(msgs))
+	var deadLetters []DeadLetterRow
+	for i, msg := range msgs {
+		records[i].msg = msg
+		rec, err := schemas.DecodeRecord(msg.Value)
+		if err != nil {
+			records[i].outcome = outcomeDeadLettered
+			deadLetters = append(deadLetters, malformedDeadLetter(msg, err, now))
+			continue
+		}
+		records[i].rec = rec
+		records[i].key = EventKey{OrgID: rec.OrgID, CustomerID: rec.Event.CustomerID, ID: rec.Event.ID}
+	}
+
+	// 2. In-batch dedup: records arrive in offset order, so the first
+	// occurrence of an identity is its earliest version in this batch.
+	first := make(map[EventKey]int)
+	var keys []EventKey
+	for i := range records {
+		r := &records[i]
+		if r.outcome != "" {
+			continue
+		}
+		if _, seen := first[r.key]; seen {
+			r.outcome = outcomeDuplicate
+			continue
+		}
+		first[r.key] = i
+		keys = append(keys, r.key)
+	}
+
+	// 3. Look up earlier batches. A stored row at this record's own position
+	// is this very record, written before a crash or rebalance cut the batch
+	// short: it is processed again, which is idempotent and repairs any rows
+	// the interrupted attempt did not write. A row at another position is an
+	// earlier version: this one is a duplicate and changes nothing.
+	stored, err := p.store.StoredVersions(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	var events []EventRow
+	var accepted []*record
+	for _, k := range keys {
+		r := &records[first[k]]
+		pos := position(r.msg)
+		if positions, ok := stored[k]; ok && !containsPosition(positions, pos) {
+			r.outcome = outcomeDuplicate
+			continue
+		}
+		accepted = append(accepted, r)
+		events = append(events, eventRow(r, pos))
+	}
+
+	// 4. Store the raw first versions. This comes before evaluating so that
+	// a meter created after step 5 finds these events when it is backfilled
+	// (no event is missed by both paths), and so that the next batch's
+	// lookup (step 3) sees them.
+	if err := p.store.InsertEvents(ctx, events); err != nil {
+		return nil, err
+	}
+
+	// 5. Load the meters, after step 4 (see there).
+	meters, err := p.meters.ListAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.backfill != nil {
+		p.backfill.observe(meters)
+	}
+
+	// 6. Evaluate each stored event against its organization's meters of
+	// its type.
+	index := indexMeters(meters)
+	var readings []ReadingRow
+	for _, r := range accepted {
+		ingested := ingestedAt(r.rec, r.msg)
+		rs, dls := evaluate(r.rec, ingested, index[r.key.OrgID][r.rec.Event.Type])
+		readings = append(readings, rs...)
+		for i := range dls {
+			deadLetters = append(deadLetters, evalDeadLetter(r, dls[i], now))
+		}
+		switch {
+		case len(dls) > 0:
+			r.outcome = outcomeDeadLettered
+		case len(rs) > 0:
+			r.outcome = outcomeMetered
+		default:
+			r.outcome = outcomeUnmatched
+		}
+		res.ingestedAt = append(res.ingestedAt, ingested)
+	}
+
+	// 7. Store readings and dead letters.
+	if err := p.store.InsertReadings(ctx, readings); err != nil {
+		return nil, err
+	}
+	if err := p.store.InsertDeadLetters(ctx, deadLetters); err != nil {
+		return nil, err
+	}
+
+	// 8. Publish the dead letters, so whoever replays them learns of them
+	// without polling ClickHouse. After this the batch may be committed.
+	if err := p.publisher.PublishDeadLetters(ctx, deadLetters); err != nil {
+		return nil, err
+	}
+
+	for i := range records {
+		res.outcomes[records[i].outcome]++
+	}
+	for _, dl := range deadLetters {
+		res.deadLetters[dl.Reason]++
+	}
+	return res, nil
+}
+
+func position(msg kafka.Message) Position {
+	return Position{Partition: int32(msg.Partition), Offset: msg.Offset}
+}
+
+func containsPosition(ps []Position, p Position) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func eventRow(r *record, pos Position) EventRow {
+	ev := r.rec.Event
+	return EventRow{
+		EventKey: r.key, Type: ev.Type, Source: ev.Source, Time: ev.Time,
+		Properties: string(ev.Properties), IngestedAt: ingestedAt(r.rec, r.msg), Position: pos,
+	}
+}
+
+// ingestedAt falls back to the record's Kafka timestamp for records that
+// lack it; both are fixed by the log, so a redelivery writes the same row.
+func ingestedAt(rec schemas.Record, msg kafka.Message) time.Time {
+	if !rec.IngestedAt.IsZero() {
+		return rec.IngestedAt
+	}
+	return recordTime(msg)
+}
+
+func recordTime(msg kafka.Message) time.Time {
+	if msg.Time.Unix() <= 0 {
+		return time.Unix(0, 0).UTC() // DateTime starts at the epoch
+	}
+	return msg.Time.UTC()
+}

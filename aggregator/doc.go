@@ -1,0 +1,69 @@
+// Package aggregator is the middle of the pipeline: it consumes the event
+// topic in a Kafka consumer group, applies each organization's meters to
+// every event, and writes raw events, readings (what one event contributes
+// to one meter revision) and dead letters to ClickHouse, committing a
+// batch's offset only after all of it is durable.
+//
+// # Exactly once, from the data model
+//
+// An event's identity is (org_id, customer_id, id) and its first accepted
+// version wins. kafka-go has no idempotent producer and ClickHouse 18.16 no
+// insert deduplication tokens; a retried insert may write a block twice and
+// a crash or rebalance redelivers uncommitted records. So every table the
+// aggregator writes is a ReplacingMergeTree whose sort key is the row's
+// identity, and identical rows written twice fold (the query service reads
+// readings with FINAL). What remains is to write readings for the first
+// version only. Ingest keys records by organization and customer, so every
+// version of an identity is in one partition, in log order: within a batch
+// the lowest offset wins; across batches the events table answers, since it
+// holds the stored first version with its Kafka position. A stored row at
+// the record's own position is the record itself, redelivered: it is
+// processed again, idempotently, which also repairs a crash between the
+// events and readings inserts. A stored row elsewhere makes the record a
+// duplicate that changes nothing.
+//
+// # One batch, in order
+//
+//  1. decode the records; unreadable ones are dead-lettered by position
+//  2. deduplicate within the batch
+//  3. look up the identities in the events table (an external table of keys)
+//  4. insert the first versions and redeliveries into events
+//  5. load the meters (after 4: see backfill.go)
+//  6. evaluate the meters of each event's organization and type
+//  7. insert readings and dead letters
+//  8. publish dead letters to the dead-letter topic
+//  9. commit the offset, only after 4, 7 and 8 succeeded
+//  10. observe the pipeline latency of the stored events
+//
+// ClickHouse and dead-letter failures are retried with exponential backoff
+// for as long as it takes, without committing; the retries wrap the Store,
+// MeterSource and DeadLetterPublisher interfaces, not the call sites.
+// Readiness reports a partition that makes no progress.
+//
+// # Consumer group
+//
+// The consumer uses kafka-go's ConsumerGroup directly rather than a Reader
+// with a GroupID. Such a Reader hides its assignment, and health must know
+// whether this process holds partitions: OpenMeter's sink once lost its
+// assignment and reported healthy for 16 hours. For each generation, every
+// assigned partition gets its own loop with a single-partition Reader
+// positioned at the committed offset; it cuts batches of BatchSize records
+// or BatchLinger after the first, processes them and commits through the
+// generation. Partitions run in parallel and independently, because an
+// identity never spans partitions. When a rebalance ends the generation,
+// fetching stops and an uncommitted batch is abandoned; the next owner gets
+// it again, which the data model makes harmless. Each member also checks
+// that every partition of the topic has an owner and forces a rebalance
+// if not (assignment.go): kafka-go alone can leave a partition created
+// during a join unowned for good.
+//
+// Do not add partitions to the event topic while it holds records: the
+// key-to-partition mapping changes, an identity's versions can then sit in
+// two partitions consumed in parallel, and "first version" loses its
+// meaning. Create the topic with the partitions it will need.
+//
+// The dead-letter topic is at least once: a redelivered batch publishes
+// its dead letters again. Consumers of that topic deduplicate by
+// (org_id, customer_id, event_id, meter_key, partition, offset), the
+// identity of the dead_letters table.
+package aggregator

@@ -1,0 +1,102 @@
+package aggregator
+
+import (
+	"errors"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// meterIndex finds the meters that apply to an event: by organization, then
+// by event type. Meters of other organizations are never consulted.
+type meterIndex map[string]map[string][]*schemas.Meter
+
+func indexMeters(all map[string][]schemas.Meter) meterIndex {
+	idx := make(meterIndex, len(all))
+	for org, meters := range all {
+		byType := make(map[string][]*schemas.Meter)
+		for i := range meters {
+			m := &meters[i]
+			byType[m.EventType] = append(byType[m.EventType], m)
+		}
+		idx[org] = byType
+	}
+	return idx
+}
+
+// evalFailure is why one meter cannot meter an event.
+type evalFailure struct {
+	meterKey, reason, message string
+}
+
+// reasonEvaluationFailed covers an error Evaluate is not documented to
+// return; dead-lettering it keeps the partition moving.
+const reasonEvaluationFailed = "evaluation_failed"
+
+// evaluate applies meters (all of the event's organization and type) to one
+// event: a reading for each meter that matches, a failure for each that
+// matches but cannot meter it, nothing for the others.
+func evaluate(rec schemas.Record, ingested time.Time, meters []*schemas.Meter) ([]ReadingRow, []evalFailure) {
+	if len(meters) == 0 {
+		return nil, nil // most events: skip decoding the properties
+	}
+	props, err := schemas.DecodeProperties(rec.Event.Properties)
+	if err != nil {
+		failures := make([]evalFailure, 0, len(meters))
+		for _, m := range meters {
+			failures = append(failures, failureOf(m.Key, err))
+		}
+		return nil, failures
+	}
+	var readings []ReadingRow
+	var failures []evalFailure
+	for _, m := range meters {
+		r, matched, err := m.Evaluate(props)
+		switch {
+		case err != nil:
+			failures = append(failures, failureOf(m.Key, err))
+		case matched:
+			readings = append(readings, ReadingRow{
+				OrgID: rec.OrgID, MeterKey: m.Key, MeterRevision: m.Revision,
+				CustomerID: rec.Event.CustomerID, EventID: rec.Event.ID, Time: rec.Event.Time,
+				Value: r.Value, DistinctValue: r.Distinct,
+				GroupKeys: m.GroupKeys(), GroupValues: r.GroupValues, IngestedAt: ingested,
+			})
+		}
+	}
+	return readings, failures
+}
+
+func failureOf(meterKey string, err error) evalFailure {
+	var ee *schemas.EvalError
+	if errors.As(err, &ee) {
+		return evalFailure{meterKey: meterKey, reason: ee.Reason, message: ee.Message}
+	}
+	return evalFailure{meterKey: meterKey, reason: reasonEvaluationFailed, message: err.Error()}
+}
+
+func evalDeadLetter(r *record, f evalFailure, now time.Time) DeadLetterRow {
+	ev := r.rec.Event
+	return DeadLetterRow{
+		OrgID: r.rec.OrgID, CustomerID: ev.CustomerID, EventID: ev.ID, EventType: ev.Type,
+		MeterKey: f.meterKey, Reason: f.reason, Message: f.message,
+		Payload: r.msg.Value, Key: r.msg.Key,
+		Time: ev.Time, IngestedAt: ingestedAt(r.rec, r.msg), DeadLetteredAt: now,
+		Position: position(r.msg),
+	}
+}
+
+// malformedDeadLetter records an unreadable record. It has no identity, so
+// its Kafka position (part of the dead_letters sort key) keeps it apart
+// from other unreadable records, and its Kafka timestamp stands in for the
+// times: both are fixed by the log, so a redelivery writes the same row.
+func malformedDeadLetter(msg kafka.Message, err error, now time.Time) DeadLetterRow {
+	t := recordTime(msg)
+	return DeadLetterRow{
+		Reason: schemas.ReasonRecordMalformed, Message: err.Error(),
+		Payload: msg.Value, Key: msg.Key,
+		Time: t, IngestedAt: t, DeadLetteredAt: now, Position: position(msg),
+	}
+}

@@ -1,0 +1,142 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// consumerState is what this member knows about its share of the topic:
+// the generation, the partitions it holds and how far each is committed.
+// It backs the "consumer" readiness check and the lag gauges. OpenMeter's
+// sink once lost its assignment and stayed healthy for 16 hours; here
+// readiness fails as soon as this member holds no partitions, and when a
+// partition it holds has lag but makes no progress.
+type consumerState struct {
+	stallTimeout time.Duration
+	metrics      *metrics
+	now          func() time.Time
+
+	mu         sync.Mutex
+	active     bool
+	generation int32
+	partitions map[int]*partitionState
+}
+
+type partitionState struct {
+	position   int64 // committed offset, or the first fetched one before any commit; -1 unknown
+	highWater  int64 // from the last fetched record; 0 until one is fetched
+	progressAt time.Time
+}
+
+func (p *partitionState) lag() int64 {
+	if p.position < 0 || p.highWater <= p.position {
+		return 0
+	}
+	return p.highWater - p.position
+}
+
+func newConsumerState(stallTimeout time.Duration, m *metrics) *consumerState {
+	return &consumerState{stallTimeout: stallTimeout, metrics: m, now: time.Now, partitions: map[int]*partitionState{}}
+}
+
+func (s *consumerState) startGeneration(id int32, assigned []kafka.PartitionAssignment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active, s.generation = true, id
+	s.partitions = make(map[int]*partitionState, len(assigned))
+	now := s.now()
+	for _, a := range assigned {
+		pos := a.Offset
+		if pos < 0 {
+			pos = -1 // FirstOffset: known once the first record is fetched
+		}
+		s.partitions[a.ID] = &partitionState{position: pos, progressAt: now}
+	}
+	s.metrics.assigned.Set(float64(len(assigned)))
+}
+
+// endGeneration forgets the revoked partitions, lag series included: a
+// stale lag gauge of a partition another member now consumes would page
+// someone for nothing.
+func (s *consumerState) endGeneration() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.partitions {
+		s.metrics.lag.DeleteLabelValues(strconv.Itoa(id))
+	}
+	s.active, s.partitions = false, map[int]*partitionState{}
+	s.metrics.assigned.Set(0)
+}
+
+// fetched records the high watermark seen with the records at the head of
+// a new batch starting at offset.
+func (s *consumerState) fetched(partition int, offset, highWater int64) {
+	s.update(partition, func(p *partitionState) {
+		if p.position < 0 {
+			p.position = offset
+		}
+		p.highWater = max(p.highWater, highWater)
+	})
+}
+
+// committed records a successful commit of offset (the next to read).
+func (s *consumerState) committed(partition int, offset int64) {
+	s.update(partition, func(p *partitionState) {
+		p.position = offset
+		p.progressAt = s.now()
+	})
+}
+
+func (s *consumerState) update(partition int, f func(*partitionState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.partitions[partition]
+	if !ok {
+		return // revoked meanwhile
+	}
+	f(p)
+	s.metrics.lag.WithLabelValues(strconv.Itoa(partition)).Set(float64(p.lag()))
+}
+
+// check is the "consumer" readiness check.
+func (s *consumerState) check(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
+		return errors.New("not in a consumer group generation (joining or rebalancing)")
+	}
+	if len(s.partitions) == 0 {
+		return fmt.Errorf("holds no partitions in generation %d (more aggregators than partitions?)", s.generation)
+	}
+	now := s.now()
+	var stalled []string
+	for id, p := range s.partitions {
+		if idle := now.Sub(p.progressAt); p.lag() > 0 && idle > s.stallTimeout {
+			stalled = append(stalled, fmt.Sprintf("partition %d: lag %d, no commit for %s", id, p.lag(), idle.Round(time.Second)))
+		}
+	}
+	if len(stalled) > 0 {
+		sort.Strings(stalled)
+		return fmt.Errorf("stalled: %v", stalled)
+	}
+	return nil
+}
+
+// assignment returns the partitions held, for tests and logs.
+func (s *consumerState) assignment() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int, 0, len(s.partitions))
+	for id := range s.partitions {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	return ids
+}

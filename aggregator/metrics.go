@@ -1,0 +1,111 @@
+package aggregator
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Outcomes of tally_aggregator_events_total, one per record.
+const (
+	outcomeMetered      = "metered"       // at least one reading, no dead letter
+	outcomeDuplicate    = "duplicate"     // a later version of a stored identity: changes nothing
+	outcomeDeadLettered = "dead_lettered" // unreadable, or some meter could not meter it
+	outcomeUnmatched    = "unmatched"     // stored, but no meter counts it
+)
+
+// Tables (and other operations) named in metric labels.
+const (
+	tableEvents      = "events"
+	tableReadings    = "readings"
+	tableDeadLetters = "dead_letters"
+
+	opLookupEvents       = "lookup_events"
+	opLoadMeters         = "load_meters"
+	opPublishDeadLetters = "publish_dead_letters"
+	opBackfill           = "backfill"
+)
+
+// metrics are the aggregator's Prometheus metrics. Labels are outcomes,
+// reasons, tables and partition numbers; never an organization or customer.
+type metrics struct {
+	events          *prometheus.CounterVec
+	lag             *prometheus.GaugeVec
+	assigned        prometheus.Gauge
+	insertDuration  *prometheus.HistogramVec
+	insertRows      *prometheus.HistogramVec
+	insertRetries   *prometheus.CounterVec
+	otherRetries    *prometheus.CounterVec
+	pipelineLatency prometheus.Histogram
+	deadLetters     *prometheus.CounterVec
+	commits         prometheus.Counter
+	commitErrors    prometheus.Counter
+	rebalances      prometheus.Counter
+	batchDuration   prometheus.Histogram
+	backfills       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_events_total",
+			Help: "Records processed, by outcome: metered, duplicate, dead_lettered or unmatched.",
+		}, []string{"outcome"}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tally_aggregator_consumer_lag_messages",
+			Help: "High watermark minus committed offset of each partition this member holds.",
+		}, []string{"partition"}),
+		assigned: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_aggregator_assigned_partitions",
+			Help: "Partitions of the event topic this member holds in the current generation.",
+		}),
+		insertDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_insert_duration_seconds",
+			Help:    "Duration of one ClickHouse insert attempt, by table.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"table"}),
+		insertRows: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_insert_batch_rows",
+			Help:    "Rows of one successful ClickHouse insert, by table.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10), // 1 .. 262144
+		}, []string{"table"}),
+		insertRetries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_insert_retries_total",
+			Help: "Failed ClickHouse inserts that are retried, by table.",
+		}, []string{"table"}),
+		otherRetries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_retries_total",
+			Help: "Other failed operations that are retried: lookup_events, load_meters, publish_dead_letters, backfill.",
+		}, []string{"operation"}),
+		pipelineLatency: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_pipeline_latency_seconds",
+			Help:    "Time from acceptance at ingest until the event's batch was stored and committed.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_dead_letters_total",
+			Help: "Dead letters written (one per event and meter), by reason.",
+		}, []string{"reason"}),
+		commits: f.NewCounter(prometheus.CounterOpts{
+			Name: "tally_aggregator_commits_total",
+			Help: "Offsets committed after a batch was stored.",
+		}),
+		commitErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "tally_aggregator_commit_errors_total",
+			Help: "Offset commits that failed; the next batch's commit covers them, or the batch is redelivered.",
+		}),
+		rebalances: f.NewCounter(prometheus.CounterOpts{
+			Name: "tally_aggregator_rebalances_total",
+			Help: "Consumer group generations this member joined.",
+		}),
+		batchDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_batch_duration_seconds",
+			Help:    "Time to process one batch, from decoding to the committed offset.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		backfills: f.NewCounter(prometheus.CounterOpts{
+			Name: "tally_aggregator_backfills_total",
+			Help: "Meter revisions whose readings were computed from the stored events.",
+		}),
+	}
+}

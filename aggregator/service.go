@@ -1,0 +1,185 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/telemetry"
+)
+
+// Deps are what the service is built from.
+type Deps struct {
+	Kafka *kafkaclient.Config
+	// ClickHouse must be bound to Tally's database.
+	ClickHouse driver.Conn
+	// Meters is optional; nil reads them from ClickHouse (meterstore).
+	Meters     MeterSource
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Service is the aggregator: the consumer, its ClickHouse writer and
+// dead-letter publisher, and the telemetry server.
+type Service struct {
+	cfg       Config
+	logger    *slog.Logger
+	server    *telemetry.Server
+	consumer  *consumer
+	publisher *kafkaPublisher
+	backfill  *backfiller // nil when disabled
+
+	mu       sync.Mutex
+	listened bool
+}
+
+// New builds the service; it connects to nothing yet.
+func New(cfg Config, deps Deps) (*Service, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if deps.Kafka == nil || len(deps.Kafka.Brokers) == 0 || deps.Kafka.Topic == "" || deps.Kafka.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("aggregator needs Kafka brokers, the event topic and the dead-letter topic"))
+	}
+	if deps.ClickHouse == nil {
+		errs = append(errs, errors.New("aggregator needs a ClickHouse connection"))
+	}
+	if deps.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		deps.Registerer = reg
+		if deps.Gatherer == nil {
+			deps.Gatherer = reg
+		}
+	}
+	if deps.Gatherer == nil {
+		errs = append(errs, errors.New("aggregator needs a Prometheus Gatherer to serve /metrics"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "aggregator")
+	if deps.Meters == nil {
+		deps.Meters = meterstore.New(deps.ClickHouse)
+	}
+
+	m := newMetrics(deps.Registerer)
+	retry := retrier{initial: cfg.RetryInitialInterval, max: cfg.RetryMaxInterval, logger: logger}
+	store := &retryingStore{next: &clickhouseStore{conn: deps.ClickHouse, metrics: m}, retry: retry, metrics: m}
+	publisher := newKafkaPublisher(deps.Kafka)
+	proc := &processor{
+		store:     store,
+		meters:    &retryingMeters{next: deps.Meters, retry: retry, metrics: m},
+		publisher: &retryingPublisher{next: publisher, retry: retry, metrics: m},
+		now:       time.Now,
+	}
+	s := &Service{cfg: cfg, logger: logger, publisher: publisher,
+		server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger)}
+	if cfg.Backfill {
+		s.backfill = newBackfiller(deps.ClickHouse, store, retry, m, logger)
+		proc.backfill = s.backfill
+	}
+	state := newConsumerState(cfg.StallTimeout, m)
+	s.consumer = &consumer{cfg: cfg, kafka: deps.Kafka, proc: proc, state: state, metrics: m, logger: logger}
+
+	s.server.AddCheck("clickhouse", deps.ClickHouse.Ping)
+	s.server.AddCheck("kafka", deps.Kafka.Ping)
+	s.server.AddCheck("consumer", state.check)
+	return s, nil
+}
+
+// Listen binds the listen address, so that a port conflict fails start-up.
+func (s *Service) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listened {
+		return nil
+	}
+	if err := s.server.Listen(); err != nil {
+		return err
+	}
+	s.listened = true
+	return nil
+}
+
+// Addr returns the bound address after Listen.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Run consumes until ctx is done, then shuts down in this order:
+//  1. stop fetching; let each partition's in-flight batch finish and commit
+//     for up to DrainTimeout, then abandon it uncommitted (the next owner
+//     gets it again, which is safe by design);
+//  2. leave the consumer group, so the partitions move to another member
+//     now rather than after the session timeout;
+//  3. close the dead-letter writer, which the drained batches may still
+//     have needed in step 1;
+//  4. stop the HTTP server last, so /readyz reports "not ready" and
+//     /metrics stays scrapable for as long as the process consumes.
+//
+// If the HTTP server fails, the consumer stops too: an aggregator whose
+// health nobody can see must not keep its partitions.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.logger.Info("serving metrics and health", "addr", s.Addr())
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() {
+		httpDone <- s.server.Run(httpCtx)
+		stopRun()
+	}()
+
+	// hard ends the drain of step 1.
+	hard, abandon := context.WithCancel(context.Background())
+	defer abandon()
+	go func() {
+		select {
+		case <-runCtx.Done():
+		case <-hard.Done():
+			return
+		}
+		select {
+		case <-time.After(s.cfg.DrainTimeout):
+			abandon()
+		case <-hard.Done():
+		}
+	}()
+
+	var backfillDone chan struct{}
+	if s.backfill != nil {
+		backfillDone = make(chan struct{})
+		go func() {
+			defer close(backfillDone)
+			s.backfill.run(runCtx)
+		}()
+	}
+
+	err := s.consumer.run(runCtx, hard) // steps 1 and 2
+	if backfillDone != nil {
+		<-backfillDone
+	}
+	err = errors.Join(err, s.publisher.Close()) // step 3
+	stopHTTP()                                  // step 4
+	err = errors.Join(err, <-httpDone)
+	if err != nil {
+		return err // logged by the caller, which decides what stopping means
+	}
+	s.logger.Info("aggregator stopped")
+	return nil
+}

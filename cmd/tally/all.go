@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tally-oss/tally/aggregator"
+	"github.com/tally-oss/tally/ingest"
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/chserver"
+	"github.com/tally-oss/tally/internal/devstack"
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/query"
+)
+
+// devOrgID is the organization `tally all` creates for local use.
+const devOrgID = "dev"
+
+type allFlags struct {
+	common      commonFlags
+	keys        keyFlags
+	kafka       kafkaclient.Config
+	ch          chclient.Config
+	ingest      ingest.Config
+	aggregator  aggregator.Config
+	query       query.Config
+	dataDir     string
+	devAPIKey   string
+	kafkaPort   int
+	syncWrites  bool
+	retention   time.Duration
+	retainBytes int64
+	chPort      int
+}
+
+func (a *allFlags) register(fs *flag.FlagSet) {
+	a.common.register(fs)
+	a.keys.register(fs)
+	a.kafka.RegisterFlags(fs)
+	a.ch.RegisterFlags(fs)
+	a.ingest.RegisterFlags(fs)
+	a.aggregator.RegisterFlags(fs)
+	a.query.RegisterFlags(fs)
+	fs.StringVar(&a.dataDir, "data-dir", "./data", "where the embedded broker and ClickHouse keep their data")
+	fs.StringVar(&a.devAPIKey, "dev-api-key", "", "API key of the development organization \"dev\" (default: generated once and kept in the data dir)")
+	fs.IntVar(&a.kafkaPort, "dev.kafka-port", 9092, "port of the embedded Kafka-protocol broker (used unless kafka.brokers is set)")
+	fs.BoolVar(&a.syncWrites, "dev.kafka-sync-writes", true, "fsync every produced batch in the embedded broker before it is acknowledged")
+	fs.DurationVar(&a.retention, "dev.kafka-retention", 7*24*time.Hour, "how long the embedded broker keeps records at most")
+	fs.Int64Var(&a.retainBytes, "dev.kafka-retention-bytes", 1<<30, "bytes the embedded broker keeps per partition at most")
+	fs.IntVar(&a.chPort, "dev.clickhouse-port", 0, "native port of the embedded ClickHouse server (0: a free port; used unless clickhouse.addr is set)")
+}
+
+func runAll(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	var a allFlags
+	a.register(fs)
+	if err := parseFlags(fs, args, a.kafka.Validate, a.ch.Validate, a.ingest.Validate, a.aggregator.Validate, a.query.Validate); err != nil {
+		return err
+	}
+	logger, err := a.common.logger()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.dataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	var keys httpapi.Keys
+	devKey, err := a.devKey()
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(keys.Add(devOrgID, devKey), a.keys.load(&keys)); err != nil {
+		return err
+	}
+
+	// Dependencies start first and stop last: the embedded broker, then
+	// ClickHouse. Deferred calls run in reverse, after every service is down.
+	if !isSet(fs, "kafka.brokers") {
+		broker, err := devstack.StartBroker(devstack.BrokerOptions{
+			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites,
+			RetentionMs: a.retention.Milliseconds(), RetentionBytes: a.retainBytes, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer broker.Close() // last: flushes the log to disk
+		a.kafka.Brokers = broker.Addrs()
+		logger.Info("embedded kafka-protocol broker started", "addr", strings.Join(broker.Addrs(), ","), "dir", filepath.Join(a.dataDir, "kafka"))
+		trimCtx, stopTrim := context.WithCancel(context.Background())
+		defer stopTrim()
+		go broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
+	}
+	if !isSet(fs, "clickhouse.addr") {
+		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				logger.Error("stop clickhouse", "err", err)
+			}
+		}()
+		a.ch.Addr = srv.Addr()
+		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
+	}
+	if err := a.kafka.EnsureTopics(ctx, a.retention.Milliseconds()); err != nil {
+		return err
+	}
+	conn, err := openClickHouse(ctx, &a.ch, true, logger)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	q, err := newQuery(ctx, a.query, conn, &keys, logger)
+	if err != nil {
+		return err
+	}
+	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger)
+	if err != nil {
+		return err
+	}
+	in, err := newIngest(a.ingest, &a.kafka, &keys, logger)
+	if err != nil {
+		return err
+	}
+	// Stop order: ingest first (no new events are accepted), then the
+	// aggregator (it drains what ingest produced and commits), then query.
+	services := []namedRunner{{"ingest", in}, {"aggregator", agg}, {"query", q}}
+	for _, s := range services {
+		if err := s.svc.Listen(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	printBanner(in.Addr(), q.Addr(), agg.Addr(), devKey, a.devAPIKey == "")
+	return runInOrder(ctx, services, logger)
+}
+
+type namedRunner struct {
+	name string
+	svc  runner
+}
+
+// runInOrder runs every service until ctx is done or one fails, then stops
+// them one at a time in slice order.
+func runInOrder(ctx context.Context, services []namedRunner, logger *slog.Logger) error {
+	type result struct {
+		name string
+		err  error
+	}
+	failed := make(chan result, len(services))
+	cancels := make([]context.CancelFunc, len(services))
+	dones := make([]chan error, len(services))
+	for i, s := range services {
+		sctx, cancel := context.WithCancel(context.Background())
+		cancels[i], dones[i] = cancel, make(chan error, 1)
+		go func() {
+			err := s.svc.Run(sctx)
+			dones[i] <- err
+			if sctx.Err() == nil {
+				failed <- result{s.name, err}
+			}
+		}()
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case r := <-failed:
+		first = fmt.Errorf("%s stopped: %v", r.name, r.err)
+		logger.Error("service stopped; shutting down", "service", r.name, "err", r.err)
+	}
+	for i, s := range services {
+		cancels[i]()
+		if err := <-dones[i]; err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", s.name, err)
+		}
+		logger.Info("stopped", "service", s.name)
+	}
+	return first
+}
+
+// devKey returns the development organization's API key: the configured
+// one, else the one generated on an earlier run, else a new one kept in the
+// data dir so that a restart does not invalidate it.
+func (a *allFlags) devKey() (string, error) {
+	if a.devAPIKey != "" {
+		return a.devAPIKey, nil
+	}
+	path := filepath.Join(a.dataDir, "dev-api-key")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= httpapi.MinKeyLength {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	key := "tally_dev_" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save generated dev API key: %w", err)
+	}
+	return key, nil
+}
+
+func printBanner(ingestAddr, queryAddr, aggAddr, key string, generated bool) {
+	source := "from TALLY_DEV_API_KEY"
+	if generated {
+		source = "generated, kept in the data dir"
+	}
+	fmt.Fprintf(os.Stderr, `
+Tally is running.
+  ingest      http://%s/api/v1/events
+  query       http://%s/api/v1/meters
+  aggregator  http://%s/metrics
+  API key of organization %q (%s):
+    %s
+  Try: export TALLY_KEY=%s
+
+`, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
+}

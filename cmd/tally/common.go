@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/config"
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// commonFlags are the settings every command has.
+type commonFlags struct {
+	logLevel  string
+	logFormat string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log.format", "text", "log format: text or json")
+}
+
+func (c *commonFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format %q must be text or json", c.logFormat)
+}
+
+// keyFlags are where API keys come from.
+type keyFlags struct {
+	spec string
+	file string
+}
+
+func (k *keyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.spec, "api-keys", "", "API keys as org:key pairs, comma-separated (keys at least 16 characters)")
+	fs.StringVar(&k.file, "api-keys-file", "", "file of API keys, one \"<org> <key>\" per line")
+}
+
+func (k *keyFlags) load(keys *httpapi.Keys) error {
+	var errs []error
+	if k.spec != "" {
+		errs = append(errs, keys.AddSpec(k.spec))
+	}
+	if k.file != "" {
+		errs = append(errs, keys.AddFile(k.file))
+	}
+	return errors.Join(errs...)
+}
+
+// parseFlags parses args, applies TALLY_* overrides and reports every
+// invalid setting at once.
+func parseFlags(fs *flag.FlagSet, args []string, validators ...func() error) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := config.ApplyEnv(fs); err != nil {
+		return err
+	}
+	var errs []error
+	for _, v := range validators {
+		errs = append(errs, v())
+	}
+	return errors.Join(errs...)
+}
+
+// isSet reports whether a flag was given on the command line or through
+// its environment variable.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// openClickHouse applies migrations (when asked) and opens the database.
+func openClickHouse(ctx context.Context, cfg *chclient.Config, migrate bool, logger *slog.Logger) (driver.Conn, error) {
+	if migrate {
+		if err := migrateClickHouse(ctx, cfg, logger); err != nil {
+			return nil, err
+		}
+	}
+	return cfg.Open(ctx)
+}
+
+func migrateClickHouse(ctx context.Context, cfg *chclient.Config, logger *slog.Logger) error {
+	conn, err := cfg.OpenServer(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	applied, err := schemas.Migrate(ctx, conn, cfg.Database)
+	for _, m := range applied {
+		logger.Info("applied migration", "database", cfg.Database, "version", m.Version, "name", m.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate clickhouse: %w", err)
+	}
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var common commonFlags
+	var ch chclient.Config
+	common.register(fs)
+	ch.RegisterFlags(fs)
+	if err := parseFlags(fs, args, ch.Validate); err != nil {
+		return err
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return err
+	}
+	return migrateClickHouse(ctx, &ch, logger)
+}

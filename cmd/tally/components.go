@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/aggregator"
+	"github.com/tally-oss/tally/ingest"
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/query"
+)
+
+// runner is what every component service offers.
+type runner interface {
+	Listen() error
+	Addr() string
+	Run(ctx context.Context) error
+}
+
+func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys, logger *slog.Logger) (*ingest.Service, error) {
+	reg := newRegistry()
+	return ingest.New(cfg, ingest.Deps{
+		Kafka: kafka, Keys: keys, Logger: logger,
+		Registerer: reg, Gatherer: reg,
+	})
+}
+
+func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger) (*aggregator.Service, error) {
+	reg := newRegistry()
+	return aggregator.New(cfg, aggregator.Deps{
+		Kafka: kafka, ClickHouse: conn, Meters: meterstore.New(conn),
+		Logger: logger, Registerer: reg, Gatherer: reg,
+	})
+}
+
+func newQuery(ctx context.Context, cfg query.Config, conn driver.Conn, keys *httpapi.Keys, logger *slog.Logger) (*query.Service, error) {
+	if cfg.MetersFile != "" {
+		if err := query.LoadMetersFile(ctx, meterstore.New(conn), cfg.MetersFile); err != nil {
+			return nil, err
+		}
+	}
+	reg := newRegistry()
+	return query.New(cfg, query.Deps{
+		ClickHouse: conn, Keys: keys, Logger: logger,
+		Registerer: reg, Gatherer: reg,
+	})
+}
+
+// serve binds the service's port (so a port conflict fails start-up) and
+// runs it.
+func serve(ctx context.Context, svc runner) error {
+	if err := svc.Listen(); err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
+
+func runIngest(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var (
+		common commonFlags
+		keyCfg keyFlags
+		kafka  kafkaclient.Config
+		cfg    ingest.Config
+	)
+	common.register(fs)
+	keyCfg.register(fs)
+	kafka.RegisterFlags(fs)
+	cfg.RegisterFlags(fs)
+	if err := parseFlags(fs, args, kafka.Validate, cfg.Validate); err != nil {
+		return err
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return err
+	}
+	var keys httpapi.Keys
+	if err := keyCfg.load(&keys); err != nil {
+		return err
+	}
+	if keys.Len() == 0 {
+		return fmt.Errorf("no API keys: set -api-keys (TALLY_API_KEYS) or -api-keys-file")
+	}
+	if err := kafka.EnsureTopics(ctx, 0); err != nil {
+		return err
+	}
+	svc, err := newIngest(cfg, &kafka, &keys, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, svc)
+}
+
+func runAggregator(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("aggregator", flag.ContinueOnError)
+	var (
+		common  commonFlags
+		kafka   kafkaclient.Config
+		ch      chclient.Config
+		cfg     aggregator.Config
+		migrate bool
+	)
+	common.register(fs)
+	kafka.RegisterFlags(fs)
+	ch.RegisterFlags(fs)
+	cfg.RegisterFlags(fs)
+	fs.BoolVar(&migrate, "clickhouse.migrate", true, "apply the ClickHouse schema at start")
+	if err := parseFlags(fs, args, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
+		return err
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return err
+	}
+	if err := kafka.EnsureTopics(ctx, 0); err != nil {
+		return err
+	}
+	conn, err := openClickHouse(ctx, &ch, migrate, logger)
+	if err != nil {
+		return err
+	}
+	// The connection outlives the aggregator: Run returns only after the
+	// last batch is written and committed (or abandoned uncommitted).
+	defer conn.Close()
+	svc, err := newAggregator(cfg, &kafka, conn, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, svc)
+}
+
+func runQuery(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	var (
+		common  commonFlags
+		keyCfg  keyFlags
+		ch      chclient.Config
+		cfg     query.Config
+		migrate bool
+	)
+	common.register(fs)
+	keyCfg.register(fs)
+	ch.RegisterFlags(fs)
+	cfg.RegisterFlags(fs)
+	fs.BoolVar(&migrate, "clickhouse.migrate", true, "apply the ClickHouse schema at start")
+	if err := parseFlags(fs, args, ch.Validate, cfg.Validate); err != nil {
+		return err
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return err
+	}
+	var keys httpapi.Keys
+	if err := keyCfg.load(&keys); err != nil {
+		return err
+	}
+	if keys.Len() == 0 {
+		return fmt.Errorf("no API keys: set -api-keys (TALLY_API_KEYS) or -api-keys-file")
+	}
+	conn, err := openClickHouse(ctx, &ch, migrate, logger)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	svc, err := newQuery(ctx, cfg, conn, &keys, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, svc)
+}

@@ -1,0 +1,82 @@
+// Command tally runs Tally's components. One binary, one subcommand per
+// component, so that `tally all` can run the whole pipeline in one process
+// for local use while production runs each component on its own:
+//
+//	tally ingest       HTTP ingest -> Kafka
+//	tally aggregator   Kafka consumer group -> meters -> ClickHouse
+//	tally query        meters API and usage queries over ClickHouse
+//	tally all          the three together, plus an embedded Kafka-protocol
+//	                   broker and ClickHouse server unless external ones are set
+//	tally migrate      apply the ClickHouse schema
+//
+// Every flag has an environment override: TALLY_<FLAG> with dots and dashes
+// as underscores (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = []command{
+	{"ingest", "accept usage events over HTTP and produce them to Kafka", runIngest},
+	{"aggregator", "consume events, apply meters, write usage to ClickHouse", runAggregator},
+	{"query", "serve the meters API and usage queries", runQuery},
+	{"all", "run the whole pipeline in one process (local development)", runAll},
+	{"migrate", "apply the ClickHouse schema and exit", runMigrate},
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name, args := os.Args[1], os.Args[2:]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	case "version", "-version", "--version":
+		fmt.Println("tally", version)
+		return
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		// SIGTERM (Kubernetes, docker stop) and SIGINT (Ctrl-C) both start
+		// an orderly shutdown; a second signal kills the process.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := c.run(ctx, args)
+		stop()
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "tally %s: %v\n", name, err)
+			os.Exit(1)
+		}
+		return
+	}
+	fmt.Fprintf(os.Stderr, "tally: unknown command %q\n\n", name)
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "Usage: tally <command> [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).")
+}
