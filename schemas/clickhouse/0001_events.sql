@@ -4,6 +4,10 @@
 -- version of an event id is recognised as a duplicate.
 -- ORDER BY is the event identity: ReplacingMergeTree folds the identical
 -- rows that a retried insert or a redelivered Kafka record writes again.
+-- The lookup reads one index granule per key it asks for, in every monthly
+-- partition; a granule of 1024 rows instead of 8192 makes a batch of random
+-- ids read 8 times fewer rows, for a primary index that stays small (about
+-- a million marks per billion events).
 CREATE TABLE IF NOT EXISTS events (
     org_id          String,
     customer_id     String,
@@ -19,3 +23,4 @@ CREATE TABLE IF NOT EXISTS events (
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(time)
 ORDER BY (org_id, customer_id, id)
+SETTINGS index_granularity = 1024
