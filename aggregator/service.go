@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -37,8 +36,6 @@ type Service struct {
 	publisher *kafkaPublisher
 	backfill  *backfiller // nil when disabled
 
-	mu       sync.Mutex
-	listened bool
 }
 
 // New builds the service; it connects to nothing yet.
@@ -101,18 +98,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 }
 
 // Listen binds the listen address, so that a port conflict fails start-up.
-func (s *Service) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.listened {
-		return nil
-	}
-	if err := s.server.Listen(); err != nil {
-		return err
-	}
-	s.listened = true
-	return nil
-}
+// Calling it again does nothing.
+func (s *Service) Listen() error { return s.server.Listen() }
 
 // Addr returns the bound address after Listen.
 func (s *Service) Addr() string { return s.server.Addr() }

@@ -38,9 +38,6 @@ type Service struct {
 	server         *telemetry.Server
 	events         *handler
 	closePublisher func() error // nil for an injected Publisher: its owner closes it
-
-	mu       sync.Mutex
-	listened bool
 }
 
 // readinessTTL is how long a Kafka readiness result is reused: kubelets
@@ -108,18 +105,8 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 func (s *Service) Handler() http.Handler { return s.server.Mux }
 
 // Listen binds the listen address, so that a port conflict fails start-up.
-func (s *Service) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.listened {
-		return nil
-	}
-	if err := s.server.Listen(); err != nil {
-		return err
-	}
-	s.listened = true
-	return nil
-}
+// Calling it again does nothing.
+func (s *Service) Listen() error { return s.server.Listen() }
 
 // Addr returns the bound address after Listen.
 func (s *Service) Addr() string { return s.server.Addr() }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -51,9 +50,6 @@ type Service struct {
 	store  *meterstore.Store
 	meters metersFile // from Config.MetersFile, applied by Run
 	usage  *usageHandler
-
-	mu       sync.Mutex
-	listened bool
 }
 
 // New builds the service. It reads and validates the meters file, if
@@ -152,18 +148,8 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 func (s *Service) Handler() http.Handler { return s.server.Mux }
 
 // Listen binds the listen address, so that a port conflict fails start-up.
-func (s *Service) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.listened {
-		return nil
-	}
-	if err := s.server.Listen(); err != nil {
-		return err
-	}
-	s.listened = true
-	return nil
-}
+// Calling it again does nothing.
+func (s *Service) Listen() error { return s.server.Listen() }
 
 // Addr returns the bound address after Listen.
 func (s *Service) Addr() string { return s.server.Addr() }

@@ -115,15 +115,19 @@ func writeStatus(w http.ResponseWriter, code int, status string, checks map[stri
 }
 
 // Listen binds the address now, so that a port conflict fails start-up
-// rather than a goroutine later. Addr reports the bound address.
+// rather than a goroutine later; once bound, calling it again does nothing.
+// Addr reports the bound address.
 func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
 	s.ln = ln
-	s.mu.Unlock()
 	return nil
 }
 
@@ -140,10 +144,8 @@ func (s *Server) Addr() string {
 // Run serves until ctx is done, then drains in-flight requests for up to
 // ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	if s.ln == nil {
-		if err := s.Listen(); err != nil {
-			return err
-		}
+	if err := s.Listen(); err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: s.Mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
