@@ -56,6 +56,19 @@ func (k *keyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.file, "api-keys-file", "", "file of API keys, one \"<org> <key>\" per line")
 }
 
+// required returns the configured keys; a service that authenticates
+// every request cannot start without any.
+func (k *keyFlags) required() (*httpapi.Keys, error) {
+	var keys httpapi.Keys
+	if err := k.load(&keys); err != nil {
+		return nil, err
+	}
+	if keys.Len() == 0 {
+		return nil, errors.New("no API keys: set -api-keys (TALLY_API_KEYS) or -api-keys-file (TALLY_API_KEYS_FILE)")
+	}
+	return &keys, nil
+}
+
 func (k *keyFlags) load(keys *httpapi.Keys) error {
 	var errs []error
 	if k.spec != "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -81,17 +80,14 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var keys httpapi.Keys
-	if err := keyCfg.load(&keys); err != nil {
+	keys, err := keyCfg.required()
+	if err != nil {
 		return err
-	}
-	if keys.Len() == 0 {
-		return fmt.Errorf("no API keys: set -api-keys (TALLY_API_KEYS) or -api-keys-file")
 	}
 	if err := kafka.EnsureTopics(ctx, 0); err != nil {
 		return err
 	}
-	svc, err := newIngest(cfg, &kafka, &keys, logger)
+	svc, err := newIngest(cfg, &kafka, keys, logger)
 	if err != nil {
 		return err
 	}
@@ -157,19 +153,16 @@ func runQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var keys httpapi.Keys
-	if err := keyCfg.load(&keys); err != nil {
+	keys, err := keyCfg.required()
+	if err != nil {
 		return err
-	}
-	if keys.Len() == 0 {
-		return fmt.Errorf("no API keys: set -api-keys (TALLY_API_KEYS) or -api-keys-file")
 	}
 	conn, err := openClickHouse(ctx, &ch, migrate, logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	svc, err := newQuery(ctx, cfg, conn, &keys, logger)
+	svc, err := newQuery(ctx, cfg, conn, keys, logger)
 	if err != nil {
 		return err
 	}
