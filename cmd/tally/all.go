@@ -38,8 +38,8 @@ type allFlags struct {
 	devAPIKey   string
 	kafkaPort   int
 	syncWrites  bool
-	retention   time.Duration
-	retainBytes int64
+	dlRetention time.Duration
+	dlBytes     int64
 	chPort      int
 }
 
@@ -55,8 +55,8 @@ func (a *allFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.devAPIKey, "dev-api-key", "", "API key of the development organization \"dev\" (default: generated once and kept in the data dir)")
 	fs.IntVar(&a.kafkaPort, "dev.kafka-port", 9092, "port of the embedded Kafka-protocol broker (used unless kafka.brokers is set)")
 	fs.BoolVar(&a.syncWrites, "dev.kafka-sync-writes", true, "fsync every produced batch in the embedded broker before it is acknowledged")
-	fs.DurationVar(&a.retention, "dev.kafka-retention", 7*24*time.Hour, "how long the embedded broker keeps records at most")
-	fs.Int64Var(&a.retainBytes, "dev.kafka-retention-bytes", 1<<30, "bytes the embedded broker keeps per partition at most")
+	fs.DurationVar(&a.dlRetention, "dev.dead-letter-retention", 7*24*time.Hour, "how long the embedded broker keeps dead-letter records (event records are kept until the aggregator commits them)")
+	fs.Int64Var(&a.dlBytes, "dev.dead-letter-retention-bytes", 1<<30, "bytes of dead-letter records the embedded broker keeps per partition at most")
 	fs.IntVar(&a.chPort, "dev.clickhouse-port", 0, "native port of the embedded ClickHouse server (0: a free port; used unless clickhouse.addr is set)")
 }
 
@@ -85,10 +85,10 @@ func runAll(ctx context.Context, args []string) error {
 
 	// Dependencies start first and stop last: the embedded broker, then
 	// ClickHouse. Deferred calls run in reverse, after every service is down.
+	topicConfigs := kafkaclient.TopicConfigs{}
 	if !isSet(fs, "kafka.brokers") {
 		broker, err := devstack.StartBroker(devstack.BrokerOptions{
-			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites,
-			RetentionMs: a.retention.Milliseconds(), RetentionBytes: a.retainBytes, Logger: logger,
+			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites, Logger: logger,
 		})
 		if err != nil {
 			return err
@@ -96,9 +96,15 @@ func runAll(ctx context.Context, args []string) error {
 		defer broker.Close() // last: flushes the log to disk
 		a.kafka.Brokers = broker.Addrs()
 		logger.Info("embedded kafka-protocol broker started", "addr", strings.Join(broker.Addrs(), ","), "dir", filepath.Join(a.dataDir, "kafka"))
+		topicConfigs = devstack.TopicConfigs(a.dlRetention, a.dlBytes)
+		// The trimmer calls into the broker: it must be done before Close.
 		trimCtx, stopTrim := context.WithCancel(context.Background())
-		defer stopTrim()
-		go broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
+		trimDone := make(chan struct{})
+		go func() {
+			defer close(trimDone)
+			broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
+		}()
+		defer func() { stopTrim(); <-trimDone }()
 	}
 	if !isSet(fs, "clickhouse.addr") {
 		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
@@ -113,7 +119,7 @@ func runAll(ctx context.Context, args []string) error {
 		a.ch.Addr = srv.Addr()
 		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
 	}
-	if err := a.kafka.EnsureTopics(ctx, a.retention.Milliseconds()); err != nil {
+	if err := a.kafka.EnsureTopics(ctx, topicConfigs); err != nil {
 		return err
 	}
 	conn, err := openClickHouse(ctx, &a.ch, true, logger)

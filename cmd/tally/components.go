@@ -84,7 +84,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := kafka.EnsureTopics(ctx, 0); err != nil {
+	if err := kafka.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
 		return err
 	}
 	svc, err := newIngest(cfg, &kafka, keys, logger)
@@ -115,7 +115,7 @@ func runAggregator(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := kafka.EnsureTopics(ctx, 0); err != nil {
+	if err := kafka.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
 		return err
 	}
 	conn, err := openClickHouse(ctx, &ch, migrate, logger)

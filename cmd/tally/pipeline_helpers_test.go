@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -63,7 +64,7 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 	p.flags.ch.Addr, p.flags.ch.Database = addr, database
 	p.flags.kafka.Brokers = testenv.Kafka(t)
 	ctx := context.Background()
-	if err := p.flags.kafka.EnsureTopics(ctx, 0); err != nil {
+	if err := p.flags.kafka.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := openClickHouse(ctx, &p.flags.ch, true, p.logger)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tally-oss/tally/internal/kafkaclient"
 )
 
 // BrokerOptions configures the embedded broker.
@@ -22,8 +24,8 @@ type BrokerOptions struct {
 	// SyncWrites fsyncs every produced batch before it is acknowledged, so
 	// a 202 from ingest survives a power cut, not only a kill -9.
 	SyncWrites bool
-	// Retention bounds what the broker keeps (kfake holds records in
-	// memory as well as on disk).
+	// RetentionMs and RetentionBytes are broker-wide defaults for topics
+	// without settings of their own (see TopicConfigs); 0 keeps kfake's.
 	RetentionMs    int64
 	RetentionBytes int64
 	Logger         *slog.Logger
@@ -52,6 +54,9 @@ func StartBroker(opts BrokerOptions) (*Broker, error) {
 	}
 	if opts.SyncWrites {
 		kopts = append(kopts, kfake.SyncWrites())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cluster, err := kfake.NewCluster(kopts...)
 	if err != nil {
@@ -98,5 +103,21 @@ func (b *Broker) trimOnce(topic, group string) {
 		if err := b.cluster.DeleteRecords(topic, partition, commit.Offset); err != nil {
 			b.opts.Logger.Warn("trim committed records", "topic", topic, "partition", partition, "err", err)
 		}
+	}
+}
+
+// TopicConfigs are the settings of the topics `tally all` creates on the
+// embedded broker. The event topic has no retention: an accepted event is
+// kept until the aggregator has committed it (TrimCommitted deletes it
+// then), however long ClickHouse is down; time or size retention would drop
+// events that were acknowledged but never metered. Dead letters, which
+// nothing consumes here, are bounded by retention.
+func TopicConfigs(deadLetterRetention time.Duration, deadLetterBytes int64) kafkaclient.TopicConfigs {
+	return kafkaclient.TopicConfigs{
+		Events: map[string]string{"retention.ms": "-1", "retention.bytes": "-1"},
+		DeadLetters: map[string]string{
+			"retention.ms":    strconv.FormatInt(deadLetterRetention.Milliseconds(), 10),
+			"retention.bytes": strconv.FormatInt(deadLetterBytes, 10),
+		},
 	}
 }

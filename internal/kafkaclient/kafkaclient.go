@@ -9,7 +9,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -108,10 +109,16 @@ func (c *Config) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true, TLS: c.tlsConfig(), SASLMechanism: mech, ClientID: "tally"}
 }
 
+// TopicConfigs are topic-level settings (retention.ms, retention.bytes,
+// ...) for topics EnsureTopics creates; nil keeps the cluster's defaults.
+type TopicConfigs struct {
+	Events      map[string]string
+	DeadLetters map[string]string
+}
+
 // EnsureTopics creates the event and dead-letter topics when they are
-// missing (if CreateTopics is set). Retention settings bound what a broker
-// keeps; retentionMs <= 0 leaves the broker default.
-func (c *Config) EnsureTopics(ctx context.Context, retentionMs int64) error {
+// missing (if CreateTopics is set). Existing topics are left as they are.
+func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 	if !c.CreateTopics {
 		return nil
 	}
@@ -130,13 +137,13 @@ func (c *Config) EnsureTopics(ctx context.Context, retentionMs int64) error {
 		}
 	}
 	var topics []kafka.TopicConfig
-	for _, name := range []string{c.Topic, c.DeadLetterTopic} {
+	for name, entries := range map[string]map[string]string{c.Topic: configs.Events, c.DeadLetterTopic: configs.DeadLetters} {
 		if existing[name] {
 			continue
 		}
 		tc := kafka.TopicConfig{Topic: name, NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor}
-		if retentionMs > 0 {
-			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(retentionMs, 10)})
+		for _, k := range slices.Sorted(maps.Keys(entries)) {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: entries[k]})
 		}
 		topics = append(topics, tc)
 	}

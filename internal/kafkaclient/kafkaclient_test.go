@@ -20,10 +20,10 @@ func TestEnsureTopicsAndPing(t *testing.T) {
 	if err := cfg.Ping(ctx); err == nil {
 		t.Fatal("Ping succeeded before the topic exists")
 	}
-	if err := cfg.EnsureTopics(ctx, int64(time.Hour/time.Millisecond)); err != nil {
+	if err := cfg.EnsureTopics(ctx, TopicConfigs{DeadLetters: map[string]string{"retention.ms": "3600000"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.EnsureTopics(ctx, 0); err != nil {
+	if err := cfg.EnsureTopics(ctx, TopicConfigs{}); err != nil {
 		t.Fatalf("second EnsureTopics: %v", err)
 	}
 	if err := cfg.Ping(ctx); err != nil {
@@ -37,7 +37,7 @@ func TestPingDoesNotLeak(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	cfg := Config{Brokers: brokers, Topic: "events", DeadLetterTopic: "dead", Partitions: 1, ReplicationFactor: 1, CreateTopics: true}
 	ctx := context.Background()
-	if err := cfg.EnsureTopics(ctx, 0); err != nil {
+	if err := cfg.EnsureTopics(ctx, TopicConfigs{}); err != nil {
 		t.Fatal(err)
 	}
 	_ = cfg.Ping(ctx)

@@ -1,0 +1,167 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/kafkaclient"
+)
+
+// freePort returns a port nobody listened on a moment ago. The broker gets
+// a fixed port, as `tally all` gives it, so that a restart on the same
+// port can be tested.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startBroker starts a broker that the test closes at its end unless it
+// closed it already (Close is idempotent).
+func startBroker(t *testing.T, opts BrokerOptions) *Broker {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	b, err := StartBroker(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// createTopic creates topic the way `tally all` does, with
+// kafkaclient.Config.EnsureTopics (the dead-letter topic comes along).
+func createTopic(t *testing.T, addrs []string, topic string, partitions int) {
+	t.Helper()
+	cfg := kafkaclient.Config{
+		Brokers: addrs, Topic: topic, DeadLetterTopic: topic + "-dead-letter",
+		Partitions: partitions, ReplicationFactor: 1, CreateTopics: true,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cfg.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func recordValue(i int) string { return fmt.Sprintf("record-%04d", i) }
+
+// produce writes records record-0000 .. record-(n-1) as ingest does: every
+// replica acknowledges. Small batches make trimming cut through a batch.
+func produce(t *testing.T, addrs []string, topic string, n int) {
+	t.Helper()
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(addrs...),
+		Topic:        topic,
+		RequiredAcks: kafka.RequireAll,
+		Balancer:     &kafka.RoundRobin{},
+		BatchSize:    64,
+		BatchTimeout: 5 * time.Millisecond,
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "key-%d", i), Value: []byte(recordValue(i))}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce %d records: %v", n, err)
+	}
+}
+
+// consume reads n records in group as the aggregator does (FetchMessage,
+// then CommitMessages), commits them, and leaves the group. It returns the
+// values in the order read.
+func consume(t *testing.T, addrs []string, topic, group string, n int) []string {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: addrs,
+		Topic:   topic,
+		GroupID: group,
+		MaxWait: 100 * time.Millisecond,
+	})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msgs := make([]kafka.Message, 0, n)
+	for len(msgs) < n {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("group %s: fetch after %d of %d records: %v", group, len(msgs), n, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := r.CommitMessages(ctx, msgs...); err != nil {
+		t.Fatalf("group %s: commit %d records: %v", group, n, err)
+	}
+	values := make([]string, len(msgs))
+	for i, m := range msgs {
+		values[i] = string(m.Value)
+	}
+	return values
+}
+
+// committed returns the offsets group has committed on topic, by partition.
+func committed(b *Broker, topic, group string) map[int32]int64 {
+	offsets := map[int32]int64{}
+	info := b.cluster.GroupInfo(group)
+	if info == nil {
+		return offsets
+	}
+	for p, c := range info.Commits[topic] {
+		offsets[p] = c.Offset
+	}
+	return offsets
+}
+
+func sum(offsets map[int32]int64) int64 {
+	var n int64
+	for _, o := range offsets {
+		n += o
+	}
+	return n
+}
+
+// checkExactlyOnce fails unless first and then together are every record
+// of 0..n-1 once.
+func checkExactlyOnce(t *testing.T, n int, first, then []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, v := range slices.Concat(first, then) {
+		seen[v]++
+	}
+	for i := range n {
+		if c := seen[recordValue(i)]; c != 1 {
+			t.Errorf("%s delivered %d times, want once", recordValue(i), c)
+		}
+		delete(seen, recordValue(i))
+	}
+	for v := range seen {
+		t.Errorf("unexpected record %q", v)
+	}
+}
