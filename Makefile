@@ -46,3 +46,10 @@ vet:
 
 clean:
 	rm -rf bin data
+
+# loadgen drives a running `make run` (in another terminal) with synthetic
+# events and checks their usage is exact; LOADGEN_FLAGS adds flags, e.g.
+# make loadgen LOADGEN_FLAGS="-loadgen.events=100000 -loadgen.gzip".
+.PHONY: loadgen
+loadgen:
+	$(GO) run ./cmd/tally loadgen $(LOADGEN_FLAGS)

@@ -37,6 +37,8 @@ var commands = []command{
 	{"query", "serve the meters API and usage queries", runQuery},
 	{"all", "run the whole pipeline in one process (local development)", runAll},
 	{"migrate", "apply the ClickHouse schema and exit", runMigrate},
+	// loadgen is a client of a running Tally, not a component (loadgen.go).
+	{"loadgen", "send synthetic events to a running Tally and verify their usage", runLoadgen},
 }
 
 func main() {
