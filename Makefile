@@ -27,9 +27,11 @@ build:
 	$(GO) build -o bin/tally ./cmd/tally
 
 # run starts ingest, aggregator, query, the embedded broker and a private
-# ClickHouse (data in ./data) in one process.
-run: deps
-	$(GO) run ./cmd/tally all
+# ClickHouse (data in ./data) in one process. The binary is built first and
+# exec'd (not `go run`), so Ctrl-C reaches tally alone and its exit status
+# is the target's.
+run: deps build
+	exec ./bin/tally all
 
 # The timeout stays under CI's limit so a hung test fails with a stack dump.
 test: deps vet
