@@ -91,6 +91,31 @@ func (b *backfiller) next() (revisionWork, bool) {
 	return w, true
 }
 
+// meterPollInterval is how often the backfiller looks for new meter
+// revisions by itself. Batches report the meters they load too, but a
+// meter created while no events arrive must not wait for the next event
+// to show the usage of the events stored before it.
+const meterPollInterval = 2 * time.Second
+
+// watch reports the meters to observe every interval (and at once) until
+// ctx is done. A failed load is skipped: the next tick or batch tries again.
+func (b *backfiller) watch(ctx context.Context, meters MeterSource, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		if all, err := meters.ListAll(ctx); all != nil {
+			b.observe(all)
+		} else if err != nil && ctx.Err() == nil {
+			b.logger.Debug("polling meters for backfills failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
 // run backfills queued revisions one at a time until ctx is done.
 func (b *backfiller) run(ctx context.Context) {
 	var done map[revision]bool

@@ -64,3 +64,22 @@ func TestBackfillNewMeter(t *testing.T) {
 		t.Errorf("sum after restart = %s, want exactly 210", got)
 	}
 }
+
+// TestBackfillWithoutNewEvents: a meter created while no events arrive
+// still shows the usage of the events stored before it.
+func TestBackfillWithoutNewEvents(t *testing.T) {
+	e := newEnv(t, 1)
+	for i := range 50 {
+		e.produce(event("c1", fmt.Sprintf("q%d", i), "api_call", t0, `{"tokens":2}`))
+	}
+	cfg := withGroup(testConfig(), t)
+	e.start(cfg)
+	e.waitCommitted(cfg.GroupID)
+	e.createMeter(testOrg, `{"key":"quiet","event_type":"api_call","aggregation":"SUM","value_property":"tokens"}`)
+	e.waitFor("the quiet meter's readings", func() bool {
+		return e.count(`SELECT count() FROM readings FINAL WHERE meter_key = 'quiet'`) == 50
+	})
+	if got := e.decimal(`SELECT sum(value) FROM readings FINAL WHERE meter_key = 'quiet'`); got.String() != "100" {
+		t.Errorf("sum = %s, want 100", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -35,7 +36,7 @@ type Service struct {
 	consumer  *consumer
 	publisher *kafkaPublisher
 	backfill  *backfiller // nil when disabled
-
+	meters    MeterSource // what the backfiller polls
 }
 
 // New builds the service; it connects to nothing yet.
@@ -86,6 +87,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger)}
 	if cfg.Backfill {
 		s.backfill = newBackfiller(deps.ClickHouse, store, retry, m, logger)
+		s.meters = deps.Meters
 		proc.backfill = s.backfill
 	}
 	state := newConsumerState(cfg.StallTimeout, m)
@@ -151,9 +153,12 @@ func (s *Service) Run(ctx context.Context) error {
 	var backfillDone chan struct{}
 	if s.backfill != nil {
 		backfillDone = make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { s.backfill.run(runCtx) })
+		wg.Go(func() { s.backfill.watch(runCtx, s.meters, meterPollInterval) })
 		go func() {
-			defer close(backfillDone)
-			s.backfill.run(runCtx)
+			wg.Wait()
+			close(backfillDone)
 		}()
 	}
 
