@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ func NewServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *
 		writeStatus(w, http.StatusOK, "ok", nil)
 	})
 	s.Mux.HandleFunc("GET /readyz", s.ready)
+	// Profiles on the same port, as Prometheus and Loki serve them: the
+	// first thing to ask for when a component is slow in production.
+	s.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return s
 }
 
