@@ -26,9 +26,20 @@ const assignmentCheckInterval = 5 * time.Second
 // leaves its partitions unowned for good, every member idle and nothing
 // consumed. Asking the coordinator who owns what has no such window, and
 // also covers partitions added later.
-func (c *consumer) watchAssignment(ctx, gctx context.Context) {
+//
+// On the same tick it reads the high watermarks of the partitions this
+// member holds, so that lag (and with it the stall check of readiness)
+// tracks what the broker has, not only what this member managed to fetch:
+// a member whose fetches keep failing then shows growing lag and turns
+// not ready instead of looking idle.
+func (c *consumer) watchAssignment(ctx, gctx context.Context, assigned []int) {
 	ticker := time.NewTicker(assignmentCheckInterval)
 	defer ticker.Stop()
+	// One client for the generation: a Transport keeps its connections
+	// (and goroutines) until closed.
+	transport := c.kafka.Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.kafka.Brokers...), Transport: transport}
 	suspicious := 0
 	for {
 		select {
@@ -39,7 +50,8 @@ func (c *consumer) watchAssignment(ctx, gctx context.Context) {
 		if ctx.Err() != nil {
 			continue // shutting down: the group is about to be left anyway
 		}
-		unowned, err := c.unownedPartitions(gctx)
+		c.refreshHighWater(gctx, client, assigned)
+		unowned, err := c.unownedPartitions(gctx, client)
 		switch {
 		case err != nil:
 			c.logger.Debug("cannot check the group's assignment", "err", err)
@@ -60,10 +72,9 @@ func (c *consumer) watchAssignment(ctx, gctx context.Context) {
 
 // unownedPartitions lists the topic's partitions that no member of the
 // stable group holds. It returns nothing while the group is rebalancing.
-func (c *consumer) unownedPartitions(ctx context.Context) ([]int, error) {
+func (c *consumer) unownedPartitions(ctx context.Context, client *kafka.Client) ([]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(c.kafka.Brokers...), Transport: c.kafka.Transport()}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.kafka.Topic}})
 	if err != nil {
 		return nil, err
@@ -115,4 +126,28 @@ func (c *consumer) unownedPartitions(ctx context.Context) ([]int, error) {
 	}
 	slices.Sort(unowned)
 	return unowned, nil
+}
+
+// refreshHighWater records the broker's log start and high watermark of
+// each partition this member holds. A failure is left to the next tick.
+func (c *consumer) refreshHighWater(ctx context.Context, client *kafka.Client, assigned []int) {
+	if len(assigned) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	requests := make([]kafka.OffsetRequest, 0, 2*len(assigned))
+	for _, p := range assigned {
+		requests = append(requests, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.kafka.Topic: requests}})
+	if err != nil {
+		c.logger.Debug("cannot read high watermarks", "err", err)
+		return
+	}
+	for _, po := range resp.Topics[c.kafka.Topic] {
+		if po.Error == nil {
+			c.state.observeOffsets(po.Partition, po.FirstOffset, po.LastOffset)
+		}
+	}
 }

@@ -88,7 +88,7 @@ func (c *consumer) runGeneration(ctx, hard context.Context, gen *kafka.Generatio
 	ended := make(chan struct{})
 	gen.Start(func(gctx context.Context) {
 		defer close(ended)
-		c.watchAssignment(ctx, gctx)
+		c.watchAssignment(ctx, gctx, ids)
 	})
 	var drained sync.WaitGroup
 	for _, a := range assigned {

@@ -31,7 +31,7 @@ type consumerState struct {
 
 type partitionState struct {
 	position   int64 // committed offset, or the first fetched one before any commit; -1 unknown
-	highWater  int64 // from the last fetched record; 0 until one is fetched
+	highWater  int64 // from fetched records and the broker (assignment.go); 0 until known
 	progressAt time.Time
 }
 
@@ -81,6 +81,19 @@ func (s *consumerState) fetched(partition int, offset, highWater int64) {
 	s.update(partition, func(p *partitionState) {
 		if p.position < 0 {
 			p.position = offset
+		}
+		p.highWater = max(p.highWater, highWater)
+	})
+}
+
+// observeOffsets records the broker's log start and high watermark of a
+// partition. Before this member has committed or fetched anything, the log
+// start is where it will begin, so lag is known even if fetching never
+// succeeds.
+func (s *consumerState) observeOffsets(partition int, logStart, highWater int64) {
+	s.update(partition, func(p *partitionState) {
+		if p.position < 0 && logStart >= 0 {
+			p.position = logStart
 		}
 		p.highWater = max(p.highWater, highWater)
 	})

@@ -124,3 +124,26 @@ func testutilCount(t *testing.T, reg *prometheus.Registry, name string) int {
 	}
 	return 0
 }
+
+// TestConsumerStateBrokerOffsets: a member that never manages to fetch
+// still sees its lag from the broker's offsets, and turns not ready.
+func TestConsumerStateBrokerOffsets(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newConsumerState(time.Minute, newMetrics(reg))
+	s.now = func() time.Time { return now }
+	s.startGeneration(1, []kafka.PartitionAssignment{{ID: 0, Offset: kafka.FirstOffset}, {ID: 1, Offset: 40}})
+	s.observeOffsets(0, 7, 30) // nothing committed: the member starts at the log start
+	s.observeOffsets(1, 0, 40) // caught up
+	if got := metricValue(t, reg, "tally_aggregator_consumer_lag_messages", map[string]string{"partition": "0"}); got != 23 {
+		t.Errorf("lag of partition 0 = %v, want 23", got)
+	}
+	now = now.Add(2 * time.Minute)
+	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "partition 0: lag 23") || strings.Contains(err.Error(), "partition 1") {
+		t.Fatalf("a partition that was never fetched: %v", err)
+	}
+	s.observeOffsets(1, 0, 45) // new records that are not fetched either
+	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "partition 1: lag 5") {
+		t.Fatalf("records arrived but were not fetched: %v", err)
+	}
+}
