@@ -128,7 +128,7 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 
-	q, err := newQuery(ctx, a.query, conn, &keys, logger)
+	q, err := newQuery(a.query, conn, &keys, logger)
 	if err != nil {
 		return err
 	}

@@ -39,12 +39,8 @@ func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver
 	})
 }
 
-func newQuery(ctx context.Context, cfg query.Config, conn driver.Conn, keys *httpapi.Keys, logger *slog.Logger) (*query.Service, error) {
-	if cfg.MetersFile != "" {
-		if err := query.LoadMetersFile(ctx, meterstore.New(conn), cfg.MetersFile); err != nil {
-			return nil, err
-		}
-	}
+func newQuery(cfg query.Config, conn driver.Conn, keys *httpapi.Keys, logger *slog.Logger) (*query.Service, error) {
+	// query.New validates cfg.MetersFile and Run applies it before serving.
 	reg := newRegistry()
 	return query.New(cfg, query.Deps{
 		ClickHouse: conn, Keys: keys, Logger: logger,
@@ -162,7 +158,7 @@ func runQuery(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	svc, err := newQuery(ctx, cfg, conn, keys, logger)
+	svc, err := newQuery(cfg, conn, keys, logger)
 	if err != nil {
 		return err
 	}

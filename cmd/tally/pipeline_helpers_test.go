@@ -78,7 +78,7 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 		t.Fatal(err)
 	}
 
-	q, err := newQuery(ctx, p.flags.query, conn, p.keys, p.logger)
+	q, err := newQuery(p.flags.query, conn, p.keys, p.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
