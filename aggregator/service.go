@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -51,15 +52,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.ClickHouse == nil {
 		errs = append(errs, errors.New("aggregator needs a ClickHouse connection"))
 	}
-	if deps.Registerer == nil {
-		reg := prometheus.NewRegistry()
-		deps.Registerer = reg
-		if deps.Gatherer == nil {
-			deps.Gatherer = reg
-		}
-	}
-	if deps.Gatherer == nil {
-		errs = append(errs, errors.New("aggregator needs a Prometheus Gatherer to serve /metrics"))
+	var err error
+	if deps.Registerer, deps.Gatherer, err = telemetry.Registry(deps.Registerer, deps.Gatherer); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

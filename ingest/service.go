@@ -9,6 +9,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -57,15 +58,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Kafka == nil && deps.Publisher == nil {
 		errs = append(errs, errors.New("ingest needs the Kafka settings or a Publisher"))
 	}
-	if deps.Registerer == nil {
-		reg := prometheus.NewRegistry()
-		deps.Registerer = reg
-		if deps.Gatherer == nil {
-			deps.Gatherer = reg
-		}
-	}
-	if deps.Gatherer == nil {
-		errs = append(errs, errors.New("ingest needs a Prometheus Gatherer to serve /metrics"))
+	var err error
+	if deps.Registerer, deps.Gatherer, err = telemetry.Registry(deps.Registerer, deps.Gatherer); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -66,19 +67,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Keys == nil || deps.Keys.Len() == 0 {
 		errs = append(errs, errors.New("query needs at least one API key: every request would be refused"))
 	}
-	if deps.Registerer == nil {
-		reg := prometheus.NewRegistry()
-		deps.Registerer = reg
-		if deps.Gatherer == nil {
-			deps.Gatherer = reg
-		}
-	}
-	if deps.Gatherer == nil {
-		errs = append(errs, errors.New("query needs a Prometheus Gatherer to serve /metrics"))
+	var err error
+	if deps.Registerer, deps.Gatherer, err = telemetry.Registry(deps.Registerer, deps.Gatherer); err != nil {
+		errs = append(errs, fmt.Errorf("query: %w", err))
 	}
 	var file metersFile
 	if cfg.MetersFile != "" {
-		var err error
 		if file, err = readMetersFile(cfg.MetersFile); err != nil {
 			errs = append(errs, err)
 		}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,23 @@ func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
 	labels := prometheus.Labels{"route": route}
 	return promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels),
 		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels), h))
+}
+
+// Registry completes a component's metric registry: with neither given, a
+// new registry serves as both (tests and embedding); a Registerer without
+// the Gatherer that would serve it on /metrics is an error.
+func Registry(reg prometheus.Registerer, gatherer prometheus.Gatherer) (prometheus.Registerer, prometheus.Gatherer, error) {
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+		if gatherer == nil {
+			gatherer = r
+		}
+	}
+	if gatherer == nil {
+		return nil, nil, errors.New("a Prometheus Gatherer is needed to serve /metrics")
+	}
+	return reg, gatherer, nil
 }
 
 func quote(s string) string {
