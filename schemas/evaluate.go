@@ -82,11 +82,15 @@ func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err err
 		}
 		r.GroupValues[i] = s
 	}
-	switch m.Aggregation {
-	case AggCount:
+	spec, err := m.Aggregation.Spec()
+	if err != nil {
+		return Reading{}, true, err // Validate refuses such a meter; never guess
+	}
+	switch spec.Input {
+	case InputNone:
 		r.Value = decimal.NewFromInt(1)
 		return r, true, nil
-	case AggUniqueCount:
+	case InputScalar:
 		v, ok := m.valuePath.Lookup(props)
 		if !ok {
 			return Reading{}, true, &EvalError{Reason: ReasonValueMissing, Message: m.ValueProperty + " is missing"}
@@ -97,9 +101,11 @@ func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err err
 		}
 		r.Distinct = s
 		return r, true, nil
+	case InputNumber:
+		r.Value, err = m.numericValue(props)
+		return r, true, err
 	}
-	r.Value, err = m.numericValue(props)
-	return r, true, err
+	return Reading{}, true, fmt.Errorf("aggregation %s: unknown input %d", m.Aggregation, spec.Input)
 }
 
 func (m *Meter) numericValue(props map[string]any) (decimal.Decimal, error) {

@@ -154,13 +154,13 @@ func (m *Meter) Validate() error {
 		errs = append(errs, fieldErr("aggregation", "%q must be one of %v", m.Aggregation, Aggregations))
 	}
 	m.valuePath = Path{}
+	_, specErr := m.Aggregation.Spec()
+	known := specErr == nil
 	switch {
-	case m.Aggregation == AggCount && m.ValueProperty != "":
-		errs = append(errs, fieldErr("value_property", "must be empty for COUNT, which counts events"))
-	case m.Aggregation != AggCount && m.ValueProperty == "":
-		if slices.Contains(Aggregations, m.Aggregation) {
-			errs = append(errs, fieldErr("value_property", "is required for %s", m.Aggregation))
-		}
+	case known && !m.Aggregation.NeedsValue() && m.ValueProperty != "":
+		errs = append(errs, fieldErr("value_property", "must be empty for %s, which counts events", m.Aggregation))
+	case known && m.Aggregation.NeedsValue() && m.ValueProperty == "":
+		errs = append(errs, fieldErr("value_property", "is required for %s", m.Aggregation))
 	case m.ValueProperty != "":
 		p, err := ParsePath(m.ValueProperty)
 		if err != nil {
@@ -228,9 +228,3 @@ func definitionOf(m Meter) Meter {
 }
 
 func (a Aggregation) String() string { return string(a) }
-
-// NeedsValue reports whether the aggregation reads value_property.
-func (a Aggregation) NeedsValue() bool { return a != AggCount }
-
-// IsNumeric reports whether the aggregation needs a numeric value.
-func (a Aggregation) IsNumeric() bool { return a != AggCount && a != AggUniqueCount }
