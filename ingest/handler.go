@@ -86,22 +86,41 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.requestEvents.Observe(float64(len(raws)))
 
-	msgs, rejected := h.encode(org, raws, arrival)
-	if len(msgs) == 0 {
+	accepted, rejected, err := h.accept(org, raws, arrival)
+	switch {
+	case errors.Is(err, errNoneValid):
 		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
 			fmt.Sprintf("none of the %d events is valid; details name each event and field", len(raws)), rejected)
-		return
-	}
-	if err := h.publish(org, msgs); err != nil {
+	case err != nil:
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
 			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
 				"Retry the whole request: events that were written anyway are deduplicated by id.",
 			Response{Accepted: 0, Rejected: rejected})
-		return
+	default:
+		httpapi.WriteJSON(w, http.StatusAccepted, Response{Accepted: accepted, Rejected: rejected})
+	}
+}
+
+// errNoneValid is accept's answer when every event was rejected.
+var errNoneValid = errors.New("no valid event")
+
+// accept is the HTTP-free core of every ingest route (Tally's own, Lago's
+// and PriceOps'): it validates each event, produces the valid ones to
+// Kafka in one call and waits for the acknowledgement. It returns
+// errNoneValid when no event is valid, and the publish error when Kafka did
+// not acknowledge every record, in which case nothing may be reported as
+// accepted. rejected is never nil.
+func (h *handler) accept(org string, raws []rawEvent, arrival time.Time) (accepted int, rejected []Rejection, err error) {
+	msgs, rejected := h.encode(org, raws, arrival)
+	if len(msgs) == 0 {
+		return 0, rejected, errNoneValid
+	}
+	if err := h.publish(org, msgs); err != nil {
+		return 0, rejected, err
 	}
 	h.metrics.eventsAccepted.Add(float64(len(msgs)))
-	httpapi.WriteJSON(w, http.StatusAccepted, Response{Accepted: len(msgs), Rejected: rejected})
+	return len(msgs), rejected, nil
 }
 
 // encode validates each event and turns the valid ones into Kafka
