@@ -15,11 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tally-oss/tally/internal/docstore"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -29,74 +29,40 @@ var (
 	ErrExists   = errors.New("meter already exists")
 )
 
-// errNoOrg guards organization isolation: current treats an empty
-// organization as "all of them", so a caller that lost the organization
-// must fail rather than read (or overwrite) another organization's meter.
-var errNoOrg = errors.New("meterstore: organization id is required")
+// errNoOrg guards organization isolation: a caller that lost the
+// organization must fail rather than read (or overwrite) another
+// organization's meter.
+var errNoOrg = fmt.Errorf("meterstore: %w", docstore.ErrNoOrg)
+
+// metersTable holds one row per change of a meter (see docstore).
+const metersTable = "meters"
 
 // Store reads and writes meters. The connection must be bound to Tally's
 // database.
 type Store struct {
-	conn driver.Conn
-	now  func() time.Time
+	table *docstore.Table
+	now   func() time.Time
 }
 
 // New returns a Store on conn.
 func New(conn driver.Conn) *Store {
-	return &Store{conn: conn, now: time.Now}
+	return &Store{table: docstore.New(conn, metersTable), now: time.Now}
 }
 
-type row struct {
-	orgID      string
-	key        string
-	revision   uint64
-	definition string
-	deleted    bool
-	version    uint64
+// current returns the current row of key in orgID, deleted or not.
+func (s *Store) current(ctx context.Context, orgID, key string) (docstore.Row, bool, error) {
+	if orgID == "" {
+		return docstore.Row{}, false, errNoOrg
+	}
+	return s.table.Current(ctx, orgID, key)
 }
 
-// current returns the latest row of each key of orgID (all organizations
-// when orgID is ""), deleted ones included.
-func (s *Store) current(ctx context.Context, orgID, key string) ([]row, error) {
-	query := `SELECT org_id, key, argMax(revision, version), argMax(definition, version),
-	                 argMax(deleted, version), max(version)
-	          FROM meters`
-	var conds []string
-	var args []any
-	if orgID != "" {
-		conds, args = append(conds, "org_id = ?"), append(args, orgID)
-	}
-	if key != "" {
-		conds, args = append(conds, "key = ?"), append(args, key)
-	}
-	if len(conds) > 0 {
-		query += " WHERE " + strings.Join(conds, " AND ")
-	}
-	query += " GROUP BY org_id, key ORDER BY org_id, key"
-	rows, err := s.conn.Query(ctx, query, args...)
+func decode(r docstore.Row) (schemas.Meter, error) {
+	m, err := schemas.ParseMeter([]byte(r.Definition))
 	if err != nil {
-		return nil, fmt.Errorf("read meters: %w", err)
+		return schemas.Meter{}, fmt.Errorf("stored meter %s/%s is invalid: %w", r.OrgID, r.Key, err)
 	}
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		var r row
-		var deleted uint8
-		if err := rows.Scan(&r.orgID, &r.key, &r.revision, &r.definition, &deleted, &r.version); err != nil {
-			return nil, fmt.Errorf("read meters: %w", err)
-		}
-		r.deleted = deleted == 1
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-func decode(r row) (schemas.Meter, error) {
-	m, err := schemas.ParseMeter([]byte(r.definition))
-	if err != nil {
-		return schemas.Meter{}, fmt.Errorf("stored meter %s/%s is invalid: %w", r.orgID, r.key, err)
-	}
-	m.Revision = r.revision
+	m.Revision = r.Revision
 	return m, nil
 }
 
@@ -106,16 +72,16 @@ func (s *Store) Get(ctx context.Context, orgID, key string) (schemas.Meter, erro
 		return schemas.Meter{}, errNoOrg
 	}
 	if key == "" {
-		return schemas.Meter{}, ErrNotFound // "" would select every key
+		return schemas.Meter{}, ErrNotFound
 	}
-	rows, err := s.current(ctx, orgID, key)
+	r, found, err := s.current(ctx, orgID, key)
 	if err != nil {
 		return schemas.Meter{}, err
 	}
-	if len(rows) == 0 || rows[0].deleted {
+	if !found || r.Deleted {
 		return schemas.Meter{}, ErrNotFound
 	}
-	return decode(rows[0])
+	return decode(r)
 }
 
 // List returns the live meters of orgID sorted by key.
@@ -123,29 +89,33 @@ func (s *Store) List(ctx context.Context, orgID string) ([]schemas.Meter, error)
 	if orgID == "" {
 		return nil, errNoOrg
 	}
-	all, err := s.listLive(ctx, orgID)
+	rows, err := s.table.List(ctx, orgID, "", 0)
 	if err != nil {
 		return nil, err
 	}
-	return all[orgID], nil
+	byOrg, err := decodeLive(rows)
+	return byOrg[orgID], err
 }
 
 // ListAll returns the live meters of every organization, by organization.
 // The aggregator calls it for every batch: the table holds one row per
 // change, so it stays small.
 func (s *Store) ListAll(ctx context.Context) (map[string][]schemas.Meter, error) {
-	return s.listLive(ctx, "")
-}
-
-func (s *Store) listLive(ctx context.Context, orgID string) (map[string][]schemas.Meter, error) {
-	rows, err := s.current(ctx, orgID, "")
+	rows, err := s.table.CurrentOfAllOrganizations(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return decodeLive(rows)
+}
+
+// decodeLive returns the meters of the live rows by organization. A row
+// that does not decode is reported and the others are still returned, so
+// one bad definition does not stop every meter.
+func decodeLive(rows []docstore.Row) (map[string][]schemas.Meter, error) {
 	out := map[string][]schemas.Meter{}
 	var errs []error
 	for _, r := range rows {
-		if r.deleted {
+		if r.Deleted {
 			continue
 		}
 		m, err := decode(r)
@@ -153,7 +123,7 @@ func (s *Store) listLive(ctx context.Context, orgID string) (map[string][]schema
 			errs = append(errs, err)
 			continue
 		}
-		out[r.orgID] = append(out[r.orgID], m)
+		out[r.OrgID] = append(out[r.OrgID], m)
 	}
 	return out, errors.Join(errs...)
 }
@@ -166,19 +136,15 @@ func (s *Store) Create(ctx context.Context, orgID string, m schemas.Meter) (sche
 	if orgID == "" {
 		return schemas.Meter{}, errNoOrg
 	}
-	rows, err := s.current(ctx, orgID, m.Key)
+	prev, found, err := s.current(ctx, orgID, m.Key)
 	if err != nil {
 		return schemas.Meter{}, err
 	}
-	var prev *row
-	if len(rows) > 0 {
-		if !rows[0].deleted {
-			return schemas.Meter{}, ErrExists
-		}
-		prev = &rows[0]
+	if found && !prev.Deleted {
+		return schemas.Meter{}, ErrExists
 	}
 	m.Revision = 0 // assigned by the store, whatever the caller sent
-	return s.write(ctx, orgID, m, prev)
+	return s.write(ctx, orgID, m, prev.Version)
 }
 
 // Put creates the meter, or replaces the live one of the same key. A
@@ -189,17 +155,11 @@ func (s *Store) Put(ctx context.Context, orgID string, m schemas.Meter) (schemas
 	if orgID == "" {
 		return schemas.Meter{}, false, errNoOrg
 	}
-	rows, err := s.current(ctx, orgID, m.Key)
+	prev, found, err := s.current(ctx, orgID, m.Key)
 	if err != nil {
 		return schemas.Meter{}, false, err
 	}
-	if len(rows) == 0 {
-		m.Revision = 0
-		out, err := s.write(ctx, orgID, m, nil)
-		return out, true, err
-	}
-	prev := rows[0]
-	if !prev.deleted {
+	if found && !prev.Deleted {
 		if old, err := decode(prev); err == nil && schemas.SameDefinition(old, m) {
 			if old.Name == m.Name && old.Description == m.Description {
 				return old, false, nil
@@ -207,23 +167,21 @@ func (s *Store) Put(ctx context.Context, orgID string, m schemas.Meter) (schemas
 			// Only the name or description changed: the events metered
 			// are the same, so the meter keeps its revision and its usage.
 			m.Revision, m.CreatedAt = old.Revision, old.CreatedAt
-			out, err := s.write(ctx, orgID, m, &prev)
+			out, err := s.write(ctx, orgID, m, prev.Version)
 			return out, true, err
 		}
 	}
 	m.Revision = 0
-	out, err := s.write(ctx, orgID, m, &prev)
+	out, err := s.write(ctx, orgID, m, prev.Version)
 	return out, true, err
 }
 
-// write appends a live row for m. A zero m.Revision starts a new revision;
-// a set one is kept (a rename of an unchanged definition).
-func (s *Store) write(ctx context.Context, orgID string, m schemas.Meter, prev *row) (schemas.Meter, error) {
+// write appends a live row for m above prevVersion (0 for a new key). A
+// zero m.Revision starts a new revision; a set one is kept (a rename of an
+// unchanged definition).
+func (s *Store) write(ctx context.Context, orgID string, m schemas.Meter, prevVersion uint64) (schemas.Meter, error) {
 	now := s.now().UTC()
-	version := uint64(now.UnixNano())
-	if prev != nil && prev.version >= version {
-		version = prev.version + 1
-	}
+	version := docstore.NextVersion(now, prevVersion)
 	if m.Revision == 0 {
 		// The revision is the version that created it: unique per key and
 		// increasing, so a recreated meter never reuses an old revision.
@@ -234,7 +192,8 @@ func (s *Store) write(ctx context.Context, orgID string, m schemas.Meter, prev *
 	if err != nil {
 		return schemas.Meter{}, err
 	}
-	if err := s.insert(ctx, row{orgID: orgID, key: m.Key, revision: m.Revision, definition: def, version: version}, now); err != nil {
+	r := docstore.Row{OrgID: orgID, Key: m.Key, Revision: m.Revision, Definition: def, Version: version}
+	if err := s.table.Append(ctx, r, now); err != nil {
 		return schemas.Meter{}, fmt.Errorf("store meter %s: %w", m.Key, err)
 	}
 	return m, nil
@@ -247,20 +206,16 @@ func (s *Store) Delete(ctx context.Context, orgID, key string) error {
 		return errNoOrg
 	}
 	if key == "" {
-		return ErrNotFound // "" would select every key
+		return ErrNotFound
 	}
-	rows, err := s.current(ctx, orgID, key)
+	r, found, err := s.current(ctx, orgID, key)
 	if err != nil {
 		return err
 	}
-	if len(rows) == 0 || rows[0].deleted {
+	if !found || r.Deleted {
 		return ErrNotFound
 	}
-	now := s.now().UTC()
-	version := max(uint64(now.UnixNano()), rows[0].version+1)
-	tombstone := rows[0]
-	tombstone.deleted, tombstone.version = true, version
-	if err := s.insert(ctx, tombstone, now); err != nil {
+	if err := s.table.Tombstone(ctx, r, s.now().UTC()); err != nil {
 		return fmt.Errorf("delete meter %s: %w", key, err)
 	}
 	return nil
@@ -272,22 +227,4 @@ func marshalMeter(m schemas.Meter) (string, error) {
 		return "", fmt.Errorf("encode meter %s: %w", m.Key, err)
 	}
 	return string(b), nil
-}
-
-// insert appends one row through a batch: on ClickHouse 18.16 an INSERT
-// ... VALUES sent with Exec never returns.
-func (s *Store) insert(ctx context.Context, r row, updatedAt time.Time) error {
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO meters (org_id, key, revision, definition, deleted, version, updated_at)")
-	if err != nil {
-		return err
-	}
-	var deleted uint8
-	if r.deleted {
-		deleted = 1
-	}
-	if err := batch.Append(r.orgID, r.key, r.revision, r.definition, deleted, r.version, updatedAt); err != nil {
-		_ = batch.Abort()
-		return err
-	}
-	return batch.Send()
 }
