@@ -31,6 +31,9 @@ type Deps struct {
 	Gatherer   prometheus.Gatherer
 	// Publisher is optional; nil builds the kafka-go writer from Kafka.
 	Publisher Publisher
+	// Catalog is optional; without it the compatible routes that must look
+	// up a meter or subscription answer 503.
+	Catalog Catalog
 }
 
 // Service is the ingest HTTP server with its Kafka writer.
