@@ -1,0 +1,181 @@
+package rating
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// ChargeUsage is a charge's usage in one billing period: the meter's
+// value (Units) and the events counted, in total and per group when the
+// meter groups by properties. Charge identifies the charge by its ID; the
+// plan's charge with that ID is what is priced.
+type ChargeUsage struct {
+	Charge schemas.Charge
+	Units  decimal.Decimal
+	Events uint64
+	Groups []GroupUsage
+}
+
+// GroupUsage is the usage of one group of a charge: the values of the
+// meter's group-by properties, and its units and events.
+type GroupUsage struct {
+	Values map[string]string
+	Units  decimal.Decimal
+	Events uint64
+}
+
+// ChargeLine is one charge on an invoice.
+type ChargeLine struct {
+	Charge schemas.Charge
+	Units  decimal.Decimal
+	Events uint64
+	Amount Money
+	Groups []GroupLine
+}
+
+// GroupLine is one group's share of a charge line.
+type GroupLine struct {
+	Values map[string]string
+	Units  decimal.Decimal
+	Events uint64
+	Amount Money
+}
+
+// Invoice is what a plan costs for one billing period. Total =
+// ChargesTotal + FixedFee + TrueUp, in minor units, exactly.
+type Invoice struct {
+	Period            Period
+	Currency          string
+	Charges           []ChargeLine
+	ChargesTotal      Money // the sum of the rounded charge amounts
+	FixedFee          Money // the plan's amount_cents
+	MinimumCommitment Money // the plan's minimum_commitment_cents; 0 when none
+	TrueUp            Money // what brings ChargesTotal up to the minimum
+	Total             Money
+}
+
+// Rate prices usage on plan for period, in the plan's currency:
+//
+//  1. Every charge of the plan gets a line, in the plan's order; a charge
+//     without usage has 0 units and 0 events. Usage for a charge id the
+//     plan does not have is ErrUnknownCharge.
+//  2. A charge's amount is computed exactly (ChargeAmount) and rounded
+//     once (Round); ChargesTotal adds the rounded amounts.
+//  3. A charge's amount is split over its groups in proportion to their
+//     units (allocate: largest remainder, ties to the earlier group), so
+//     the group amounts add up to the charge amount. When the groups'
+//     units add up to 0 every group gets 0, and a non-zero charge amount
+//     stays on the charge line only, allocated to no group (a MAX meter
+//     whose groups' maxima are 5 and -5).
+//  4. FixedFee is the plan's amount_cents for the whole period: Rate does
+//     not prorate a partial first or last period (nor the minimum); the
+//     caller that wants proration adjusts the plan it passes.
+//  5. With a minimum commitment (minimum_commitment_cents > 0), TrueUp is
+//     max(0, minimum - ChargesTotal): as in Lago, the minimum applies to
+//     the usage charges, not to the fixed fee.
+//
+// Period is copied to the invoice; Rate does not read it.
+func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error) {
+	exponent, err := exponentOf(plan.AmountCurrency)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("plan %q: %w", plan.Code, err)
+	}
+	if plan.AmountCents < 0 || plan.MinimumCommitmentCents < 0 {
+		return Invoice{}, fmt.Errorf("%w %q: negative amount_cents or minimum_commitment_cents", ErrInvalidPlan, plan.Code)
+	}
+	usageByID, err := usageByCharge(plan, usage)
+	if err != nil {
+		return Invoice{}, err
+	}
+
+	inv := Invoice{Period: period, Currency: plan.AmountCurrency, Charges: make([]ChargeLine, 0, len(plan.Charges))}
+	var chargesTotal int64
+	for _, charge := range plan.Charges {
+		line, err := rateCharge(charge, usageByID[charge.ID], plan.AmountCurrency, exponent)
+		if err != nil {
+			return Invoice{}, fmt.Errorf("plan %q charge %q: %w", plan.Code, charge.ID, err)
+		}
+		if chargesTotal, err = addMinor(chargesTotal, line.Amount.Minor); err != nil {
+			return Invoice{}, fmt.Errorf("plan %q charges total: %w", plan.Code, err)
+		}
+		inv.Charges = append(inv.Charges, line)
+	}
+
+	var trueUp int64
+	if minimum := plan.MinimumCommitmentCents; minimum > 0 && chargesTotal < minimum {
+		if trueUp, err = subMinor(minimum, chargesTotal); err != nil {
+			return Invoice{}, fmt.Errorf("plan %q true-up: %w", plan.Code, err)
+		}
+	}
+	total, err := addMinor(chargesTotal, plan.AmountCents)
+	if err == nil {
+		total, err = addMinor(total, trueUp)
+	}
+	if err != nil {
+		return Invoice{}, fmt.Errorf("plan %q total: %w", plan.Code, err)
+	}
+
+	inv.ChargesTotal = minorMoney(chargesTotal, exponent)
+	inv.FixedFee = minorMoney(plan.AmountCents, exponent)
+	inv.MinimumCommitment = minorMoney(plan.MinimumCommitmentCents, exponent)
+	inv.TrueUp = minorMoney(trueUp, exponent)
+	inv.Total = minorMoney(total, exponent)
+	return inv, nil
+}
+
+// usageByCharge indexes usage by charge id, refusing usage that matches no
+// charge of the plan, or one charge twice.
+func usageByCharge(plan schemas.Plan, usage []ChargeUsage) (map[string]ChargeUsage, error) {
+	inPlan := make(map[string]bool, len(plan.Charges))
+	for _, c := range plan.Charges {
+		if inPlan[c.ID] {
+			return nil, fmt.Errorf("%w %q: two charges with id %q", ErrInvalidPlan, plan.Code, c.ID)
+		}
+		inPlan[c.ID] = true
+	}
+	byID := make(map[string]ChargeUsage, len(usage))
+	for _, u := range usage {
+		if !inPlan[u.Charge.ID] {
+			return nil, fmt.Errorf("%w: plan %q has no charge %q", ErrUnknownCharge, plan.Code, u.Charge.ID)
+		}
+		if _, dup := byID[u.Charge.ID]; dup {
+			return nil, fmt.Errorf("plan %q: usage for charge %q given twice", plan.Code, u.Charge.ID)
+		}
+		byID[u.Charge.ID] = u
+	}
+	return byID, nil
+}
+
+// rateCharge prices one charge and splits its amount over its groups.
+func rateCharge(charge schemas.Charge, usage ChargeUsage, currency string, exponent int32) (ChargeLine, error) {
+	exact, err := ChargeAmount(charge, usage.Units)
+	if err != nil {
+		return ChargeLine{}, err
+	}
+	_, minor, err := Round(exact, currency)
+	if err != nil {
+		return ChargeLine{}, err
+	}
+	weights := make([]decimal.Decimal, len(usage.Groups))
+	for i, g := range usage.Groups {
+		weights[i] = g.Units
+	}
+	parts, err := allocate(minor, weights)
+	if err != nil {
+		return ChargeLine{}, err
+	}
+	line := ChargeLine{Charge: charge, Units: usage.Units, Events: usage.Events, Amount: minorMoney(minor, exponent)}
+	for i, g := range usage.Groups {
+		line.Groups = append(line.Groups, GroupLine{
+			Values: maps.Clone(g.Values),
+			Units:  g.Units,
+			Events: g.Events,
+			Amount: minorMoney(parts[i], exponent),
+		})
+	}
+	return line, nil
+}
