@@ -1,0 +1,90 @@
+package catalogstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The responses an API saves for requests that carry an Idempotency-Key,
+// so that a retry within the window (24 hours) gets the first answer
+// instead of acting twice. scope separates the endpoints (a key may be
+// reused for another kind of request) and requestHash lets the API tell
+// a retry from a different request under the same key.
+//
+// Racing requests converge: both may act and save, but every lookup
+// returns the entry saved first, so an API that saves and then looks up
+// answers both with the same response. Entries are never expired: see
+// schemas/clickhouse/0009_idempotency_keys.sql.
+
+// SaveIdempotent saves the response (status and body) to the request with
+// requestHash under key in scope. Saving again does not replace an
+// earlier entry: LookupIdempotent returns the first.
+func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, requestHash string, status int, body []byte) error {
+	if orgID == "" {
+		return errNoOrg
+	}
+	if scope == "" || key == "" {
+		return errors.New("idempotency scope and key are required")
+	}
+	if status < 100 || status > 599 {
+		return fmt.Errorf("idempotent response status %d is not an HTTP status", status)
+	}
+	now := s.now().UTC()
+	// A batch, not Exec("INSERT ... VALUES"), which never returns on
+	// ClickHouse 18.16; the column list is required there too.
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+idempotencyKeyTable+
+		" (org_id, scope, key, version, created_at, request_hash, status, body)")
+	if err != nil {
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	if err := batch.Append(orgID, scope, key, uint64(now.UnixNano()), now, requestHash, uint16(status), string(body)); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	return nil
+}
+
+// LookupIdempotent returns the first response saved under key in scope at
+// or after since (now minus the window); found is false when there is
+// none.
+func (s *Store) LookupIdempotent(ctx context.Context, orgID, scope, key string, since time.Time) (requestHash string, status int, body []byte, found bool, err error) {
+	if orgID == "" {
+		return "", 0, nil, false, errNoOrg
+	}
+	if scope == "" || key == "" {
+		return "", 0, nil, false, errors.New("idempotency scope and key are required")
+	}
+	if epoch := time.Unix(0, 0); since.Before(epoch) {
+		since = epoch // version and created_at are unsigned
+	}
+	// created_at (seconds) selects the partitions, version (nanoseconds)
+	// is the exact bound. Ties on version are broken by the row's content
+	// so that every reader picks the same entry.
+	rows, err := s.conn.Query(ctx, `SELECT request_hash, status, body
+		FROM `+idempotencyKeyTable+`
+		WHERE org_id = ? AND scope = ? AND key = ?
+		  AND created_at >= toDateTime(?) AND version >= ?
+		ORDER BY version, request_hash, status, body
+		LIMIT 1`, orgID, scope, key, since.Unix(), uint64(since.UnixNano()))
+	if err != nil {
+		return "", 0, nil, false, fmt.Errorf("look up idempotent response: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return "", 0, nil, false, fmt.Errorf("look up idempotent response: %w", err)
+		}
+		return "", 0, nil, false, nil
+	}
+	var code uint16
+	var text string
+	if err := rows.Scan(&requestHash, &code, &text); err != nil {
+		return "", 0, nil, false, fmt.Errorf("look up idempotent response: %w", err)
+	}
+	return requestHash, int(code), []byte(text), true, nil
+}

@@ -1,0 +1,110 @@
+package catalogstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tally-oss/tally/internal/docstore"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// CreateSubscription stores a new subscription of orgID, or returns
+// ErrExists when a live one has its external_id. Its status is not
+// stored: callers derive it with StatusAt.
+func (s *Store) CreateSubscription(ctx context.Context, orgID string, sub schemas.Subscription) (schemas.Subscription, error) {
+	if orgID == "" {
+		return schemas.Subscription{}, errNoOrg
+	}
+	if sub.ExternalID == "" {
+		return schemas.Subscription{}, errors.New("subscription external_id is required")
+	}
+	prev, found, err := s.subscriptions.Current(ctx, orgID, sub.ExternalID)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	if found && !prev.Deleted {
+		return schemas.Subscription{}, ErrExists
+	}
+	ch := s.begin(prev)
+	sub.Status, sub.CreatedAt = "", ch.at
+	if err := s.writeSubscription(ctx, orgID, sub, ch.version, ch); err != nil {
+		return schemas.Subscription{}, err
+	}
+	return sub, nil
+}
+
+func (s *Store) writeSubscription(ctx context.Context, orgID string, sub schemas.Subscription, revision uint64, ch change) error {
+	if err := s.write(ctx, s.subscriptions, orgID, sub.ExternalID, revision, ch, sub); err != nil {
+		return fmt.Errorf("store subscription %s: %w", sub.ExternalID, err)
+	}
+	return nil
+}
+
+// GetSubscription returns the subscription externalID of orgID, terminated
+// or not, or ErrNotFound.
+func (s *Store) GetSubscription(ctx context.Context, orgID, externalID string) (schemas.Subscription, error) {
+	r, err := live(ctx, s.subscriptions, orgID, externalID)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	return decode[schemas.Subscription](r)
+}
+
+// SubscriptionFilter narrows ListSubscriptions. Empty fields do not
+// filter; Limit <= 0 means no limit.
+type SubscriptionFilter struct {
+	CustomerID string // external_customer_id
+	PlanCode   string
+	After      string // list external_ids greater than this
+	Limit      int
+}
+
+// ListSubscriptions returns the subscriptions of orgID that match f,
+// terminated ones included, sorted by external_id. The filters are applied
+// in SQL to the current version of each subscription, so pages are full.
+func (s *Store) ListSubscriptions(ctx context.Context, orgID string, f SubscriptionFilter) ([]schemas.Subscription, error) {
+	if orgID == "" {
+		return nil, errNoOrg
+	}
+	// Both are top-level string properties of schemas.Subscription, which
+	// has no nested object that could hold a property of the same name.
+	var matches []docstore.Match
+	if f.CustomerID != "" {
+		matches = append(matches, docstore.Match{Property: "external_customer_id", Value: f.CustomerID})
+	}
+	if f.PlanCode != "" {
+		matches = append(matches, docstore.Match{Property: "plan_code", Value: f.PlanCode})
+	}
+	rows, err := s.subscriptions.List(ctx, orgID, f.After, f.Limit, matches...)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAll[schemas.Subscription](rows)
+}
+
+// TerminateSubscription sets the subscription's TerminatedAt to at and
+// returns it. A subscription already terminated is returned unchanged, so
+// a retried termination keeps the first time. ErrNotFound when orgID has
+// no such subscription.
+func (s *Store) TerminateSubscription(ctx context.Context, orgID, externalID string, at time.Time) (schemas.Subscription, error) {
+	r, err := live(ctx, s.subscriptions, orgID, externalID)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	sub, err := decode[schemas.Subscription](r)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	if sub.TerminatedAt != nil {
+		return sub, nil
+	}
+	at = at.UTC()
+	sub.TerminatedAt = &at
+	ch := s.begin(r)
+	if err := s.writeSubscription(ctx, orgID, sub, r.Revision, ch); err != nil {
+		return schemas.Subscription{}, err
+	}
+	return sub, nil
+}
