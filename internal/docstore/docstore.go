@@ -96,7 +96,7 @@ func (t *Table) Current(ctx context.Context, orgID, key string) (row Row, found 
 	if err := RequireOrg(orgID); err != nil {
 		return Row{}, false, err
 	}
-	rows, err := t.query(ctx, t.selectCurrent()+`
+	rows, err := t.query(ctx, orgID, t.selectCurrent()+`
 	        WHERE org_id = ? AND key = ?
 	        GROUP BY org_id, key`, orgID, key)
 	if err != nil {
@@ -139,7 +139,7 @@ func (t *Table) List(ctx context.Context, orgID, after string, limit int, matche
 		query += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	return t.query(ctx, query, args...)
+	return t.query(ctx, orgID, query, args...)
 }
 
 // CurrentOfAllOrganizations returns the current row of every key of every
@@ -147,12 +147,15 @@ func (t *Table) List(ctx context.Context, orgID, after string, limit int, matche
 // is the one read across organizations, for a component that serves them
 // all (the aggregator evaluates every organization's meters).
 func (t *Table) CurrentOfAllOrganizations(ctx context.Context) ([]Row, error) {
-	return t.query(ctx, t.selectCurrent()+`
+	return t.query(ctx, "", t.selectCurrent()+`
 	        GROUP BY org_id, key
 	        ORDER BY org_id, key`)
 }
 
-func (t *Table) query(ctx context.Context, query string, args ...any) ([]Row, error) {
+// query runs a read of current rows. orgID is the organization the query
+// is scoped to ("" for CurrentOfAllOrganizations): a row of another one is
+// refused, a second line of defence for the isolation the SQL provides.
+func (t *Table) query(ctx context.Context, orgID, query string, args ...any) ([]Row, error) {
 	rows, err := t.conn.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", t.name, err)
@@ -164,6 +167,9 @@ func (t *Table) query(ctx context.Context, query string, args ...any) ([]Row, er
 		var deleted uint8
 		if err := rows.Scan(&r.OrgID, &r.Key, &r.Revision, &r.Definition, &deleted, &r.Version); err != nil {
 			return nil, fmt.Errorf("read %s: %w", t.name, err)
+		}
+		if orgID != "" && r.OrgID != orgID {
+			return nil, fmt.Errorf("read %s: a row of another organization was returned", t.name)
 		}
 		r.Deleted = deleted == 1
 		out = append(out, r)
