@@ -82,8 +82,10 @@ func NewSchedule(sub schemas.Subscription, interval schemas.Interval, loc *time.
 	if loc == nil {
 		return Schedule{}, fmt.Errorf("%w: nil location", ErrInvalidSchedule)
 	}
-	s := Schedule{from: sub.SubscriptionAt, loc: loc, step: step}
-	s.end, s.ends = sub.EndAt()
+	s := Schedule{from: sub.SubscriptionAt.In(loc), loc: loc, step: step}
+	if end, ok := sub.EndAt(); ok {
+		s.end, s.ends = end.In(loc), true
+	}
 	s.anchor = anchorOf(wallClockOf(sub.SubscriptionAt.In(loc)), step)
 	return s, nil
 }
