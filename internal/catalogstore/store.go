@@ -7,6 +7,12 @@
 // Organization isolation is an invariant: every method refuses an empty
 // organization and every statement binds org_id first, so no call can read
 // or write another organization's rows.
+//
+// The checks behind ErrExists and ErrNotFound read the current row and
+// then append: ClickHouse has no transactions, so two concurrent creates
+// of one key (on two API replicas) can both succeed, and the later version
+// is what every reader then sees. Requests that must not act twice carry
+// an Idempotency-Key (SaveIdempotent, LookupIdempotent).
 package catalogstore
 
 import (
