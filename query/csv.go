@@ -1,6 +1,8 @@
 package query
 
 import (
+	"github.com/tally-oss/tally/query/usage"
+
 	"encoding/csv"
 	"mime"
 	"net/http"
@@ -50,7 +52,7 @@ func parseQuality(s string) float64 {
 // requested group key in request order, and value, written from the exact
 // decimal as in JSON. encoding/csv quotes group values that hold commas,
 // quotes or line breaks.
-func writeCSV(w http.ResponseWriter, q UsageQuery, rows []UsageRow) {
+func writeCSV(w http.ResponseWriter, q usage.Query, rows []usage.Row) {
 	w.Header().Set("Content-Type", csvContentType)
 	w.WriteHeader(http.StatusOK)
 	cw := csv.NewWriter(w)

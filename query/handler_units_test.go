@@ -41,7 +41,7 @@ func TestWantsCSV(t *testing.T) {
 // TestFieldErrors: details list every *schemas.FieldError, however deeply
 // errors.Join and wrapping nest them.
 func TestFieldErrors(t *testing.T) {
-	_, parseErr := schemas.ParseMeter([]byte(`{"key": "Bad", "event_type": "", "aggregation": "COUNT"}`))
+	_, parseErr := schemas.ParseMeter([]byte(`{"key": "Bad!", "event_type": "", "aggregation": "COUNT"}`))
 	err := errors.Join(
 		parseErr,
 		fmt.Errorf("wrapped: %w", &schemas.FieldError{Field: "group_by.x", Message: "bad"}),

@@ -181,8 +181,8 @@ func (e *env) insert(rows ...reading) {
 	}
 }
 
-// usage is the decoded body of a usage query.
-type usage struct {
+// usageBodyJSON is the decoded body of a usage query.
+type usageBodyJSON struct {
 	Meter          string  `json:"meter"`
 	From           string  `json:"from"`
 	To             string  `json:"to"`
@@ -198,16 +198,16 @@ type usage struct {
 }
 
 // query runs a usage query of meter as the organization of key.
-func (e *env) query(key, meter, params string) usage {
+func (e *env) query(key, meter, params string) usageBodyJSON {
 	e.t.Helper()
-	var u usage
+	var u usageBodyJSON
 	e.getJSON("/api/v1/meters/"+meter+"/query?"+params, key, http.StatusOK, &u)
 	return u
 }
 
 // values returns "window_start|group values...|value" lines, which read
 // well in failure messages.
-func (u usage) lines(groupKeys ...string) []string {
+func (u usageBodyJSON) lines(groupKeys ...string) []string {
 	var out []string
 	for _, d := range u.Data {
 		line := d.WindowStart

@@ -49,6 +49,14 @@ func (m *metrics) observeClickHouse(operation string, start time.Time, err error
 	}
 }
 
+// ObserveClickHouse implements usage.Observer.
+func (m *metrics) ObserveClickHouse(operation string, start time.Time, err error) {
+	m.observeClickHouse(operation, start, err)
+}
+
+// ObserveRows implements usage.Observer.
+func (m *metrics) ObserveRows(n int) { m.rowsReturned.Observe(float64(n)) }
+
 // timedStore is a MeterStore that times every call against ClickHouse; it
 // wraps the store rather than timing at each call site.
 type timedStore struct {

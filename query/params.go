@@ -13,28 +13,9 @@ import (
 	_ "time/tzdata"
 	"unicode/utf8"
 
+	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
 )
-
-// UsageQuery is one validated usage request.
-type UsageQuery struct {
-	OrgID       string // from the API key, never from the request
-	MeterKey    string
-	Revision    uint64
-	Aggregation schemas.Aggregation
-	From, To    time.Time // half-open [From, To)
-	WindowSize  WindowSize
-	Location    *time.Location
-	CustomerIDs []string
-	GroupBy     []string      // in request order: customer_id or keys of the meter's group_by
-	Filters     []GroupFilter // sorted by key
-}
-
-// GroupFilter keeps the rows whose group key has one of the values.
-type GroupFilter struct {
-	Key    string
-	Values []string
-}
 
 // maxValues bounds the customer ids and filter values of one query; more
 // belongs in a group_by over all customers.
@@ -56,15 +37,15 @@ var (
 // and returns every problem, each naming its parameter. Unknown parameters
 // are errors: a misspelt window_size silently ignored would return numbers
 // that look right and are not.
-func parseUsageParams(orgID string, meter *schemas.Meter, values url.Values, now time.Time) (UsageQuery, []*errorDetail) {
+func parseUsageParams(orgID string, meter *schemas.Meter, values url.Values, now time.Time) (usage.Query, []*errorDetail) {
 	p := &paramParser{values: values, meter: meter}
-	q := UsageQuery{OrgID: orgID, MeterKey: meter.Key, Revision: meter.Revision, Aggregation: meter.Aggregation, Location: time.UTC}
+	q := usage.Query{OrgID: orgID, MeterKey: meter.Key, Revision: meter.Revision, Aggregation: meter.Aggregation, Location: time.UTC}
 	filters := p.checkNames()
 	p.zoneAndWindow(&q)
 	rangeOK := p.timeRange(&q, now)
 	p.groups(&q, filters)
-	if rangeOK && q.WindowSize != WindowNone {
-		if n := q.WindowSize.countWindows(q.From, q.To, q.Location, MaxWindows); n > MaxWindows {
+	if rangeOK && q.WindowSize != usage.WindowNone {
+		if n := q.WindowSize.CountWindows(q.From, q.To, q.Location, MaxWindows); n > MaxWindows {
 			p.fail("window_size", "the range holds more than %d %s windows; use a larger window_size or a shorter range", MaxWindows, q.WindowSize)
 		}
 	}
@@ -108,7 +89,7 @@ func (p *paramParser) checkNames() map[string][]string {
 	return filters
 }
 
-func (p *paramParser) zoneAndWindow(q *UsageQuery) {
+func (p *paramParser) zoneAndWindow(q *usage.Query) {
 	if v, ok := p.values["window_time_zone"]; ok {
 		loc, err := loadZone(v[0])
 		if err != nil {
@@ -118,18 +99,18 @@ func (p *paramParser) zoneAndWindow(q *UsageQuery) {
 		}
 	}
 	if v, ok := p.values["window_size"]; ok {
-		q.WindowSize = WindowSize(strings.ToUpper(v[0]))
-		if !slices.Contains(WindowSizes, q.WindowSize) {
-			p.fail("window_size", "%q must be one of %v, or absent for one row per group over the whole range", v[0], WindowSizes)
+		q.WindowSize = usage.WindowSize(strings.ToUpper(v[0]))
+		if !slices.Contains(usage.WindowSizes, q.WindowSize) {
+			p.fail("window_size", "%q must be one of %v, or absent for one row per group over the whole range", v[0], usage.WindowSizes)
 		}
 	}
 }
 
 // timeRange sets [from, to), by default the current month so far in the
 // query's zone, and reports whether it is valid.
-func (p *paramParser) timeRange(q *UsageQuery, now time.Time) bool {
+func (p *paramParser) timeRange(q *usage.Query, now time.Time) bool {
 	ok := true
-	q.From, q.To = WindowMonth.start(now, q.Location), now
+	q.From, q.To = usage.WindowMonth.Start(now, q.Location), now
 	for _, bound := range []struct {
 		name string
 		dst  *time.Time
@@ -157,7 +138,7 @@ func (p *paramParser) timeRange(q *UsageQuery, now time.Time) bool {
 // groups sets the customers, group keys and group filters. Customers and
 // filter values are sorted and deduplicated (the order means nothing);
 // group keys keep the request's order, which is the CSV column order.
-func (p *paramParser) groups(q *UsageQuery, filters map[string][]string) {
+func (p *paramParser) groups(q *usage.Query, filters map[string][]string) {
 	q.CustomerIDs = slices.Compact(slices.Sorted(slices.Values(p.values["customer_id"])))
 	for _, id := range q.CustomerIDs {
 		if id == "" || utf8.RuneCountInString(id) > schemas.MaxCustomerIDLen {
@@ -180,7 +161,7 @@ func (p *paramParser) groups(q *UsageQuery, filters map[string][]string) {
 	total := len(q.CustomerIDs)
 	for _, key := range slices.Sorted(maps.Keys(filters)) {
 		vals := slices.Compact(slices.Sorted(slices.Values(filters[key])))
-		q.Filters = append(q.Filters, GroupFilter{Key: key, Values: vals})
+		q.Filters = append(q.Filters, usage.GroupFilter{Key: key, Values: vals})
 		total += len(vals)
 	}
 	if total > maxValues {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -27,36 +28,36 @@ var paramsNow = time.Date(2024, 3, 15, 12, 34, 56, 789_000_000, time.UTC)
 func TestParseUsageParams(t *testing.T) {
 	newYork := mustZone(t, "America/New_York")
 	meter := testMeter(t)
-	base := UsageQuery{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: schemas.AggSum,
+	base := usage.Query{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: schemas.AggSum,
 		From: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), To: paramsNow, Location: time.UTC}
 	tests := []struct {
 		name  string
 		query string
-		want  func(q *UsageQuery)
+		want  func(q *usage.Query)
 	}{
-		{"defaults: this month so far, UTC, one window", "", func(*UsageQuery) {}},
-		{"from defaults to the start of the month in the zone", "window_time_zone=America/New_York", func(q *UsageQuery) {
+		{"defaults: this month so far, UTC, one window", "", func(*usage.Query) {}},
+		{"from defaults to the start of the month in the zone", "window_time_zone=America/New_York", func(q *usage.Query) {
 			q.Location, q.From = newYork, time.Date(2024, 3, 1, 0, 0, 0, 0, newYork)
 		}},
 		{"fractional seconds and offsets are kept exactly",
-			"from=2024-03-10T01:02:03.123456789%2B05:30&to=2024-03-11T00:00:00.5Z", func(q *UsageQuery) {
+			"from=2024-03-10T01:02:03.123456789%2B05:30&to=2024-03-11T00:00:00.5Z", func(q *usage.Query) {
 				q.From = time.Date(2024, 3, 9, 19, 32, 3, 123456789, time.UTC)
 				q.To = time.Date(2024, 3, 11, 0, 0, 0, 500_000_000, time.UTC)
 			}},
-		{"window size in any case", "window_size=day", func(q *UsageQuery) { q.WindowSize = WindowDay }},
+		{"window size in any case", "window_size=day", func(q *usage.Query) { q.WindowSize = usage.WindowDay }},
 		{"group_by repeated or comma-separated, in request order, once each",
-			"group_by=model&group_by=customer_id,model", func(q *UsageQuery) {
+			"group_by=model&group_by=customer_id,model", func(q *usage.Query) {
 				q.GroupBy = []string{"model", "customer_id"}
 			}},
 		{"filters sorted by key, values OR-ed, an empty value is the empty group",
-			"filter[model]=b&filter[model]=a&filter[model]=b&filter[customer_id]=c&filter[region]=", func(q *UsageQuery) {
-				q.Filters = []GroupFilter{{"customer_id", []string{"c"}}, {"model", []string{"a", "b"}}, {"region", []string{""}}}
+			"filter[model]=b&filter[model]=a&filter[model]=b&filter[customer_id]=c&filter[region]=", func(q *usage.Query) {
+				q.Filters = []usage.GroupFilter{{Key: "customer_id", Values: []string{"c"}}, {Key: "model", Values: []string{"a", "b"}}, {Key: "region", Values: []string{""}}}
 			}},
-		{"customers", "customer_id=c2&customer_id=c1&customer_id=c2", func(q *UsageQuery) {
+		{"customers", "customer_id=c2&customer_id=c1&customer_id=c2", func(q *usage.Query) {
 			q.CustomerIDs = []string{"c1", "c2"}
 		}},
-		{"exactly the window limit", "window_size=MINUTE&from=2024-01-01T00:00:00Z&to=2024-01-07T22:40:00Z", func(q *UsageQuery) {
-			q.WindowSize = WindowMinute
+		{"exactly the window limit", "window_size=MINUTE&from=2024-01-01T00:00:00Z&to=2024-01-07T22:40:00Z", func(q *usage.Query) {
+			q.WindowSize = usage.WindowMinute
 			q.From, q.To = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(MaxWindows*time.Minute)
 		}},
 	}
@@ -165,4 +166,13 @@ func TestParseUsageParamsReportsEverything(t *testing.T) {
 	if want := []string{"window_sise", "window_time_zone", "group_by"}; !reflect.DeepEqual(fields, want) {
 		t.Errorf("fields %v, want %v", fields, want)
 	}
+}
+
+func mustZone(t testing.TB, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
+	"github.com/tally-oss/tally/query/usage"
 )
 
 // Routes of the query API.
@@ -46,11 +47,11 @@ type Deps struct {
 
 // Service is the query HTTP server.
 type Service struct {
-	logger *slog.Logger
-	server *telemetry.Server
-	store  *meterstore.Store
-	meters metersFile // from Config.MetersFile, applied by Run
-	usage  *usageHandler
+	logger    *slog.Logger
+	server    *telemetry.Server
+	store     *meterstore.Store
+	meters    metersFile // from Config.MetersFile, applied by Run
+	usageHTTP *usageHandler
 }
 
 // New builds the service. It reads and validates the meters file, if
@@ -101,12 +102,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return err
 	})
 
-	meters := &metersHandler{store: timedStore{store: s.store, metrics: m}, logger: logger}
-	usage := &usageHandler{
-		meters: meters, reader: &clickhouseReader{conn: conn, maxRows: cfg.MaxRows, metrics: m},
+	meterStore := timedStore{store: s.store, metrics: m}
+	meters := &metersHandler{store: meterStore, logger: logger}
+	usageSvc := usage.NewService(meterStore, usage.NewClickHouseReader(conn, cfg.MaxRows, m), meterstore.ErrNotFound)
+	usageH := &usageHandler{
+		meters: meters, usage: usageSvc,
 		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,
 	}
-	s.usage = usage
+	s.usageHTTP = usageH
 	// Metrics wrap authentication so that 401s are counted too; the route
 	// label is the pattern, never the path with its meter key.
 	handle := func(pattern, route string, h http.HandlerFunc) {
@@ -118,7 +121,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	handle("GET "+MeterRoute, MeterRoute, meters.get)
 	handle("DELETE "+MeterRoute, MeterRoute, meters.delete)
 	handle(MeterRoute, MeterRoute, methodNotAllowed("GET, DELETE"))
-	handle("GET "+UsageRoute, UsageRoute, usage.ServeHTTP)
+	handle("GET "+UsageRoute, UsageRoute, usageH.ServeHTTP)
 	handle(UsageRoute, UsageRoute, methodNotAllowed("GET"))
 	handle("/api/", "other", notFound)
 	return s, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -23,7 +24,7 @@ import (
 // are omitted. Without window_size there is one window, exactly [from, to).
 type usageHandler struct {
 	meters  *metersHandler
-	reader  UsageReader
+	usage   *usage.Service
 	maxRows int
 	timeout time.Duration
 	logger  *slog.Logger
@@ -32,12 +33,12 @@ type usageHandler struct {
 
 // usageResponse is the JSON body of a usage query.
 type usageResponse struct {
-	Meter          string      `json:"meter"`
-	From           string      `json:"from"`
-	To             string      `json:"to"`
-	WindowSize     *WindowSize `json:"window_size"` // null: one window over the whole range
-	WindowTimeZone string      `json:"window_time_zone"`
-	Data           []usageJSON `json:"data"`
+	Meter          string            `json:"meter"`
+	From           string            `json:"from"`
+	To             string            `json:"to"`
+	WindowSize     *usage.WindowSize `json:"window_size"` // null: one window over the whole range
+	WindowTimeZone string            `json:"window_time_zone"`
+	Data           []usageJSON       `json:"data"`
 }
 
 // usageJSON is one row of usageResponse. Value is a JSON number written
@@ -70,9 +71,9 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"invalid query parameters: "+joinMessages(details), details)
 		return
 	}
-	rows, err := h.reader.ReadUsage(ctx, q)
+	rows, err := h.usage.Read(ctx, q)
 	switch {
-	case errors.Is(err, errTooManyRows):
+	case errors.Is(err, usage.ErrTooManyRows):
 		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, fmt.Sprintf(
 			"the result has more than %d rows; use a larger window_size, a shorter range, fewer group_by keys or filters", h.maxRows))
 		return
@@ -87,7 +88,7 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, usageBody(meter, q, rows))
 }
 
-func usageBody(meter schemas.Meter, q UsageQuery, rows []UsageRow) usageResponse {
+func usageBody(meter schemas.Meter, q usage.Query, rows []usage.Row) usageResponse {
 	body := usageResponse{
 		Meter:          meter.Key,
 		From:           formatTime(q.From, q.Location),
@@ -95,7 +96,7 @@ func usageBody(meter schemas.Meter, q UsageQuery, rows []UsageRow) usageResponse
 		WindowTimeZone: q.Location.String(),
 		Data:           make([]usageJSON, 0, len(rows)),
 	}
-	if q.WindowSize != WindowNone {
+	if q.WindowSize != usage.WindowNone {
 		body.WindowSize = &q.WindowSize
 	}
 	for _, row := range rows {

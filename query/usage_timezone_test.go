@@ -97,7 +97,7 @@ func TestKolkataHourWindows(t *testing.T) {
 		"2024-03-10T12:00:00+05:30 2024-03-10T12:01:00+05:30 1")
 }
 
-func wantWindows(t *testing.T, what string, u usage, want ...string) {
+func wantWindows(t *testing.T, what string, u usageBodyJSON, want ...string) {
 	t.Helper()
 	var got []string
 	for _, d := range u.Data {
@@ -140,7 +140,7 @@ func TestFractionalSecondBounds(t *testing.T) {
 func TestUsageDefaultRange(t *testing.T) {
 	e := newEnv(t)
 	now := at(t, "2024-03-15T12:00:00.123Z")
-	e.svc.usage.now = func() time.Time { return now }
+	e.svc.usageHTTP.now = func() time.Time { return now }
 	m := e.createMeter(keyAcme, `{"key": "calls", "event_type": "api", "aggregation": "COUNT"}`)
 	for i, ts := range []string{"2024-02-29T23:00:00Z", "2024-03-01T01:00:00Z", "2024-03-01T06:00:00Z", "2024-03-15T12:00:00.123Z"} {
 		e.insert(reading{org: "acme", meter: "calls", revision: m.Revision, customer: "c1", eventID: string(rune('a' + i)), time: at(t, ts), value: "1"})

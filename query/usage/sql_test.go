@@ -1,4 +1,4 @@
-package query
+package usage
 
 import (
 	"reflect"
@@ -16,8 +16,8 @@ func TestBuildUsageSQL(t *testing.T) {
 	to := time.Date(2024, 4, 1, 4, 0, 0, 0, time.UTC)
 	newYork := mustZone(t, "America/New_York")
 	kolkata := mustZone(t, "Asia/Kolkata")
-	base := func(agg schemas.Aggregation) UsageQuery {
-		return UsageQuery{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: agg,
+	base := func(agg schemas.Aggregation) Query {
+		return Query{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: agg,
 			From: from, To: to, Location: time.UTC}
 	}
 	const where = " FROM readings FINAL WHERE org_id = ? AND meter_key = ? AND meter_revision = ?" +
@@ -30,67 +30,67 @@ func TestBuildUsageSQL(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		query    func() UsageQuery
+		query    func() Query
 		wantSQL  string
 		wantArgs []any
 	}{
-		{"sum", func() UsageQuery { return base(schemas.AggSum) },
+		{"sum", func() Query { return base(schemas.AggSum) },
 			"SELECT count() AS n, sum(value) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"count", func() UsageQuery { return base(schemas.AggCount) },
+		{"count", func() Query { return base(schemas.AggCount) },
 			"SELECT count() AS n" + where + " LIMIT ?", args(nil, 101)},
-		{"max", func() UsageQuery { return base(schemas.AggMax) },
+		{"max", func() Query { return base(schemas.AggMax) },
 			"SELECT count() AS n, max(value) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"min", func() UsageQuery { return base(schemas.AggMin) },
+		{"min", func() Query { return base(schemas.AggMin) },
 			"SELECT count() AS n, min(value) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"avg is sum and count, divided in Go", func() UsageQuery { return base(schemas.AggAvg) },
+		{"avg is sum and count, divided in Go", func() Query { return base(schemas.AggAvg) },
 			"SELECT count() AS n, sum(value) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"unique count", func() UsageQuery { return base(schemas.AggUniqueCount) },
+		{"unique count", func() Query { return base(schemas.AggUniqueCount) },
 			"SELECT count() AS n, uniqExact(distinct_value) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"latest by event time, then event id", func() UsageQuery { return base(schemas.AggLatest) },
+		{"latest by event time, then event id", func() Query { return base(schemas.AggLatest) },
 			"SELECT count() AS n, argMax(value, tuple(time_ns, event_id)) AS v" + where + " LIMIT ?", args(nil, 101)},
-		{"minute windows in UTC", func() UsageQuery {
+		{"minute windows in UTC", func() Query {
 			q := base(schemas.AggSum)
 			q.WindowSize = WindowMinute
 			return q
 		}, "SELECT toStartOfMinute(time, ?) AS w, count() AS n, sum(value) AS v" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"UTC"}, 101)},
-		{"hour windows in a +05:30 zone", func() UsageQuery {
+		{"hour windows in a +05:30 zone", func() Query {
 			q := base(schemas.AggCount)
 			q.WindowSize, q.Location = WindowHour, kolkata
 			return q
 		}, "SELECT toStartOfHour(time, ?) AS w, count() AS n" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"Asia/Kolkata"}, 101)},
-		{"day windows are dates in the zone", func() UsageQuery {
+		{"day windows are dates in the zone", func() Query {
 			q := base(schemas.AggSum)
 			q.WindowSize, q.Location = WindowDay, newYork
 			return q
 		}, "SELECT toDate(time, ?) AS w, count() AS n, sum(value) AS v" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"America/New_York"}, 101)},
-		{"month windows", func() UsageQuery {
+		{"month windows", func() Query {
 			q := base(schemas.AggMax)
 			q.WindowSize, q.Location = WindowMonth, newYork
 			return q
 		}, "SELECT toStartOfMonth(time, ?) AS w, count() AS n, max(value) AS v" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"America/New_York"}, 101)},
-		{"group by meter keys and customer, in request order", func() UsageQuery {
+		{"group by meter keys and customer, in request order", func() Query {
 			q := base(schemas.AggSum)
 			q.GroupBy = []string{"model", "customer_id", "region"}
 			return q
 		}, "SELECT group_values[indexOf(group_keys, ?)] AS g0, customer_id AS g1, group_values[indexOf(group_keys, ?)] AS g2," +
 			" count() AS n, sum(value) AS v" + where + " GROUP BY g0, g1, g2 ORDER BY g0, g1, g2 LIMIT ?",
 			args([]any{"model", "region"}, 101)},
-		{"customers", func() UsageQuery {
+		{"customers", func() Query {
 			q := base(schemas.AggCount)
 			q.CustomerIDs = []string{"c1", "c2"}
 			return q
 		}, "SELECT count() AS n" + where + " AND customer_id IN (?, ?) LIMIT ?", args(nil, "c1", "c2", 101)},
-		{"group filters", func() UsageQuery {
+		{"group filters", func() Query {
 			q := base(schemas.AggCount)
 			q.Filters = []GroupFilter{{"customer_id", []string{"c3"}}, {"model", []string{"a", "b"}}}
 			return q
 		}, "SELECT count() AS n" + where + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?, ?) LIMIT ?",
 			args(nil, "c3", "model", "a", "b", 101)},
-		{"everything: arguments follow placeholder order", func() UsageQuery {
+		{"everything: arguments follow placeholder order", func() Query {
 			q := base(schemas.AggAvg)
 			q.WindowSize, q.Location = WindowDay, newYork
 			q.GroupBy = []string{"customer_id", "model"}
@@ -101,7 +101,7 @@ func TestBuildUsageSQL(t *testing.T) {
 			where + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?)" +
 			" GROUP BY w, g0, g1 ORDER BY w, g0, g1 LIMIT ?",
 			args([]any{"America/New_York", "model"}, "c1", "model", "gpt", 101)},
-		{"hostile values stay arguments", func() UsageQuery {
+		{"hostile values stay arguments", func() Query {
 			q := base(schemas.AggCount)
 			q.CustomerIDs = []string{"x') OR 1=1 --"}
 			return q
@@ -109,7 +109,10 @@ func TestBuildUsageSQL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sql, gotArgs := buildUsageSQL(tt.query(), 101)
+			sql, gotArgs, err := buildSQL(tt.query(), 101)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if sql != tt.wantSQL {
 				t.Errorf("SQL\n got: %s\nwant: %s", sql, tt.wantSQL)
 			}
@@ -127,4 +130,18 @@ func mustZone(t testing.TB, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+// TestBuildSQLEveryAggregation builds a query for every aggregation, and
+// refuses one that the aggregation table does not describe instead of
+// serving it as something else.
+func TestBuildSQLEveryAggregation(t *testing.T) {
+	for _, agg := range schemas.Aggregations {
+		if _, _, err := buildSQL(Query{Aggregation: agg, Location: time.UTC}, 1); err != nil {
+			t.Errorf("%s: %v", agg, err)
+		}
+	}
+	if sql, _, err := buildSQL(Query{Aggregation: "MEDIAN", Location: time.UTC}, 1); err == nil {
+		t.Errorf("MEDIAN built as %s", sql)
+	}
 }

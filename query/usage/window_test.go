@@ -1,4 +1,4 @@
-package query
+package usage
 
 import (
 	"testing"
@@ -38,12 +38,12 @@ func TestWindowStartEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := tt.size.start(utc(tt.at), tt.loc)
-			end := tt.size.end(start)
-			if got := formatTime(start, tt.loc); got != tt.wantStart {
+			start := tt.size.Start(utc(tt.at), tt.loc)
+			end := tt.size.End(start)
+			if got := formatIn(start, tt.loc); got != tt.wantStart {
 				t.Errorf("start %s, want %s", got, tt.wantStart)
 			}
-			if got := formatTime(end, tt.loc); got != tt.wantEnd {
+			if got := formatIn(end, tt.loc); got != tt.wantEnd {
 				t.Errorf("end %s, want %s", got, tt.wantEnd)
 			}
 			if got := end.Sub(start).Hours(); got != tt.wantHours {
@@ -58,11 +58,11 @@ func TestWindowStartEnd(t *testing.T) {
 func TestWindowFromDB(t *testing.T) {
 	newYork := mustZone(t, "America/New_York")
 	date := time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC)
-	if got := formatTime(WindowDay.fromDB(date, newYork), newYork); got != "2024-03-10T00:00:00-05:00" {
+	if got := formatIn(WindowDay.fromDB(date, newYork), newYork); got != "2024-03-10T00:00:00-05:00" {
 		t.Errorf("DAY from Date: %s", got)
 	}
 	instant := time.Date(2024, 3, 10, 5, 30, 0, 0, time.UTC)
-	if got := formatTime(WindowHour.fromDB(instant, mustZone(t, "Asia/Kolkata")), mustZone(t, "Asia/Kolkata")); got != "2024-03-10T11:00:00+05:30" {
+	if got := formatIn(WindowHour.fromDB(instant, mustZone(t, "Asia/Kolkata")), mustZone(t, "Asia/Kolkata")); got != "2024-03-10T11:00:00+05:30" {
 		t.Errorf("HOUR from DateTime: %s", got)
 	}
 }
@@ -83,8 +83,10 @@ func TestCountWindows(t *testing.T) {
 		{WindowMinute, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC), 101},
 	}
 	for _, tt := range tests {
-		if got := tt.size.countWindows(tt.from, tt.to, newYork, 100); got != tt.want {
+		if got := tt.size.CountWindows(tt.from, tt.to, newYork, 100); got != tt.want {
 			t.Errorf("%s windows in [%s, %s): %d, want %d", tt.size, tt.from, tt.to, got, tt.want)
 		}
 	}
 }
+
+func formatIn(t time.Time, loc *time.Location) string { return t.In(loc).Format(time.RFC3339Nano) }

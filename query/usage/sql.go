@@ -1,4 +1,4 @@
-package query
+package usage
 
 import (
 	"fmt"
@@ -14,40 +14,11 @@ import (
 // unmerged parts would count an event twice.
 const readingsTable = "readings FINAL"
 
-// valueKind says how the aggregate column v is read.
-type valueKind int
-
-const (
-	valueNone    valueKind = iota // COUNT: the value is the count n
-	valueDecimal                  // Decimal(38, 12) into decimal.Decimal
-	valueUint                     // UInt64 (uniqExact)
-)
-
-// aggregateSQL returns the expression of column v for an aggregation.
-// Every query also selects count() AS n: it is COUNT's value, AVG's divisor,
-// and tells an empty aggregate (a query without GROUP BY returns one row
-// even when nothing matched) from a real one.
-//
-// AVG returns the exact sum and the count separately; the division happens
-// in Go with decimals, so an average over any window is the average of the
-// events, never an average of averages or a float.
-// LATEST takes the value of the latest event by event time; the event id
-// breaks ties so that equal times give the same answer on every read.
-func aggregateSQL(agg schemas.Aggregation) (string, valueKind) {
-	switch agg {
-	case schemas.AggSum, schemas.AggAvg:
-		return "sum(value)", valueDecimal
-	case schemas.AggMax:
-		return "max(value)", valueDecimal
-	case schemas.AggMin:
-		return "min(value)", valueDecimal
-	case schemas.AggUniqueCount:
-		return "uniqExact(distinct_value)", valueUint
-	case schemas.AggLatest:
-		return "argMax(value, tuple(time_ns, event_id))", valueDecimal
-	}
-	return "", valueNone // COUNT
-}
+// Every usage query selects count() AS n, and the aggregation's folded
+// column v from the aggregation table (schemas/aggregation.go) when it has
+// one. n is COUNT's value and AVG's divisor, and it tells an empty
+// aggregate (a query without GROUP BY returns one row even when nothing
+// matched) from a real one.
 
 // groupSQL returns the expression of a group key and its arguments.
 // Readings store a meter's group values in an array aligned with the array
@@ -59,7 +30,7 @@ func groupSQL(key string) (string, []any) {
 	return "group_values[indexOf(group_keys, ?)]", []any{key}
 }
 
-// buildUsageSQL returns the SQL of a usage query and its bound arguments
+// buildSQL returns the SQL of a usage query and its bound arguments
 // in placeholder order. It reads at most limit rows. Every value is a
 // bound parameter; the only text that varies is chosen from constants
 // here, and aliases (w, g0, g1, ..., n, v) name the result columns so that
@@ -70,7 +41,11 @@ func groupSQL(key string) (string, []any) {
 // range twice: whole seconds on the time column, which the primary key and
 // the monthly partitions can use, and the exact half-open range on time_ns,
 // which honours fractional seconds.
-func buildUsageSQL(q UsageQuery, limit int) (string, []any) {
+func buildSQL(q Query, limit int) (string, []any, error) {
+	spec, err := q.Aggregation.Spec()
+	if err != nil {
+		return "", nil, err
+	}
 	var cols, keys []string
 	var args []any
 	if q.WindowSize != WindowNone {
@@ -86,8 +61,8 @@ func buildUsageSQL(q UsageQuery, limit int) (string, []any) {
 		args = append(args, exprArgs...)
 	}
 	cols = append(cols, "count() AS n")
-	if expr, kind := aggregateSQL(q.Aggregation); kind != valueNone {
-		cols = append(cols, expr+" AS v")
+	if spec.Column != schemas.ColumnNone {
+		cols = append(cols, spec.SQL+" AS v")
 	}
 
 	conds := []string{
@@ -122,7 +97,7 @@ func buildUsageSQL(q UsageQuery, limit int) (string, []any) {
 	}
 	b.WriteString(" LIMIT ?")
 	args = append(args, limit)
-	return b.String(), args
+	return b.String(), args, nil
 }
 
 func placeholders(n int) string {

@@ -1,4 +1,4 @@
-package query
+package usage
 
 import (
 	"time"
@@ -56,7 +56,7 @@ func (w WindowSize) fromDB(v time.Time, loc *time.Location) time.Time {
 // computes it. Minutes and hours subtract the local wall-clock remainder
 // rather than rebuilding the time with time.Date, which is ambiguous in the
 // repeated hour when DST ends; that keeps a +05:30 zone's hours on :30 UTC.
-func (w WindowSize) start(t time.Time, loc *time.Location) time.Time {
+func (w WindowSize) Start(t time.Time, loc *time.Location) time.Time {
 	t = t.In(loc)
 	switch w {
 	case WindowMinute:
@@ -78,7 +78,7 @@ func (w WindowSize) start(t time.Time, loc *time.Location) time.Time {
 // day ends after 23 or 25 hours. Building midnight afresh rather than
 // calling AddDate keeps it right after a day that began at 01:00 because
 // its midnight did not exist.
-func (w WindowSize) end(start time.Time) time.Time {
+func (w WindowSize) End(start time.Time) time.Time {
 	y, m, d := start.Date()
 	switch w {
 	case WindowMinute:
@@ -93,14 +93,14 @@ func (w WindowSize) end(start time.Time) time.Time {
 	return start
 }
 
-// countWindows returns how many windows [from, to) touches, counting no
+// CountWindows returns how many windows [from, to) touches, counting no
 // further than limit+1 so that a huge range costs nothing to reject.
-func (w WindowSize) countWindows(from, to time.Time, loc *time.Location, limit int) int {
+func (w WindowSize) CountWindows(from, to time.Time, loc *time.Location, limit int) int {
 	if w == WindowNone {
 		return 1
 	}
 	n := 0
-	for s := w.start(from, loc); s.Before(to) && n <= limit; s = w.end(s) {
+	for s := w.Start(from, loc); s.Before(to) && n <= limit; s = w.End(s) {
 		n++
 	}
 	return n
