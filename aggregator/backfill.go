@@ -2,13 +2,9 @@ package aggregator
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/schemas"
 )
@@ -26,7 +22,7 @@ import (
 // Completion is recorded in meter_backfills; a backfill cut short by a crash
 // has no row there and is redone by the next aggregator that sees R.
 type backfiller struct {
-	conn    driver.Conn
+	source  BackfillSource
 	store   Store
 	retry   retrier
 	metrics *metrics
@@ -38,10 +34,7 @@ type backfiller struct {
 	wake    chan struct{}
 }
 
-type revision struct {
-	org, key string
-	revision uint64
-}
+type revision = BackfillKey
 
 type revisionWork struct {
 	org   string
@@ -51,8 +44,8 @@ type revisionWork struct {
 // backfillChunk bounds the rows held in memory and sent per insert.
 const backfillChunk = 10_000
 
-func newBackfiller(conn driver.Conn, store Store, retry retrier, m *metrics, logger *slog.Logger) *backfiller {
-	return &backfiller{conn: conn, store: store, retry: retry, metrics: m, logger: logger,
+func newBackfiller(source BackfillSource, store Store, retry retrier, m *metrics, logger *slog.Logger) *backfiller {
+	return &backfiller{source: source, store: store, retry: retry, metrics: m, logger: logger,
 		known: map[revision]bool{}, wake: make(chan struct{}, 1)}
 }
 
@@ -64,7 +57,7 @@ func (b *backfiller) observe(all map[string][]schemas.Meter) {
 	added := false
 	for org, meters := range all {
 		for _, m := range meters {
-			r := revision{org: org, key: m.Key, revision: m.Revision}
+			r := revision{OrgID: org, MeterKey: m.Key, Revision: m.Revision}
 			if !b.known[r] {
 				b.known[r] = true
 				b.pending = append(b.pending, revisionWork{org: org, meter: m})
@@ -130,14 +123,14 @@ func (b *backfiller) run(ctx context.Context) {
 			// the only ones it needs to know about (it queues each
 			// revision once).
 			if err := b.retry.do(ctx, opBackfill, b.countRetry, func() (err error) {
-				done, err = b.completed(ctx)
+				done, err = b.source.CompletedBackfills(ctx)
 				return err
 			}); err != nil {
 				return
 			}
 		}
 		for w, ok := b.next(); ok; w, ok = b.next() {
-			r := revision{org: w.org, key: w.meter.Key, revision: w.meter.Revision}
+			r := revision{OrgID: w.org, MeterKey: w.meter.Key, Revision: w.meter.Revision}
 			if done[r] {
 				continue
 			}
@@ -158,23 +151,6 @@ func (b *backfiller) run(ctx context.Context) {
 
 func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBackfill).Inc() }
 
-func (b *backfiller) completed(ctx context.Context) (map[revision]bool, error) {
-	rows, err := b.conn.Query(ctx, "SELECT org_id, meter_key, meter_revision FROM meter_backfills")
-	if err != nil {
-		return nil, fmt.Errorf("read meter_backfills: %w", err)
-	}
-	defer rows.Close()
-	out := map[revision]bool{}
-	for rows.Next() {
-		var r revision
-		if err := rows.Scan(&r.org, &r.key, &r.revision); err != nil {
-			return nil, fmt.Errorf("read meter_backfills: %w", err)
-		}
-		out[r] = true
-	}
-	return out, rows.Err()
-}
-
 // backfill evaluates the meter over the organization's stored events of its
 // type, writes readings and dead letters in chunks, then records
 // completion. The events table holds only first versions, so duplicates
@@ -182,50 +158,34 @@ func (b *backfiller) completed(ctx context.Context) (map[revision]bool, error) {
 // same rows, which fold. Dead letters go to the table only: the topic
 // carries those of the live stream.
 func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) {
-	rows, err := b.conn.Query(ctx, `SELECT customer_id, id, source, time_ns, properties, ingested_at, kafka_partition, kafka_offset
-		FROM events WHERE org_id = ? AND type = ?`, w.org, w.meter.EventType)
-	if err != nil {
-		return 0, fmt.Errorf("read events for backfill: %w", err)
-	}
-	defer rows.Close()
 	meters := []*schemas.Meter{&w.meter}
 	now := time.Now().UTC()
 	var readings []ReadingRow
 	var deadLetters []DeadLetterRow
 	n := 0
-	for rows.Next() {
-		var rec schemas.Record
-		var timeNs int64
-		var props string
-		var pos Position
-		if err := rows.Scan(&rec.Event.CustomerID, &rec.Event.ID, &rec.Event.Source, &timeNs, &props,
-			&rec.IngestedAt, &pos.Partition, &pos.Offset); err != nil {
-			return n, fmt.Errorf("read events for backfill: %w", err)
-		}
+	err := b.source.ScanEvents(ctx, w.org, w.meter.EventType, func(rec schemas.Record, pos Position) error {
 		n++
-		rec.OrgID, rec.Event.Type = w.org, w.meter.EventType
-		rec.Event.Time = time.Unix(0, timeNs).UTC()
-		rec.Event.Properties = json.RawMessage(props)
-		rec.IngestedAt = rec.IngestedAt.UTC()
 		rs, failures := evaluate(rec, rec.IngestedAt, meters)
 		readings = append(readings, rs...)
 		for _, f := range failures {
 			deadLetters = append(deadLetters, backfillDeadLetter(rec, pos, f, now))
 		}
-		if len(readings)+len(deadLetters) >= backfillChunk {
-			if err := b.flush(ctx, readings, deadLetters); err != nil {
-				return n, err
-			}
-			readings, deadLetters = readings[:0], deadLetters[:0]
+		if len(readings)+len(deadLetters) < backfillChunk {
+			return nil
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("read events for backfill: %w", err)
+		if err := b.flush(ctx, readings, deadLetters); err != nil {
+			return err
+		}
+		readings, deadLetters = readings[:0], deadLetters[:0]
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if err := b.flush(ctx, readings, deadLetters); err != nil {
 		return n, err
 	}
-	return n, b.markCompleted(ctx, w, n)
+	return n, b.source.MarkBackfilled(ctx, BackfillKey{OrgID: w.org, MeterKey: w.meter.Key, Revision: w.meter.Revision}, n)
 }
 
 func (b *backfiller) flush(ctx context.Context, readings []ReadingRow, deadLetters []DeadLetterRow) error {
@@ -233,21 +193,6 @@ func (b *backfiller) flush(ctx context.Context, readings []ReadingRow, deadLette
 		return err
 	}
 	return b.store.InsertDeadLetters(ctx, deadLetters)
-}
-
-func (b *backfiller) markCompleted(ctx context.Context, w revisionWork, events int) error {
-	batch, err := b.conn.PrepareBatch(ctx, "INSERT INTO meter_backfills (org_id, meter_key, meter_revision, events, completed_at)")
-	if err != nil {
-		return fmt.Errorf("record backfill: %w", err)
-	}
-	if err := batch.Append(w.org, w.meter.Key, w.meter.Revision, uint64(events), time.Now().UTC().Truncate(time.Second)); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("record backfill: %w", err)
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("record backfill: %w", err)
-	}
-	return nil
 }
 
 // backfillDeadLetter rebuilds the dead letter the live path writes for the

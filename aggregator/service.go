@@ -70,7 +70,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 	m := newMetrics(deps.Registerer)
 	retry := retrier{initial: cfg.RetryInitialInterval, max: cfg.RetryMaxInterval, logger: logger}
-	store := &retryingStore{next: &clickhouseStore{conn: deps.ClickHouse, metrics: m}, retry: retry, metrics: m}
+	chStore := &clickhouseStore{conn: deps.ClickHouse, metrics: m}
+	store := &retryingStore{next: chStore, retry: retry, metrics: m}
 	publisher := newKafkaPublisher(deps.Kafka)
 	proc := &processor{
 		store:     store,
@@ -81,7 +82,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s := &Service{cfg: cfg, logger: logger, publisher: publisher,
 		server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger)}
 	if cfg.Backfill {
-		s.backfill = newBackfiller(deps.ClickHouse, store, retry, m, logger)
+		s.backfill = newBackfiller(chStore, store, retry, m, logger)
 		s.meters = deps.Meters
 		proc.backfill = s.backfill
 	}

@@ -1,0 +1,94 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/schemas"
+)
+
+// BackfillSource is what the backfiller reads and records besides the
+// rows it writes through Store. The backfiller retries each call itself,
+// around the whole backfill of a revision.
+type BackfillSource interface {
+	// CompletedBackfills returns the meter revisions whose backfill
+	// completed.
+	CompletedBackfills(ctx context.Context) (map[BackfillKey]bool, error)
+	// ScanEvents calls fn for every stored event of the organization and
+	// type, with its Kafka position, until fn returns an error.
+	ScanEvents(ctx context.Context, orgID, eventType string, fn func(schemas.Record, Position) error) error
+	// MarkBackfilled records that the revision's backfill completed.
+	MarkBackfilled(ctx context.Context, k BackfillKey, events int) error
+}
+
+// BackfillKey is a meter revision of an organization.
+type BackfillKey struct {
+	OrgID, MeterKey string
+	Revision        uint64
+}
+
+var _ BackfillSource = (*clickhouseStore)(nil)
+
+func (s *clickhouseStore) CompletedBackfills(ctx context.Context) (map[BackfillKey]bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT org_id, meter_key, meter_revision FROM meter_backfills")
+	if err != nil {
+		return nil, fmt.Errorf("read meter_backfills: %w", err)
+	}
+	defer rows.Close()
+	out := map[BackfillKey]bool{}
+	for rows.Next() {
+		var k BackfillKey
+		if err := rows.Scan(&k.OrgID, &k.MeterKey, &k.Revision); err != nil {
+			return nil, fmt.Errorf("read meter_backfills: %w", err)
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
+}
+
+// ScanEvents reads the events table, which holds only first versions, so
+// duplicates are excluded; no FINAL, because unmerged copies of an event
+// produce the same rows, which fold.
+func (s *clickhouseStore) ScanEvents(ctx context.Context, orgID, eventType string, fn func(schemas.Record, Position) error) error {
+	rows, err := s.conn.Query(ctx, `SELECT customer_id, id, source, time_ns, properties, ingested_at, kafka_partition, kafka_offset
+		FROM events WHERE org_id = ? AND type = ?`, orgID, eventType)
+	if err != nil {
+		return fmt.Errorf("read events for backfill: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rec schemas.Record
+		var timeNs int64
+		var props string
+		var pos Position
+		if err := rows.Scan(&rec.Event.CustomerID, &rec.Event.ID, &rec.Event.Source, &timeNs, &props,
+			&rec.IngestedAt, &pos.Partition, &pos.Offset); err != nil {
+			return fmt.Errorf("read events for backfill: %w", err)
+		}
+		rec.OrgID, rec.Event.Type = orgID, eventType
+		rec.Event.Time = time.Unix(0, timeNs).UTC()
+		rec.Event.Properties = json.RawMessage(props)
+		rec.IngestedAt = rec.IngestedAt.UTC()
+		if err := fn(rec, pos); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read events for backfill: %w", err)
+	}
+	return nil
+}
+
+func (s *clickhouseStore) MarkBackfilled(ctx context.Context, k BackfillKey, events int) error {
+	err := s.send(ctx, "INSERT INTO meter_backfills (org_id, meter_key, meter_revision, events, completed_at)", func(b driver.Batch) error {
+		return b.Append(k.OrgID, k.MeterKey, k.Revision, uint64(events), time.Now().UTC().Truncate(time.Second))
+	})
+	if err != nil {
+		return fmt.Errorf("record backfill: %w", err)
+	}
+	return nil
+}
