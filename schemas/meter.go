@@ -34,7 +34,7 @@ var Aggregations = []Aggregation{AggSum, AggCount, AggMax, AggMin, AggAvg, AggUn
 // patterns; they are still bound as parameters, the patterns keep them
 // readable in URLs, CSV headers and dashboards.
 var (
-	MeterKeyPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	MeterKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 	GroupKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 )
 

@@ -60,6 +60,17 @@ func TestParseMeterEveryAggregation(t *testing.T) {
 	}
 }
 
+// TestMeterKeyCase: keys are case-sensitive and may hold capitals, because
+// other products name resources that way (PriceOps' resource "API" is a
+// meter key).
+func TestMeterKeyCase(t *testing.T) {
+	for _, key := range []string{"API", "Tokens", "gpu-Hours_2"} {
+		if m := mustParseMeter(t, `{"key":"`+key+`","event_type":"e","aggregation":"COUNT"}`); m.Key != key {
+			t.Errorf("key %q parsed as %q", key, m.Key)
+		}
+	}
+}
+
 func TestParseMeterFields(t *testing.T) {
 	def := `{"key":"tokens","name":"Tokens","description":"LLM tokens","event_type":"llm","aggregation":"SUM",
 		"value_property":"$.tokens","revision":7,"created_at":"2026-03-01T00:00:00Z"}`
@@ -114,7 +125,6 @@ func TestParseMeterErrors(t *testing.T) {
 		fields []string
 	}{
 		{"key missing", `{"event_type":"e","aggregation":"COUNT"}`, []string{"key"}},
-		{"key upper case", `{"key":"Tokens","event_type":"e","aggregation":"COUNT"}`, []string{"key"}},
 		{"key starts with a dash", `{"key":"-t","event_type":"e","aggregation":"COUNT"}`, []string{"key"}},
 		{"key starts with an underscore", `{"key":"_t","event_type":"e","aggregation":"COUNT"}`, []string{"key"}},
 		{"key with a slash", `{"key":"a/b","event_type":"e","aggregation":"COUNT"}`, []string{"key"}},
@@ -197,7 +207,7 @@ func TestParseMeterErrors(t *testing.T) {
 		{"empty input", ``, []string{"meter"}},
 		{"trailing object", `{"key":"k","event_type":"e","aggregation":"COUNT"} {"filter":{"a":{"eq":1}}}`, []string{"meter"}},
 		{"trailing garbage", `{"key":"k","event_type":"e","aggregation":"COUNT"}]`, []string{"meter"}},
-		{"everything wrong at once", `{"key":"K","aggregation":"AVERAGE","group_by":{"customer_id":"$.c"},"filter":{"s":{"eq":[]}}}`,
+		{"everything wrong at once", `{"key":"K!","aggregation":"AVERAGE","group_by":{"customer_id":"$.c"},"filter":{"s":{"eq":[]}}}`,
 			[]string{"aggregation", "event_type", "filter.s.eq", "group_by.customer_id", "key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
