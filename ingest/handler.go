@@ -49,6 +49,7 @@ var recordHeaders = []kafka.Header{{Key: "content-type", Value: []byte(schemas.R
 type handler struct {
 	cfg       Config
 	publisher Publisher
+	catalog   Catalog // nil: the routes that need a lookup answer 503
 	metrics   *metrics
 	logger    *slog.Logger
 	now       func() time.Time

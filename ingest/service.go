@@ -86,7 +86,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 
 	m := newMetrics(deps.Registerer)
-	s.events = &handler{cfg: cfg, publisher: publisher, metrics: m, logger: logger, now: time.Now}
+	s.events = &handler{cfg: cfg, publisher: publisher, catalog: deps.Catalog, metrics: m, logger: logger, now: time.Now}
 	// Metrics wrap authentication so that 401s are counted too.
 	s.server.Mux.Handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
 	s.server.Mux.Handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
