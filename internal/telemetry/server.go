@@ -56,6 +56,13 @@ func NewServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *
 	return s
 }
 
+// NewPlainServer returns a server for addr with an empty Mux: the same
+// listening and graceful shutdown, without the telemetry endpoints (for
+// a front that only routes requests to components that serve their own).
+func NewPlainServer(addr string, logger *slog.Logger) *Server {
+	return &Server{Mux: http.NewServeMux(), addr: addr, logger: logger, checks: map[string]Check{}}
+}
+
 // AddCheck registers a readiness check under name.
 func (s *Server) AddCheck(name string, check Check) {
 	s.mu.Lock()
