@@ -1,0 +1,51 @@
+// Package measure serves Measure's "Get Subscription Usage" API on
+// Tally's catalog and usage, so that a Measure integration can point at
+// Tally's base URL and keep working:
+//
+//	POST /api/v1/companies/{company_id}/subscriptions/{id}/usage
+//	{"product_metric_pricing_id": "<charge id>", "period": {"start_date": "...", "end_date": "..."}}
+//
+// Measure's objects map onto Tally's as follows. A company is an
+// organization: company_id is the organization id, with or without
+// Measure's "cmp_" prefix, and responses name it "cmp_" + org. {id} is the
+// subscription's external_id. A product is a plan (product_id is the plan
+// code), a product metric pricing is one of its charges (its id is the
+// charge id), and the charge's metric and billable item are the meter it
+// charges (their id is the meter key). The answer holds the metric, the
+// pricing and, per billing period overlapping the requested range, the
+// meter's usage for the subscription's customer over that period clipped
+// to the range, broken down per day in the subscription's time zone and
+// per group of the meter's group_by keys. Values are the exact decimals a
+// usage query returns, as JSON numbers.
+//
+// Decisions where Measure's document is silent:
+//   - Prices (price_per_unit, flat_price, price_per_step) are JSON numbers
+//     in major units of the plan's currency, exactly as the charge holds
+//     them ("0.05" is five cents); amounts named value_in_cents (base_price
+//     is the plan's fixed fee, minimum_spend its minimum commitment) are
+//     integers in the currency's minor unit, as the plan holds them.
+//   - Charge models: standard -> fixed_price, graduated -> gradient_price,
+//     volume -> volume_price, package -> step_price with base_units the
+//     package's free units. The price shapes a charge does not use are null.
+//   - Enumerations are upper case: frequency is WEEK, MONTH, QUARTER or
+//     YEAR (the plan's interval); metric, item and item pricing type is
+//     USAGE; charge_type is POST_PAYMENT (usage is billed in arrears);
+//     state is ACTIVE.
+//   - Fields Tally has no notion of (the company's address, entitlements,
+//     credit, custom and scheduled prices, schedules, tags) are present
+//     with null or empty values, so a client that reads every field works.
+//   - Another organization's company_id is 404 with the same body as an
+//     unknown subscription: it tells nothing about the other organization.
+//   - The requested range is at most MaxRangeDays long; end_date before
+//     start_date is 400, and equal dates (as in Measure's own example) are
+//     an empty range with no usage.
+//   - Idempotency-Key: the first 2xx response to a request is saved for
+//     IdempotencyWindow under the key, scoped to the organization and this
+//     endpoint; a retry with the same key and the same request (method,
+//     path and body) gets the saved status and bytes, even if more usage
+//     arrived since; the same key with another request is 422
+//     idempotency_key_reused. Errors are not saved, so a corrected request
+//     can reuse the key. Racing requests converge on the response saved
+//     first. Without an idempotency store (Deps.Idempotency nil) the header
+//     is ignored: the endpoint only reads.
+package measure

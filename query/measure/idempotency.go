@@ -1,0 +1,86 @@
+package measure
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+)
+
+// Idempotency keeps the responses saved for requests that carry an
+// Idempotency-Key; *catalogstore.Store satisfies it. LookupIdempotent
+// returns the entry saved first under a key, so that racing requests
+// converge on one response.
+type Idempotency interface {
+	SaveIdempotent(ctx context.Context, orgID, scope, key, requestHash string, status int, body []byte) error
+	LookupIdempotent(ctx context.Context, orgID, scope, key string, since time.Time) (requestHash string, status int, body []byte, found bool, err error)
+}
+
+// IdempotencyWindow is how long a saved response answers retries.
+const IdempotencyWindow = 24 * time.Hour
+
+// idempotencyScope separates this endpoint's keys from other endpoints'
+// (a client may reuse a key for another kind of request).
+const idempotencyScope = "measure_usage"
+
+// maxIdempotencyKey bounds the header, as Stripe and Zuora do.
+const maxIdempotencyKey = 255
+
+// codeIdempotencyKeyReused is the error code of a key sent again with a
+// different request.
+const codeIdempotencyKeyReused = "idempotency_key_reused"
+
+// requestHash identifies a request: its method, path and body. The
+// organization is not in it; saved responses are scoped by organization.
+func requestHash(method, path string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(method + "\n" + path + "\n"))
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// idempotent answers a request with Idempotency-Key key: the saved
+// response when the same request was answered within the window, 422 for
+// another request under the key, and otherwise compute's response, saved
+// when it is a success. After saving, it answers with what the store holds
+// first, which is its own response unless a racing request saved before.
+func (h *handler) idempotent(ctx context.Context, orgID, key, hash string, compute func() response) response {
+	since := h.now().Add(-IdempotencyWindow)
+	if saved, found, err := h.lookup(ctx, orgID, key, hash, since); err != nil || found {
+		if err != nil {
+			return h.failure(ctx, "look up the Idempotency-Key", err)
+		}
+		return saved
+	}
+	resp := compute()
+	if resp.status < 200 || resp.status > 299 {
+		return resp // errors are not saved: a corrected request may reuse the key
+	}
+	if err := h.idem.SaveIdempotent(ctx, orgID, idempotencyScope, key, hash, resp.status, resp.body); err != nil {
+		// The request only reads, so answering without saving is safe; a
+		// retry computes the answer again.
+		h.logger.Warn("save idempotent response", "org_id", orgID, "err", err)
+		return resp
+	}
+	saved, found, err := h.lookup(ctx, orgID, key, hash, since)
+	if err != nil || !found {
+		return resp
+	}
+	return saved
+}
+
+// lookup returns the response saved under key: a replay when it answers
+// the same request, 422 when it answers another.
+func (h *handler) lookup(ctx context.Context, orgID, key, hash string, since time.Time) (response, bool, error) {
+	savedHash, status, body, found, err := h.idem.LookupIdempotent(ctx, orgID, idempotencyScope, key, since)
+	if err != nil || !found {
+		return response{}, false, err
+	}
+	if savedHash != hash {
+		return errorResponse(http.StatusUnprocessableEntity, codeIdempotencyKeyReused,
+			"this Idempotency-Key was used with a different request in the last 24 hours; "+
+				"send a new key for a new request, or the same request to get its response again", nil), true, nil
+	}
+	return response{status: status, body: body, replayed: true}, true, nil
+}
