@@ -1,0 +1,177 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// maxNamedSubscriptions bounds the subscriptions an error names.
+const maxNamedSubscriptions = 10
+
+// createPlan serves POST /api/v1/plans. Besides the plan's own rules
+// (schemas.ParsePlan), every charge's meter must exist and the code must
+// not be in use.
+func (h *catalogHandler) createPlan(w http.ResponseWriter, r *http.Request) {
+	body, ok := readCatalogBody(w, r, "plan")
+	if !ok {
+		return
+	}
+	plan, err := schemas.ParsePlan(body)
+	if err != nil {
+		writeInvalid(w, "the plan", fieldErrors(err))
+		return
+	}
+	ctx, org := r.Context(), httpapi.OrgID(r.Context())
+	details, err := h.checkMeters(r, org, plan)
+	if err != nil {
+		h.storeFailed(w, r, "get meter", err)
+		return
+	}
+	switch _, err := h.store.GetPlan(ctx, org, plan.Code); {
+	case err == nil:
+		details = append([]*errorDetail{planCodeInUse(plan.Code)}, details...)
+	case !isNotFound(err):
+		h.storeFailed(w, r, "get plan", err)
+		return
+	}
+	if len(details) > 0 {
+		writeInvalid(w, "the plan", details)
+		return
+	}
+	created, err := h.store.CreatePlan(ctx, org, plan)
+	switch {
+	case errors.Is(err, catalogstore.ErrExists): // created meanwhile by another request
+		writeInvalid(w, "the plan", []*errorDetail{planCodeInUse(plan.Code)})
+		return
+	case err != nil:
+		h.storeFailed(w, r, "create plan", err)
+		return
+	}
+	w.Header().Set("Location", PlansRoute+"/"+url.PathEscape(created.Code))
+	httpapi.WriteJSON(w, http.StatusCreated, created)
+}
+
+func planCodeInUse(code string) *errorDetail {
+	return &errorDetail{Field: "code", Message: fmt.Sprintf(
+		"plan %s already exists; PUT %s/%s replaces its definition", quoteKey(code), PlansRoute, code)}
+}
+
+// checkMeters reports every charge on a meter the organization does not
+// have.
+func (h *catalogHandler) checkMeters(r *http.Request, org string, plan schemas.Plan) ([]*errorDetail, error) {
+	var details []*errorDetail
+	exists := map[string]bool{}
+	for i, c := range plan.Charges {
+		found, known := exists[c.Meter]
+		if !known {
+			_, err := h.meters.Get(r.Context(), org, c.Meter)
+			switch {
+			case errors.Is(err, meterstore.ErrNotFound):
+			case err != nil:
+				return nil, err
+			default:
+				found = true
+			}
+			exists[c.Meter] = found
+		}
+		if !found {
+			details = append(details, &errorDetail{Field: fmt.Sprintf("charges[%d].meter", i), Message: fmt.Sprintf(
+				"meter %s not found; GET %s lists your meters", quoteKey(c.Meter), MetersRoute)})
+		}
+	}
+	return details, nil
+}
+
+func (h *catalogHandler) listPlans(w http.ResponseWriter, r *http.Request) {
+	params, details := queryParams(r, pageParams...)
+	p, pageDetails := parsePage(params)
+	if details = append(details, pageDetails...); len(details) > 0 {
+		writeInvalid(w, "the query", details)
+		return
+	}
+	plans, err := h.store.ListPlans(r.Context(), httpapi.OrgID(r.Context()), p.after, p.limit+1)
+	if err != nil {
+		h.storeFailed(w, r, "list plans", err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pageOf(plans, p.limit, func(p schemas.Plan) string { return p.Code }))
+}
+
+func (h *catalogHandler) getPlan(w http.ResponseWriter, r *http.Request) {
+	code := r.PathValue("code")
+	plan, err := h.store.GetPlan(r.Context(), httpapi.OrgID(r.Context()), code)
+	switch {
+	case isNotFound(err):
+		writeCatalogNotFound(w, "plan", code, PlansRoute)
+	case err != nil:
+		h.storeFailed(w, r, "get plan", err)
+	default:
+		httpapi.WriteJSON(w, http.StatusOK, plan)
+	}
+}
+
+// deletePlan serves DELETE /api/v1/plans/{code}. A plan that pending or
+// active subscriptions bill cannot be deleted (409 naming them): their
+// usage could no longer be priced. Terminated subscriptions do not hold
+// it.
+func (h *catalogHandler) deletePlan(w http.ResponseWriter, r *http.Request) {
+	ctx, org, code := r.Context(), httpapi.OrgID(r.Context()), r.PathValue("code")
+	live, err := h.liveSubscriptions(r, org, catalogstore.SubscriptionFilter{PlanCode: code})
+	if err != nil {
+		h.storeFailed(w, r, "list the plan's subscriptions", err)
+		return
+	}
+	if len(live) > 0 {
+		named := live[:min(len(live), maxNamedSubscriptions)]
+		more := ""
+		if len(live) > len(named) {
+			more = fmt.Sprintf(" and %d more", len(live)-len(named))
+		}
+		httpapi.WriteErrorDetails(w, http.StatusConflict, httpapi.CodeConflict, fmt.Sprintf(
+			"plan %s has %d pending or active subscriptions (%s%s); terminate them first with DELETE %s/{external_id}",
+			quoteKey(code), len(live), strings.Join(named, ", "), more, SubscriptionsRoute),
+			planInUse{Subscriptions: named, Count: len(live)})
+		return
+	}
+	err = h.store.DeletePlan(ctx, org, code)
+	switch {
+	case isNotFound(err):
+		writeCatalogNotFound(w, "plan", code, PlansRoute)
+	case err != nil:
+		h.storeFailed(w, r, "delete plan", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// planInUse are the details of a 409 for a plan that subscriptions bill:
+// at most maxNamedSubscriptions external ids, and how many there are.
+type planInUse struct {
+	Subscriptions []string `json:"subscriptions"`
+	Count         int      `json:"count"`
+}
+
+// liveSubscriptions returns the external ids of the pending and active
+// subscriptions that match f.
+func (h *catalogHandler) liveSubscriptions(r *http.Request, org string, f catalogstore.SubscriptionFilter) ([]string, error) {
+	subs, err := h.store.ListSubscriptions(r.Context(), org, f)
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	var ids []string
+	for _, s := range subs {
+		if s.StatusAt(now) != schemas.StatusTerminated {
+			ids = append(ids, s.ExternalID)
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,195 @@
+package query
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/rating"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// subscriptionUsage serves GET /api/v1/subscriptions/{external_id}/usage:
+// the subscription's usage with amounts over its current billing period
+// (the default), the previous one (?period=previous), or [from, to). Each
+// charge's amount is exact and rounded once to the currency's minor unit;
+// totals add the rounded amounts. Every amount is given twice: as a
+// decimal string in major units ("12.30") and as an integer in minor units
+// (1230).
+func (h *catalogHandler) subscriptionUsage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("external_id")
+	params, details := queryParams(r, "period", "from", "to")
+	req, reqDetails := parsePeriodRequest(params)
+	if details = append(details, reqDetails...); len(details) > 0 {
+		writeInvalid(w, "the query", details)
+		return
+	}
+	u, err := h.billing.SubscriptionUsage(r.Context(), httpapi.OrgID(r.Context()), id, req)
+	switch {
+	case errors.Is(err, billing.ErrSubscriptionNotFound):
+		writeCatalogNotFound(w, "subscription", id, SubscriptionsRoute)
+	case errors.Is(err, billing.ErrPlanNotFound):
+		httpapi.WriteError(w, http.StatusConflict, httpapi.CodeConflict, fmt.Sprintf(
+			"the plan of subscription %s was deleted, so its usage cannot be priced", quoteKey(id)))
+	case errors.Is(err, billing.ErrPeriod):
+		field := "period"
+		if !req.From.IsZero() {
+			field = "from"
+		}
+		writeInvalid(w, "the query", []*errorDetail{{Field: field, Message: err.Error()}})
+	case isRatingError(err):
+		h.logger.Error("price subscription usage", "path", r.URL.Path, "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal,
+			"pricing the usage of subscription "+quoteKey(id)+" failed; the error is logged")
+	case err != nil:
+		h.storeFailed(w, r, "read subscription usage", err)
+	default:
+		httpapi.WriteJSON(w, http.StatusOK, usageWithAmounts(u))
+	}
+}
+
+// parsePeriodRequest reads ?period=current|previous, or ?from= and ?to=
+// (RFC 3339; both, and not with period).
+func parsePeriodRequest(params map[string]string) (billing.PeriodRequest, []*errorDetail) {
+	var req billing.PeriodRequest
+	var details []*errorDetail
+	period, hasPeriod := params["period"]
+	if hasPeriod {
+		switch w := billing.Which(period); w {
+		case billing.Current, billing.Previous:
+			req.Which = w
+		default:
+			details = append(details, &errorDetail{Field: "period", Message: fmt.Sprintf(
+				"%q must be current or previous; or give from and to instead", period)})
+		}
+	}
+	from, hasFrom := params["from"]
+	to, hasTo := params["to"]
+	switch {
+	case (hasFrom || hasTo) && hasPeriod:
+		return req, append(details, &errorDetail{Field: "period", Message: "give period, or from and to, not both"})
+	case hasFrom && !hasTo:
+		return req, append(details, &errorDetail{Field: "to", Message: "is required with from"})
+	case hasTo && !hasFrom:
+		return req, append(details, &errorDetail{Field: "from", Message: "is required with to"})
+	case !hasFrom:
+		return req, details
+	}
+	var err error
+	if req.From, err = parseTime(from); err != nil {
+		details = append(details, &errorDetail{Field: "from", Message: err.Error()})
+	}
+	if req.To, err = parseTime(to); err != nil {
+		details = append(details, &errorDetail{Field: "to", Message: err.Error()})
+	}
+	if len(details) == 0 && !req.From.Before(req.To) {
+		details = append(details, &errorDetail{Field: "from", Message: fmt.Sprintf(
+			"%s must be before to (%s); the range is half-open [from, to)", from, to)})
+	}
+	return req, details
+}
+
+// isRatingError reports a plan the pricing code cannot price: a bug or a
+// stored plan that no longer validates, never the client's request.
+func isRatingError(err error) bool {
+	for _, target := range []error{rating.ErrUnknownChargeModel, rating.ErrInvalidCharge, rating.ErrUnknownCurrency,
+		rating.ErrOverflow, rating.ErrInvalidPlan, rating.ErrUnknownCharge, rating.ErrInvalidSchedule} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// subscriptionUsageBody is the response of the usage route.
+type subscriptionUsageBody struct {
+	Subscription            usageSubscription `json:"subscription"`
+	Currency                string            `json:"currency"`
+	From                    string            `json:"from"`
+	To                      string            `json:"to"`
+	Charges                 []chargeUsageLine `json:"charges"`
+	FixedFee                moneyJSON         `json:"fixed_fee"`
+	MinimumCommitment       moneyJSON         `json:"minimum_commitment"`
+	MinimumCommitmentTrueUp moneyJSON         `json:"minimum_commitment_true_up"`
+	ChargesTotal            moneyJSON         `json:"charges_total"`
+	Total                   moneyJSON         `json:"total"`
+}
+
+type usageSubscription struct {
+	ExternalID         string                     `json:"external_id"`
+	ExternalCustomerID string                     `json:"external_customer_id"`
+	PlanCode           string                     `json:"plan_code"`
+	Status             schemas.SubscriptionStatus `json:"status"`
+}
+
+// moneyJSON is an amount in major units, with the currency's decimals
+// ("12.30"), and in minor units (1230).
+type moneyJSON struct {
+	Amount      string `json:"amount"`
+	AmountCents int64  `json:"amount_cents"`
+}
+
+// chargeUsageLine is one charge. Units are a JSON number written from the
+// exact decimal, as in usage queries.
+type chargeUsageLine struct {
+	ChargeID           string              `json:"charge_id"`
+	Meter              string              `json:"meter"`
+	ChargeModel        schemas.ChargeModel `json:"charge_model"`
+	InvoiceDisplayName string              `json:"invoice_display_name"`
+	Units              json.Number         `json:"units"`
+	EventsCount        uint64              `json:"events_count"`
+	moneyJSON
+	Groups []groupUsageLine `json:"groups"`
+}
+
+type groupUsageLine struct {
+	GroupBy     map[string]string `json:"group_by"`
+	Units       json.Number       `json:"units"`
+	EventsCount uint64            `json:"events_count"`
+	moneyJSON
+}
+
+func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
+	inv, sub := u.Invoice, u.Subscription.Subscription
+	exponent, _ := schemas.CurrencyExponent(inv.Currency) // known: Rate priced in it
+	money := func(m rating.Money) moneyJSON {
+		return moneyJSON{Amount: m.Amount.StringFixed(exponent), AmountCents: m.Minor}
+	}
+	body := subscriptionUsageBody{
+		Subscription: usageSubscription{ExternalID: sub.ExternalID, ExternalCustomerID: sub.ExternalCustomerID,
+			PlanCode: sub.PlanCode, Status: sub.Status},
+		Currency:                inv.Currency,
+		From:                    formatTime(inv.Period.From, u.Location),
+		To:                      formatTime(inv.Period.To, u.Location),
+		Charges:                 make([]chargeUsageLine, 0, len(inv.Charges)),
+		FixedFee:                money(inv.FixedFee),
+		MinimumCommitment:       money(inv.MinimumCommitment),
+		MinimumCommitmentTrueUp: money(inv.TrueUp),
+		ChargesTotal:            money(inv.ChargesTotal),
+		Total:                   money(inv.Total),
+	}
+	for _, line := range inv.Charges {
+		name := line.Charge.InvoiceDisplayName
+		if name == "" {
+			// As Lago falls back to the billable metric's name.
+			name = u.Meters[line.Charge.Meter].Name
+		}
+		if name == "" {
+			name = line.Charge.Meter
+		}
+		out := chargeUsageLine{
+			ChargeID: line.Charge.ID, Meter: line.Charge.Meter, ChargeModel: line.Charge.ChargeModel,
+			InvoiceDisplayName: name, Units: json.Number(line.Units.String()), EventsCount: line.Events,
+			moneyJSON: money(line.Amount), Groups: make([]groupUsageLine, 0, len(line.Groups)),
+		}
+		for _, g := range line.Groups {
+			out.Groups = append(out.Groups, groupUsageLine{GroupBy: g.Values, Units: json.Number(g.Units.String()),
+				EventsCount: g.Events, moneyJSON: money(g.Amount)})
+		}
+		body.Charges = append(body.Charges, out)
+	}
+	return body
+}
