@@ -111,6 +111,9 @@ func TestPeriodAtFunction(t *testing.T) {
 	if !got.From.Equal(want.From) || !got.To.Equal(want.To) {
 		t.Errorf("PeriodAt = %s, want %s", formatPeriod(got), formatPeriod(want))
 	}
+	if !got.Contains(instant(t, "2026-03-01T03:00:00Z")) || !got.Contains(got.From) || got.Contains(got.To) {
+		t.Errorf("%s: Contains is not [From, To)", formatPeriod(got))
+	}
 	if got.To.Sub(got.From) != 28*24*time.Hour {
 		t.Errorf("February is %s long", got.To.Sub(got.From))
 	}

@@ -15,10 +15,18 @@ import (
 // boundary, so that a day clamped in a short month (Jan 31 -> Feb 28) comes
 // back in the next long one (Mar 31).
 //
+// Boundaries are wall-clock times in the subscription's zone, so periods
+// are not multiples of 24 hours across a DST change (March in New York
+// is 743 hours). A boundary whose wall time occurs twice is its first
+// occurrence; one whose wall time is skipped (02:30 on the day clocks go
+// forward) moves forward by the length of the gap (03:30). wallclock.go
+// says why this is not left to time.Date.
+//
 // The last period ends at the subscription's end (schemas.Subscription
 // EndAt) when that is earlier than its natural end. A subscription that ends
 // at or before it starts has a single empty period [SubscriptionAt,
-// SubscriptionAt).
+// SubscriptionAt). The zero Schedule has no periods to give: make one
+// with NewSchedule.
 type Schedule struct {
 	from time.Time // SubscriptionAt: the start of period 0
 	end  time.Time // the subscription's end, when ends
