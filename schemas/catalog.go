@@ -7,6 +7,8 @@ package schemas
 //
 // Property names follow Lago's API (its plan, charge and subscription
 // objects), so that a Lago integration reads them without translation.
+// ParseCustomer, ParsePlan and ParseSubscription read them from API bodies
+// (catalog_parse.go); Validate checks values built in Go.
 
 import (
 	"time"
