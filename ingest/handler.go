@@ -75,6 +75,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.requestFailed(w, err)
 		return
 	}
+	// Lago's single-event envelope shares this route; one JSON object
+	// with an "event" object and no "id" is Lago's, never a native event.
+	if format == formatJSON && isLagoEnvelope(body) {
+		h.serveLago(w, r, body, false)
+		return
+	}
 	raws, err := splitEvents(body, format, h.cfg.MaxEvents)
 	if err != nil {
 		h.requestFailed(w, err)

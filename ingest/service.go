@@ -90,6 +90,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// Metrics wrap authentication so that 401s are counted too.
 	s.server.Mux.Handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
 	s.server.Mux.Handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
+	// The compatible write routes: Lago's batches (its single events come
+	// to EventsRoute) and PriceOps usage records.
+	for route, h := range map[string]http.HandlerFunc{
+		LagoBatchRoute:     s.events.serveLagoBatch,
+		PriceOpsUsageRoute: s.events.priceOpsUsage,
+	} {
+		s.server.Mux.Handle("POST "+route, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
+		s.server.Mux.Handle(route, m.http.Wrap(route, http.HandlerFunc(methodNotAllowed)))
+	}
 	return s, nil
 }
 

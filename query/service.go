@@ -22,9 +22,14 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-oss/tally/internal/catalogstore"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
+	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/lago"
+	"github.com/tally-oss/tally/query/measure"
+	"github.com/tally-oss/tally/query/priceops"
 	"github.com/tally-oss/tally/query/usage"
 )
 
@@ -109,6 +114,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		meters: meters, usage: usageSvc,
 		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,
 	}
+	catalog := catalogstore.New(conn)
+	billingSvc := billing.New(catalog, usageSvc, catalogstore.ErrNotFound)
 	s.usageHTTP = usageH
 	// Metrics wrap authentication so that 401s are counted too; the route
 	// label is the pattern, never the path with its meter key.
@@ -123,6 +130,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	handle(MeterRoute, MeterRoute, methodNotAllowed("GET, DELETE"))
 	handle("GET "+UsageRoute, UsageRoute, usageH.ServeHTTP)
 	handle(UsageRoute, UsageRoute, methodNotAllowed("GET"))
+	// The catalog with usage priced, then the APIs of the products Tally
+	// is a drop-in for, each mapping its shapes onto the same services.
+	var routes []httpapi.Route
+	routes = append(routes, catalogRoutes(catalogDeps{
+		store: catalog, meters: meterStore, billing: billingSvc, logger: logger, timeout: cfg.Timeout, now: time.Now,
+	})...)
+	routes = append(routes, lago.Routes(lago.Deps{Billing: billingSvc, Catalog: catalog, Logger: logger, Timeout: cfg.Timeout})...)
+	routes = append(routes, priceops.Routes(priceops.Deps{Catalog: catalog, Logger: logger, Timeout: cfg.Timeout})...)
+	routes = append(routes, measure.Routes(measure.Deps{
+		Billing: billingSvc, Usage: usageSvc, Idempotency: catalog, Logger: logger, Timeout: cfg.Timeout,
+	})...)
+	for _, r := range routes {
+		handle(r.Pattern, r.Path(), r.Handler)
+	}
 	handle("/api/", "other", notFound)
 	return s, nil
 }

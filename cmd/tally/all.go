@@ -41,6 +41,7 @@ type allFlags struct {
 	dlRetention time.Duration
 	dlBytes     int64
 	chPort      int
+	apiAddr     string
 }
 
 func (a *allFlags) register(fs *flag.FlagSet) {
@@ -57,6 +58,7 @@ func (a *allFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&a.syncWrites, "dev.kafka-sync-writes", true, "fsync every produced batch in the embedded broker before it is acknowledged")
 	fs.DurationVar(&a.dlRetention, "dev.dead-letter-retention", 7*24*time.Hour, "how long the embedded broker keeps dead-letter records (event records are kept until the aggregator commits them)")
 	fs.Int64Var(&a.dlBytes, "dev.dead-letter-retention-bytes", 1<<30, "bytes of dead-letter records the embedded broker keeps per partition at most")
+	fs.StringVar(&a.apiAddr, "api.listen-addr", defaultAPIAddr, "one address serving every public API route (ingest, query, Lago, PriceOps, Measure), routed by path")
 	fs.IntVar(&a.chPort, "dev.clickhouse-port", 0, "native port of the embedded ClickHouse server (0: a free port; used unless clickhouse.addr is set)")
 }
 
@@ -136,19 +138,21 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	in, err := newIngest(a.ingest, &a.kafka, &keys, logger)
+	in, err := newIngest(a.ingest, &a.kafka, &keys, conn, logger)
 	if err != nil {
 		return err
 	}
-	// Stop order: ingest first (no new events are accepted), then the
-	// aggregator (it drains what ingest produced and commits), then query.
-	services := []namedRunner{{"ingest", in}, {"aggregator", agg}, {"query", q}}
+	api := newAPIGateway(a.apiAddr, ingest.PublicPaths, in.Handler(), q.Handler(), logger)
+	// Stop order: the one-address front first, then ingest (no new events
+	// are accepted), then the aggregator (it drains what ingest produced
+	// and commits), then query.
+	services := []namedRunner{{"api", api}, {"ingest", in}, {"aggregator", agg}, {"query", q}}
 	for _, s := range services {
 		if err := s.svc.Listen(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	printBanner(in.Addr(), q.Addr(), agg.Addr(), devKey, a.devAPIKey == "")
+	printBanner(api.Addr(), in.Addr(), q.Addr(), agg.Addr(), devKey, a.devAPIKey == "")
 	return runInOrder(ctx, services, logger)
 }
 
@@ -218,19 +222,20 @@ func (a *allFlags) devKey() (string, error) {
 	return key, nil
 }
 
-func printBanner(ingestAddr, queryAddr, aggAddr, key string, generated bool) {
+func printBanner(apiAddr, ingestAddr, queryAddr, aggAddr, key string, generated bool) {
 	source := "from TALLY_DEV_API_KEY"
 	if generated {
 		source = "generated, kept in the data dir"
 	}
 	fmt.Fprintf(os.Stderr, `
 Tally is running.
-  ingest      http://%s/api/v1/events
-  query       http://%s/api/v1/meters
+  API         http://%s/api/v1/...  (every route: events, meters, usage, catalog, Lago, PriceOps, Measure)
+  ingest      http://%s/metrics
+  query       http://%s/metrics
   aggregator  http://%s/metrics
   API key of organization %q (%s):
     %s
   Try: export TALLY_KEY=%s
 
-`, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
+`, apiAddr, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
 }

@@ -23,12 +23,18 @@ type runner interface {
 	Run(ctx context.Context) error
 }
 
-func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys, logger *slog.Logger) (*ingest.Service, error) {
+// newIngest builds the ingest service; conn, when not nil, is where the
+// compatible routes look up meters and subscriptions.
+func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys, conn driver.Conn, logger *slog.Logger) (*ingest.Service, error) {
 	reg := newRegistry()
-	return ingest.New(cfg, ingest.Deps{
+	deps := ingest.Deps{
 		Kafka: kafka, Keys: keys, Logger: logger,
 		Registerer: reg, Gatherer: reg,
-	})
+	}
+	if conn != nil {
+		deps.Catalog = newIngestCatalog(conn)
+	}
+	return ingest.New(cfg, deps)
 }
 
 func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger) (*aggregator.Service, error) {
@@ -63,13 +69,15 @@ func runIngest(ctx context.Context, args []string) error {
 		common commonFlags
 		keyCfg keyFlags
 		kafka  kafkaclient.Config
+		ch     chclient.Config
 		cfg    ingest.Config
 	)
 	common.register(fs)
 	keyCfg.register(fs)
 	kafka.RegisterFlags(fs)
+	ch.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
-	if err := parseFlags(fs, args, kafka.Validate, cfg.Validate); err != nil {
+	if err := parseFlags(fs, args, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
 		return err
 	}
 	logger, err := common.logger()
@@ -83,7 +91,18 @@ func runIngest(ctx context.Context, args []string) error {
 	if err := kafka.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
 		return err
 	}
-	svc, err := newIngest(cfg, &kafka, keys, logger)
+	// ClickHouse is optional for ingest: only the compatible routes that
+	// name a meter (PriceOps) or a subscription (Lago) look it up, and
+	// native events are accepted while it is down. The pool connects on
+	// first use, so ingest starts without it.
+	var conn driver.Conn
+	if isSet(fs, "clickhouse.addr") {
+		if conn, err = ch.OpenLazy(); err != nil {
+			return err
+		}
+		defer conn.Close()
+	}
+	svc, err := newIngest(cfg, &kafka, keys, conn, logger)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tally-oss/tally/ingest"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -40,6 +41,7 @@ type pipeline struct {
 	logger    *slog.Logger
 	ingestURL string
 	queryURL  string
+	apiURL    string // the one base URL of every route, as `tally all` serves on :8000
 	aggURL    string
 	stopAgg   func()
 }
@@ -83,11 +85,12 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 		t.Fatal(err)
 	}
 	p.queryURL = "http://" + p.run("query", q)
-	in, err := newIngest(p.flags.ingest, &p.flags.kafka, p.keys, p.logger)
+	in, err := newIngest(p.flags.ingest, &p.flags.kafka, p.keys, conn, p.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.ingestURL = "http://" + p.run("ingest", in)
+	p.apiURL = "http://" + p.run("api", newAPIGateway("127.0.0.1:0", ingest.PublicPaths, in.Handler(), q.Handler(), p.logger))
 	p.startAggregator()
 	return p
 }

@@ -69,7 +69,19 @@ func (c *Config) OpenServer(ctx context.Context) (driver.Conn, error) {
 	return c.open(ctx, "default")
 }
 
-func (c *Config) open(ctx context.Context, database string) (driver.Conn, error) {
+// OpenLazy returns a connection pool to the configured database without
+// connecting: the first query connects. For a component that can do most
+// of its work while ClickHouse is down (ingest, whose catalog lookups
+// fail then, while native events are still accepted).
+func (c *Config) OpenLazy() (driver.Conn, error) {
+	conn, err := clickhouse.Open(c.options(c.Database))
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+func (c *Config) options(database string) *clickhouse.Options {
 	opts := &clickhouse.Options{
 		Addr:             splitComma(c.Addr),
 		Protocol:         clickhouse.Native,
@@ -84,7 +96,11 @@ func (c *Config) open(ctx context.Context, database string) (driver.Conn, error)
 	if c.TLS {
 		opts.TLS = &tls.Config{InsecureSkipVerify: c.TLSSkipVerify} //nolint:gosec // opt-in, for testing
 	}
-	conn, err := clickhouse.Open(opts)
+	return opts
+}
+
+func (c *Config) open(ctx context.Context, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(c.options(database))
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 	}
