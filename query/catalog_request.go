@@ -76,7 +76,7 @@ func bodyObject(body []byte, entity string) (members map[string]json.RawMessage,
 func withMember(object json.RawMessage, name string, value any) []byte {
 	object = bytes.TrimSpace(object)
 	member, _ := json.Marshal(map[string]any{name: value}) // {"name":value}
-	rest := bytes.TrimSpace(object[1:])                     // after '{'
+	rest := bytes.TrimSpace(object[1:])                    // after '{'
 	if len(rest) > 0 && rest[0] == '}' {
 		return member
 	}
