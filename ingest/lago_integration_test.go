@@ -23,7 +23,7 @@ func TestLagoEventsIntoKafka(t *testing.T) {
 	keys := testKeys(t)
 	s := newTestService(t, testConfig(), Deps{Kafka: kafkaConfig(brokers, topic), Catalog: newLagoCatalog(), Keys: keys})
 	t.Cleanup(func() { _ = s.closePublisher() })
-	srv := lagoRoutes(s, keys)
+	srv := s.Handler()
 
 	now := time.Now().UTC()
 	ts := func(d time.Duration) string { return fmt.Sprintf("%d.25", now.Add(-d).Unix()) }

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -51,23 +49,6 @@ func newLagoCatalog() *lagoCatalog {
 // lagoNow is the fixed arrival time of the Lago handler tests; events
 // are at 1690000000 (2023-07-22T04:26:40Z), within the default age.
 var lagoNow = time.Date(2023, 7, 25, 0, 0, 0, 0, time.UTC)
-
-// lagoRoutes serves the Lago routes of s as ingest wires them: bodies of
-// the events route that are Lago envelopes go to serveLago, the batch
-// route to serveLagoBatch.
-func lagoRoutes(s *Service, keys *httpapi.Keys) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST "+EventsRoute, httpapi.Authenticate(keys, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if !isLagoEnvelope(body) {
-			http.Error(w, "not a Lago envelope", http.StatusTeapot)
-			return
-		}
-		s.events.serveLago(w, r, body, false)
-	})))
-	mux.Handle("POST "+LagoBatchRoute, httpapi.Authenticate(keys, http.HandlerFunc(s.events.serveLagoBatch)))
-	return mux
-}
 
 func lagoEv(id, customer, sub, ts string) string {
 	var fields []string
@@ -220,7 +201,7 @@ func TestLagoEvents(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", lagoOr(tt.auth, "Bearer "+acmeKey))
 			rec := httptest.NewRecorder()
-			lagoRoutes(s, keys).ServeHTTP(rec, req)
+			s.Handler().ServeHTTP(rec, req)
 			if rec.Code != tt.wantCode {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantCode, rec.Body)
 			}
@@ -259,7 +240,7 @@ func TestLagoBatchLooksUpEachSubscriptionOnce(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, LagoBatchRoute, strings.NewReader(string(lagoBatchBody(evs...))))
 	req.Header.Set("Authorization", "Bearer "+acmeKey)
 	rec := httptest.NewRecorder()
-	lagoRoutes(s, keys).ServeHTTP(rec, req)
+	s.Handler().ServeHTTP(rec, req)
 	if rec.Code != 200 || cat.lookups != 1 {
 		t.Errorf("status %d, %d lookups: %s", rec.Code, cat.lookups, rec.Body)
 	}
@@ -297,7 +278,7 @@ func TestLagoBatchRequestErrors(t *testing.T) {
 				req.Header.Set("Content-Encoding", tt.encoding)
 			}
 			rec := httptest.NewRecorder()
-			lagoRoutes(s, keys).ServeHTTP(rec, req)
+			s.Handler().ServeHTTP(rec, req)
 			if rec.Code != tt.wantCode || !strings.Contains(rec.Body.String(), tt.wantBody) {
 				t.Errorf("status %d body %s, want %d with %s", rec.Code, rec.Body, tt.wantCode, tt.wantBody)
 			}
