@@ -24,7 +24,7 @@ import (
 )
 
 // CustomersRoute is PriceOps' customers endpoint.
-const CustomersRoute = "/api/v1/integration/organization/{ORG_ID}/customers"
+const CustomersRoute = "/api/v1/integration/organization/{org_id}/customers"
 
 // Catalog is what the customers list reads; *catalogstore.Store
 // satisfies it.
@@ -92,7 +92,7 @@ func sameOrg(w http.ResponseWriter, r *http.Request) (org string, ok bool) {
 		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "request has no organization")
 		return "", false
 	}
-	if r.PathValue("ORG_ID") != org {
+	if r.PathValue("org_id") != org {
 		httpapi.WriteError(w, http.StatusForbidden, httpapi.CodeForbidden,
 			"ORG_ID in the path is not the organization of this API key; use your own organization id ("+org+")")
 		return "", false
