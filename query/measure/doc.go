@@ -24,6 +24,16 @@
 //     them ("0.05" is five cents); amounts named value_in_cents (base_price
 //     is the plan's fixed fee, minimum_spend its minimum commitment) are
 //     integers in the currency's minor unit, as the plan holds them.
+//   - metric.metering_rule mirrors the meter: aggregator is the
+//     aggregation's Measure name (schemas' aggregation table), group_keys
+//     its group_by keys sorted ([] when none), property its value_property
+//     as the meter holds it ("$.tokens"; "" for COUNT), rule its filter as
+//     JSON text ("" when none).
+//   - Times are RFC 3339 in UTC; a period's start_date and end_date bound
+//     it half-open, [start_date, end_date).
+//   - subscription_metric_record_id is "<subscription>:<charge>:<start of
+//     the billing period, Unix seconds>": the same for every request that
+//     touches that period.
 //   - Charge models: standard -> fixed_price, graduated -> gradient_price,
 //     volume -> volume_price, package -> step_price with base_units the
 //     package's free units. The price shapes a charge does not use are null.
