@@ -2,11 +2,14 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tally-oss/tally/schemas"
 )
 
 func TestLagoTimestamp(t *testing.T) {
@@ -214,4 +217,55 @@ func TestLagoEventID(t *testing.T) {
 	if len(a) != 36 || a[14] != '5' {
 		t.Errorf("lago_id %s is not a version 5 UUID", a)
 	}
+}
+
+// FuzzLagoEvents feeds arbitrary bodies through Lago's framing and
+// mapping: it must never panic, and an event it finds no fault with must
+// map onto a native event that names the same transaction_id and code, or
+// that schemas.ParseEvent rejects with a field error.
+func FuzzLagoEvents(f *testing.F) {
+	for _, seed := range []string{
+		`{"event":` + lagoEv("t1", "c1", "", "1690000000") + `}`,
+		`{"events":[` + lagoEv("t1", "", "s1", `"1690000000.5"`) + `,` + lagoEv("t2", "c1", "s1", "") + `]}`,
+		`{"event":{"transaction_id":"t1","external_customer_id":"c","code":"k","timestamp":1e400}}`,
+		`{"event":{"transaction_id":"\ud800","external_customer_id":"c","code":"k","properties":[]}}`,
+		`{"events":[1,null,"x",{}]}`, `{"event":7}`, `{}`, `[`, "\xff",
+	} {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	arrival := time.Date(2023, 7, 25, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte, batch bool) {
+		_ = isLagoEnvelope(body)
+		raws, lerr := decodeLagoEvents(body, batch)
+		if lerr != nil {
+			if lerr.Status != 400 && lerr.Status != 422 {
+				t.Fatalf("status %d", lerr.Status)
+			}
+			return
+		}
+		if len(raws) == 0 || len(raws) > LagoMaxBatch {
+			t.Fatalf("%d events", len(raws))
+		}
+		for _, raw := range raws {
+			in := parseLagoEvent(raw, arrival)
+			if len(in.errs) > 0 || in.customer == "" {
+				continue // the subscription of the rest is looked up first
+			}
+			ev, err := schemas.ParseEvent(in.native(), schemas.EventRules{Now: arrival, MaxAge: 100 * 365 * 24 * time.Hour})
+			var fe *schemas.FieldError
+			switch {
+			case errors.As(err, &fe):
+			case err != nil:
+				t.Fatalf("ParseEvent: %v", err)
+			default:
+				var id, code string
+				_ = json.Unmarshal(in.ev.TransactionID, &id)
+				_ = json.Unmarshal(in.ev.Code, &code)
+				if ev.ID != id || ev.Type != code || ev.CustomerID != in.customer {
+					t.Fatalf("event %+v from %s", ev, raw)
+				}
+			}
+		}
+	})
 }
