@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -98,26 +100,29 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 		h.requestFailed(w, err)
 		return
 	}
-	if len(problems) > 0 {
-		h.invalidRecord(w, problems)
-		return
-	}
 	if h.catalog == nil {
+		if len(problems) > 0 {
+			h.invalidRecord(w, problems)
+			return
+		}
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
 			"usage records need the meter catalog, which this ingest service is not connected to; retry later")
 		return
 	}
-	raws, problems, err := h.usageEvents(r.Context(), org, rec)
+	raws, meterProblems, err := h.usageEvents(r.Context(), org, rec)
 	switch {
+	case err != nil && len(problems) > 0:
+		h.invalidRecord(w, problems) // the record must be fixed anyway
+		return
 	case err != nil:
 		h.logger.Error("look up meters of a usage record; answered 503", "org", org, "err", err)
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
 			"cannot look up the meters of the usage record (ClickHouse); retry later")
 		return
-	case len(problems) > 0:
-		h.invalidRecord(w, problems)
+	case len(problems)+len(meterProblems) > 0:
+		h.invalidRecord(w, sortProblems(append(problems, meterProblems...)))
 		return
 	}
 	h.metrics.requestEvents.Observe(float64(len(raws)))
@@ -155,12 +160,26 @@ func (h *handler) invalidRecord(w http.ResponseWriter, problems []fieldProblem) 
 		"the usage record is invalid, nothing was accepted: "+strings.Join(parts, "; "), problems)
 }
 
+// sortProblems orders problems as the fields appear in a record: the
+// record's own fields first, then each item's, in order.
+func sortProblems(problems []fieldProblem) []fieldProblem {
+	item := func(p fieldProblem) int {
+		var i int
+		if _, err := fmt.Sscanf(p.Field, "usage_data[%d]", &i); err != nil {
+			return -1
+		}
+		return i
+	}
+	slices.SortStableFunc(problems, func(a, b fieldProblem) int { return cmp.Compare(item(a), item(b)) })
+	return problems
+}
+
 // usageEvents looks up the meter of every item and turns the item into a
 // native event, checking that the meter really meters it. err is a
 // catalog failure (503); problems are the record's fault (400).
 func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) (raws []rawEvent, problems []fieldProblem, err error) {
-	for i, item := range rec.items {
-		field := fmt.Sprintf("usage_data[%d]", i)
+	for _, item := range rec.items {
+		field := fmt.Sprintf("usage_data[%d]", item.index)
 		meter, err := h.catalog.Meter(ctx, org, item.resource)
 		switch {
 		case errors.Is(err, ErrNotFound):

@@ -24,6 +24,7 @@ type usageRecord struct {
 
 // usageItem is one item of usage_data.
 type usageItem struct {
+	index        int    // in usage_data
 	resource     string // a meter key
 	quantity     decimal.Decimal
 	quantityText string // the JSON number as sent, which the event carries
@@ -36,7 +37,9 @@ var (
 
 // parseUsageRecord decodes a usage record strictly: every missing,
 // mistyped or unknown field is a problem naming it. err is a body that is
-// not JSON at all (a *requestError).
+// not JSON at all (a *requestError). rec.items holds the items that have
+// no problem, so that their meters can be checked too and one answer
+// names every problem.
 func parseUsageRecord(body []byte) (rec usageRecord, problems []fieldProblem, err error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -80,6 +83,7 @@ func parseUsageRecord(body []byte) (rec usageRecord, problems []fieldProblem, er
 	for i, raw := range list {
 		field := fmt.Sprintf("usage_data[%d]", i)
 		item, itemProblems := parseUsageItem(raw, field)
+		item.index = i
 		problems = append(problems, itemProblems...)
 		if len(itemProblems) > 0 {
 			continue

@@ -241,6 +241,13 @@ func TestPriceOpsUsage(t *testing.T) {
 			wantFields: []string{"usage_data[0].resource"}, wantMsg: "filter"},
 		{name: "meter filter the quantity fails", req: usageRequest{body: record("r1", item("positive", "0"))}, wantCode: 400, wantError: httpapi.CodeValidation,
 			wantFields: []string{"usage_data[0].resource"}, wantMsg: "filter"},
+		{name: "every problem named, in record order", req: usageRequest{body: `{"customer_id": "c", "usage_data": [` + item("nope", "1") + "," + item("API", `"5"`) + "," + item("calls", "2") + `]}`},
+			wantCode: 400, wantError: httpapi.CodeValidation,
+			wantFields: []string{"usage_record_id", "usage_data[0].resource", "usage_data[1].quantity", "usage_data[2].quantity"}},
+		{name: "a record to fix is 400 even when the catalog fails", req: usageRequest{body: record("r1", item("API", "true"))},
+			catalogErr: errors.New("clickhouse: connection refused"), wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].quantity"}},
+		{name: "a record to fix is 400 without a catalog", req: usageRequest{body: record("r1", item("API", "true"))},
+			noCatalog: true, wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].quantity"}},
 		{name: "one bad item fails the whole record", req: usageRequest{body: record("r1", item("API", "1"), item("tokens", `"x"`), item("calls", "1"))},
 			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[1].quantity"}},
 
