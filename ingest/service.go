@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Service struct {
 	server         *telemetry.Server
 	events         *handler
 	closePublisher func() error // nil for an injected Publisher: its owner closes it
+	patterns       []string     // every API route registered, for route-complete tests
 }
 
 // readinessTTL is how long a Kafka readiness result is reused: kubelets
@@ -88,24 +90,33 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	m := newMetrics(deps.Registerer)
 	s.events = &handler{cfg: cfg, publisher: publisher, catalog: deps.Catalog, metrics: m, logger: logger, now: time.Now}
 	// Metrics wrap authentication so that 401s are counted too.
-	s.server.Mux.Handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
-	s.server.Mux.Handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
+	s.handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
+	s.handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
 	// The compatible write routes: Lago's batches (its single events come
 	// to EventsRoute) and PriceOps usage records.
 	for route, h := range map[string]http.HandlerFunc{
 		LagoBatchRoute:     s.events.serveLagoBatch,
 		PriceOpsUsageRoute: s.events.priceOpsUsage,
 	} {
-		s.server.Mux.Handle("POST "+route, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
-		s.server.Mux.Handle(route, m.http.Wrap(route, http.HandlerFunc(methodNotAllowed)))
+		s.handle("POST "+route, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
+		s.handle(route, m.http.Wrap(route, http.HandlerFunc(methodNotAllowed)))
 	}
 	return s, nil
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodPost)
-	httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, r.Method+" is not allowed here; POST events to "+EventsRoute)
+	httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, r.Method+" is not allowed here; use POST")
 }
+
+// handle registers an API route and remembers its pattern.
+func (s *Service) handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.server.Mux.Handle(pattern, h)
+}
+
+// Patterns returns the pattern of every API route the service registered.
+func (s *Service) Patterns() []string { return slices.Clone(s.patterns) }
 
 // Handler returns the whole HTTP handler: the events API, /metrics,
 // /healthz and /readyz.

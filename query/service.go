@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -57,6 +58,7 @@ type Service struct {
 	store     *meterstore.Store
 	meters    metersFile // from Config.MetersFile, applied by Run
 	usageHTTP *usageHandler
+	patterns  []string // every API route registered, for route-complete tests
 }
 
 // New builds the service. It reads and validates the meters file, if
@@ -120,6 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// Metrics wrap authentication so that 401s are counted too; the route
 	// label is the pattern, never the path with its meter key.
 	handle := func(pattern, route string, h http.HandlerFunc) {
+		s.patterns = append(s.patterns, pattern)
 		s.server.Mux.Handle(pattern, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
 	}
 	handle("POST "+MetersRoute, MetersRoute, meters.create)
@@ -160,6 +163,10 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound,
 		"no API route "+r.URL.Path+"; meters are at "+MetersRoute+", usage at "+UsageRoute)
 }
+
+// Patterns returns the pattern of every API route the service registered
+// ("GET /api/v1/meters", and method-less ones that answer 405 or 404).
+func (s *Service) Patterns() []string { return slices.Clone(s.patterns) }
 
 // Handler returns the whole HTTP handler: the API, /metrics, /healthz and
 // /readyz.

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/testenv"
+	"github.com/tally-oss/tally/query"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -42,6 +43,8 @@ type pipeline struct {
 	ingestURL string
 	queryURL  string
 	apiURL    string // the one base URL of every route, as `tally all` serves on :8000
+	querySvc  *query.Service
+	ingestSvc *ingest.Service
 	aggURL    string
 	stopAgg   func()
 }
@@ -85,11 +88,13 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 		t.Fatal(err)
 	}
 	p.queryURL = "http://" + p.run("query", q)
+	p.querySvc = q
 	in, err := newIngest(p.flags.ingest, &p.flags.kafka, p.keys, conn, p.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.ingestURL = "http://" + p.run("ingest", in)
+	p.ingestSvc = in
 	p.apiURL = "http://" + p.run("api", newAPIGateway("127.0.0.1:0", ingest.PublicPaths, in.Handler(), q.Handler(), p.logger))
 	p.startAggregator()
 	return p
