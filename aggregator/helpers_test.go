@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -46,7 +47,7 @@ func newEnv(t testing.TB, partitions int) *env {
 	t.Helper()
 	ctx := t.Context()
 	addr, db := testenv.NewDatabase(t)
-	if _, err := schemas.Migrate(ctx, testenv.Conn(t, addr, "default"), db); err != nil {
+	if _, err := chclient.Migrate(ctx, testenv.Conn(t, addr, "default"), db); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	conn := testenv.Conn(t, addr, db)

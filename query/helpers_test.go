@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
@@ -43,7 +44,7 @@ func newEnv(t *testing.T, configure ...func(*Config)) *env {
 	ctx := context.Background()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(ctx, conn, database); err != nil {
+	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
 		t.Fatal(err)
 	}
 	keys := &httpapi.Keys{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -115,7 +116,7 @@ func TestMetersFileErrors(t *testing.T) {
 func TestServiceRun(t *testing.T) {
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(context.Background(), conn, database); err != nil {
+	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
 		t.Fatal(err)
 	}
 	keys := &httpapi.Keys{}

@@ -2,11 +2,14 @@
 //
 // It defines the usage event that producers send and its validation
 // (event.go), the meter definitions that turn events into usage (meter.go,
-// filter.go, path.go) and how a meter evaluates one event (evaluate.go), the
-// Kafka record that carries an accepted event from ingest to the aggregator
-// (encoding.go, the only place that knows the record layout), and the
-// ClickHouse DDL applied by migrations (clickhouse/*.sql, migrate.go).
+// filter.go, path.go), every aggregation in one table (aggregation.go) and
+// how a meter evaluates one event (evaluate.go), the Kafka record that
+// carries an accepted event from ingest to the aggregator (encoding.go, the
+// only place that knows the record layout), the catalog that prices usage
+// (catalog*.go: customers, plans and their charges, subscriptions; the
+// ISO 4217 currencies in currency.go), and the ClickHouse DDL as text
+// (clickhouse/*.sql, migrate.go), which internal/chclient applies.
 //
-// Nothing in here talks to the network: ingest, aggregator and query import
-// it, never each other.
+// Nothing in here does I/O: ingest, aggregator and query import it, never
+// each other.
 package schemas

@@ -11,8 +11,8 @@ func TestQualifyTables(t *testing.T) {
 		{"-- the events\nCREATE TABLE IF NOT EXISTS dead_letters (a String)",
 			"-- the events\nCREATE TABLE IF NOT EXISTS tally_test.dead_letters (a String)"},
 	} {
-		if got := qualifyTables(tc.in, "tally_test"); got != tc.want {
-			t.Errorf("qualifyTables(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := QualifyTables(tc.in, "tally_test"); got != tc.want {
+			t.Errorf("QualifyTables(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 	// Every embedded migration names its table through the pattern that
@@ -22,8 +22,8 @@ func TestQualifyTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range migrations {
-		if got := qualifyTables(m.SQL, "db_x"); got == m.SQL || !createTable.MatchString(m.SQL) {
-			t.Errorf("migration %04d_%s is not qualified by qualifyTables", m.Version, m.Name)
+		if got := QualifyTables(m.SQL, "db_x"); got == m.SQL || !createTable.MatchString(m.SQL) {
+			t.Errorf("migration %04d_%s is not qualified by QualifyTables", m.Version, m.Name)
 		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/config"
 	"github.com/tally-oss/tally/internal/httpapi"
-	"github.com/tally-oss/tally/schemas"
 )
 
 // commonFlags are the settings every command has.
@@ -129,7 +128,7 @@ func migrateClickHouse(ctx context.Context, cfg *chclient.Config, logger *slog.L
 		return err
 	}
 	defer conn.Close()
-	applied, err := schemas.Migrate(ctx, conn, cfg.Database)
+	applied, err := chclient.Migrate(ctx, conn, cfg.Database)
 	for _, m := range applied {
 		logger.Info("applied migration", "database", cfg.Database, "version", m.Version, "name", m.Name)
 	}

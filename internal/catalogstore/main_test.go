@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/docstore"
 	"github.com/tally-oss/tally/internal/testenv"
-	"github.com/tally-oss/tally/schemas"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -20,7 +20,7 @@ func newStore(t *testing.T) *Store {
 	t.Helper()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(context.Background(), conn, database); err != nil {
+	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
 		t.Fatal(err)
 	}
 	s := New(conn)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
 )
@@ -17,7 +18,7 @@ func newStore(t *testing.T) *Store {
 	t.Helper()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(context.Background(), conn, database); err != nil {
+	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
 		t.Fatal(err)
 	}
 	return New(conn)

@@ -10,7 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
-	"github.com/tally-oss/tally/schemas"
+	"github.com/tally-oss/tally/internal/chclient"
 )
 
 // Reading is one row of the readings table, for tests of the read side
@@ -33,7 +33,7 @@ func MigratedDatabase(t testing.TB) driver.Conn {
 	addr, database := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := schemas.Migrate(ctx, Conn(t, addr, "default"), database); err != nil {
+	if _, err := chclient.Migrate(ctx, Conn(t, addr, "default"), database); err != nil {
 		t.Fatalf("migrate %s: %v", database, err)
 	}
 	return Conn(t, addr, database)

@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -44,7 +45,7 @@ func newLagoEnv(t *testing.T, now time.Time) *lagoEnv {
 	ctx := context.Background()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(ctx, conn, database); err != nil {
+	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
 		t.Fatal(err)
 	}
 	e := &lagoEnv{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}

@@ -18,6 +18,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -54,7 +55,7 @@ func newEnv(t *testing.T) *env {
 	ctx := context.Background()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(ctx, conn, database); err != nil {
+	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
@@ -74,7 +75,7 @@ func newCatalog(t *testing.T) *catalogstore.Store {
 	t.Helper()
 	addr, database := testenv.NewDatabase(t)
 	conn := testenv.Conn(t, addr, database)
-	if _, err := schemas.Migrate(context.Background(), conn, database); err != nil {
+	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
 		t.Fatal(err)
 	}
 	return catalogstore.New(conn)
