@@ -6,22 +6,26 @@ GO ?= go
 .PHONY: deps build run test bench fmt vet clean
 
 # deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
-# already there. Tests and `tally all` start their own private server from
-# it, so nothing is configured or started here. /usr/sbin is checked by path
-# because it is not on an ordinary user's PATH.
+# already there, and curl, which the test of the README's examples runs.
+# Tests and `tally all` start their own private server from it, so nothing
+# is configured or started here. /usr/sbin is checked by path because it is
+# not on an ordinary user's PATH.
 deps:
-	@if command -v clickhouse-server >/dev/null 2>&1 || command -v clickhouse >/dev/null 2>&1 \
-		|| [ -x /usr/sbin/clickhouse-server ]; then \
-		exit 0; \
+	@pkgs=; \
+	if ! command -v clickhouse-server >/dev/null 2>&1 && ! command -v clickhouse >/dev/null 2>&1 \
+		&& [ ! -x /usr/sbin/clickhouse-server ]; then \
+		pkgs="clickhouse-server clickhouse-client"; \
 	fi; \
+	command -v curl >/dev/null 2>&1 || pkgs="$$pkgs curl"; \
+	[ -n "$$pkgs" ] || exit 0; \
 	sudo=; \
 	if [ "$$(id -u)" -ne 0 ]; then \
 		if command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-		else echo "deps: ClickHouse is missing and installing it needs root (no sudo found)" >&2; exit 1; fi; \
+		else echo "deps: $$pkgs missing and installing needs root (no sudo found)" >&2; exit 1; fi; \
 	fi; \
 	set -x; \
 	$$sudo apt-get update && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y clickhouse-server clickhouse-client
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs
 
 build:
 	$(GO) build -o bin/tally ./cmd/tally

@@ -82,6 +82,9 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 	if err := p.keys.AddSpec("acme:" + acmeKey + ",globex:" + globexKey); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.flags.keys.load(p.keys); err != nil { // -api-keys among the extra flags
+		t.Fatal(err)
+	}
 
 	q, err := newQuery(p.flags.query, conn, p.keys, p.logger)
 	if err != nil {
