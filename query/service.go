@@ -1,14 +1,19 @@
-// Package query is the end of the pipeline: it serves the meters API
-// (define, list, delete meters) and usage queries over HTTP, reading the
-// readings the aggregator wrote to ClickHouse.
+// Package query is the end of the pipeline: it serves, over HTTP, what
+// the aggregator's readings in ClickHouse mean: the meters API and usage
+// queries, the catalog (customers, plans, subscriptions) with usage priced
+// by subscription, and the APIs of Lago, PriceOps and Measure on the same
+// data.
 //
-// A request flows HTTP handler (usage_handler.go, params.go) -> SQL builder
-// (sql.go) -> ClickHouse reader (reader.go). Every route is authenticated
-// and scoped to the API key's organization, which is the first condition
-// of every query; every value in SQL is a bound parameter. Usage is
-// aggregated from the raw, deduplicated readings at query time, so sums
-// are exact decimals, averages are never averages of averages, and windows
-// follow the requested IANA time zone across DST changes.
+// Handlers only translate HTTP. Beneath them: query/usage (the usage query,
+// its SQL and the ClickHouse reader), query/rating (pure pricing),
+// query/billing (subscription usage with amounts), the meter and catalog
+// stores, and one package per compatible API (query/lago, query/priceops,
+// query/measure). Every route is authenticated and scoped to the API key's
+// organization, which is the first condition of every query; every value
+// in SQL is a bound parameter. Usage is aggregated from the raw,
+// deduplicated readings at query time, so sums are exact decimals,
+// averages are never averages of averages, and windows and billing periods
+// follow IANA time zones across DST changes.
 package query
 
 import (
