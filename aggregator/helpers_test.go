@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -46,10 +45,7 @@ type env struct {
 func newEnv(t testing.TB, partitions int) *env {
 	t.Helper()
 	ctx := t.Context()
-	addr, db := testenv.NewDatabase(t)
-	if _, err := chclient.Migrate(ctx, testenv.Conn(t, addr, "default"), db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	addr, db := testenv.NewMigratedDatabase(t)
 	conn := testenv.Conn(t, addr, db)
 	brokers := testenv.Kafka(t)
 	testenv.CreateTopic(t, brokers, testTopic, partitions)

@@ -2,10 +2,8 @@ package query
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,9 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/shopspring/decimal"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
@@ -41,12 +37,7 @@ type env struct {
 
 func newEnv(t *testing.T, configure ...func(*Config)) *env {
 	t.Helper()
-	ctx := context.Background()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	keys := &httpapi.Keys{}
 	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
 		t.Fatal(err)
@@ -132,7 +123,8 @@ func (e *env) createMeter(key, definition string) schemas.Meter {
 	return m
 }
 
-// reading is one row of the readings table, as the aggregator writes it.
+// reading is one row of the readings table, as the aggregator writes it:
+// testenv.Reading with the field names the tests here use.
 type reading struct {
 	org, meter string
 	revision   uint64
@@ -144,42 +136,17 @@ type reading struct {
 	groups     map[string]string
 }
 
-const insertReadings = `INSERT INTO readings (org_id, meter_key, meter_revision, customer_id, event_id,
-	time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)`
-
-// insert writes readings in one insert, exactly as the aggregator does:
-// time truncated to the second, time_ns exact, the value a Decimal(38, 12),
-// group keys sorted and group values aligned with them. Calling it twice
-// with the same readings is what a retried insert does.
+// insert writes readings in one insert with testenv.InsertReadings,
+// exactly as the aggregator does. Calling it twice with the same readings
+// is what a retried insert does.
 func (e *env) insert(rows ...reading) {
 	e.t.Helper()
-	ctx := context.Background()
-	batch, err := e.conn.PrepareBatch(ctx, insertReadings)
-	if err != nil {
-		e.t.Fatal(err)
+	out := make([]testenv.Reading, len(rows))
+	for i, r := range rows {
+		out[i] = testenv.Reading{Org: r.org, Meter: r.meter, Revision: r.revision, Customer: r.customer, EventID: r.eventID,
+			Time: r.time, Value: r.value, Distinct: r.distinct, Groups: r.groups}
 	}
-	for _, r := range rows {
-		value := decimal.Zero
-		if r.value != "" {
-			value = decimal.RequireFromString(r.value)
-		}
-		keys := slices.Sorted(maps.Keys(r.groups))
-		values := make([]string, len(keys))
-		for i, k := range keys {
-			values[i] = r.groups[k]
-		}
-		if keys == nil {
-			keys, values = []string{}, []string{}
-		}
-		if err := batch.Append(r.org, r.meter, r.revision, r.customer, r.eventID,
-			r.time.UTC().Truncate(time.Second), r.time.UnixNano(), value, r.distinct,
-			keys, values, time.Now().UTC()); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		e.t.Fatal(err)
-	}
+	testenv.InsertReadings(e.t, e.conn, out...)
 }
 
 // usageBodyJSON is the decoded body of a usage query.

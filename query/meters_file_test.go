@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -114,11 +113,7 @@ func TestMetersFileErrors(t *testing.T) {
 // before serving, readiness checks ClickHouse, metrics carry fixed route
 // labels, and Run returns when its context ends.
 func TestServiceRun(t *testing.T) {
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	keys := &httpapi.Keys{}
 	if err := keys.Add("acme", keyAcme); err != nil {
 		t.Fatal(err)

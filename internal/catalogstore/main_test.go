@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/docstore"
 	"github.com/tally-oss/tally/internal/testenv"
 )
@@ -18,11 +17,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // so that every change has its own, predictable time.
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	s := New(conn)
 	clock := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 	s.now = func() time.Time {

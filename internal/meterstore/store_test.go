@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
 )
@@ -16,11 +15,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // newStore returns a Store on a fresh, migrated database.
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	return New(conn)
 }
 

@@ -30,13 +30,22 @@ type Reading struct {
 // returns a connection bound to it.
 func MigratedDatabase(t testing.TB) driver.Conn {
 	t.Helper()
-	addr, database := NewDatabase(t)
+	addr, database := NewMigratedDatabase(t)
+	return Conn(t, addr, database)
+}
+
+// NewMigratedDatabase is NewDatabase with Tally's schema applied, for
+// tests that need the address and name themselves (to open their own
+// clients or put a proxy in front) rather than one connection.
+func NewMigratedDatabase(t testing.TB) (addr, database string) {
+	t.Helper()
+	addr, database = NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := chclient.Migrate(ctx, Conn(t, addr, "default"), database); err != nil {
 		t.Fatalf("migrate %s: %v", database, err)
 	}
-	return Conn(t, addr, database)
+	return addr, database
 }
 
 // InsertReadings writes readings in one insert, exactly as the aggregator

@@ -3,19 +3,15 @@ package lago
 import (
 	"context"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/shopspring/decimal"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -42,12 +38,7 @@ type lagoEnv struct {
 
 func newLagoEnv(t *testing.T, now time.Time) *lagoEnv {
 	t.Helper()
-	ctx := context.Background()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	e := &lagoEnv{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
 	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, 10_000, nil), meterstore.ErrNotFound)
 	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound)
@@ -124,32 +115,20 @@ type reading struct {
 	groups   map[string]string
 }
 
-// insert writes readings exactly as the aggregator does.
+// insert writes readings with testenv.InsertReadings, exactly as the
+// aggregator does.
 func (e *lagoEnv) insert(rows ...reading) {
 	e.t.Helper()
-	batch, err := e.conn.PrepareBatch(context.Background(), `INSERT INTO readings (org_id, meter_key, meter_revision, customer_id, event_id,
-		time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)`)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, r := range rows {
+	out := make([]testenv.Reading, len(rows))
+	for i, r := range rows {
 		at, err := time.Parse(time.RFC3339Nano, r.at)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		keys := slices.Sorted(maps.Keys(r.groups))
-		values := make([]string, len(keys))
-		for i, k := range keys {
-			values[i] = r.groups[k]
-		}
-		if err := batch.Append(r.org, r.meter.Key, r.meter.Revision, r.customer, r.id, at.UTC().Truncate(time.Second), at.UnixNano(),
-			decimal.RequireFromString(r.value), "", append([]string{}, keys...), values, time.Now().UTC()); err != nil {
-			e.t.Fatal(err)
-		}
+		out[i] = testenv.Reading{Org: r.org, Meter: r.meter.Key, Revision: r.meter.Revision, Customer: r.customer, EventID: r.id,
+			Time: at, Value: r.value, Groups: r.groups}
 	}
-	if err := batch.Send(); err != nil {
-		e.t.Fatal(err)
-	}
+	testenv.InsertReadings(e.t, e.conn, out...)
 }
 
 func (e *lagoEnv) get(key, customer, query string) (int, string) {

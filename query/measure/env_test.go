@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/shopspring/decimal"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
@@ -52,12 +50,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(ctx, conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	e := &env{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
 	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, 10000, nil), meterstore.ErrNotFound)
 	keys := &httpapi.Keys{}
@@ -174,40 +167,20 @@ type reading struct {
 	groups     map[string]string
 }
 
-const insertReadings = `INSERT INTO readings (org_id, meter_key, meter_revision, customer_id, event_id,
-	time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)`
-
-// insert writes readings exactly as the aggregator does: time truncated
-// to the second, time_ns exact, group keys sorted and values aligned.
+// insert writes readings with testenv.InsertReadings, exactly as the
+// aggregator does.
 func (e *env) insert(rows ...reading) {
 	e.t.Helper()
-	ctx := context.Background()
-	batch, err := e.conn.PrepareBatch(ctx, insertReadings)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, r := range rows {
+	out := make([]testenv.Reading, len(rows))
+	for i, r := range rows {
 		at, err := time.Parse(time.RFC3339Nano, r.time)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		keys := slices.Sorted(maps.Keys(r.groups))
-		values := make([]string, len(keys))
-		for i, k := range keys {
-			values[i] = r.groups[k]
-		}
-		if keys == nil {
-			keys, values = []string{}, []string{}
-		}
-		if err := batch.Append(r.org, r.meter, r.revision, r.customer, r.eventID,
-			at.UTC().Truncate(time.Second), at.UnixNano(), decimal.RequireFromString(r.value), "",
-			keys, values, time.Now().UTC()); err != nil {
-			e.t.Fatal(err)
-		}
+		out[i] = testenv.Reading{Org: r.org, Meter: r.meter, Revision: r.revision, Customer: r.customer, EventID: r.eventID,
+			Time: at, Value: r.value, Groups: r.groups}
 	}
-	if err := batch.Send(); err != nil {
-		e.t.Fatal(err)
-	}
+	testenv.InsertReadings(e.t, e.conn, out...)
 }
 
 // usageJSON is the part of a response the usage tests read.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
@@ -73,11 +72,7 @@ const seedCustomers = `[{
 // newCatalog returns a catalog store on a fresh, migrated database.
 func newCatalog(t *testing.T) *catalogstore.Store {
 	t.Helper()
-	addr, database := testenv.NewDatabase(t)
-	conn := testenv.Conn(t, addr, database)
-	if _, err := chclient.Migrate(context.Background(), conn, database); err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.MigratedDatabase(t)
 	return catalogstore.New(conn)
 }
 
