@@ -69,7 +69,7 @@ func storageReading(t *testing.T, m schemas.Meter, org, customer, id, when, gb s
 }
 
 const meteredPlan = `{"code": "metered", "name": "Metered", "interval": "monthly", "amount_cents": 1000, "amount_currency": "USD",
-	"minimum_commitment_cents": 1000,
+	"minimum_commitment_cents": 2000,
 	"charges": [
 		{"id": "ch_calls", "meter": "calls", "charge_model": "graduated", "properties": {"graduated_ranges": [
 			{"from_value": 0, "to_value": 100, "per_unit_amount": "0.01", "flat_amount": "0"},
@@ -102,8 +102,8 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 
 	// February, the current period: calls 250 = 100 × 0.01 + 150 × 0.005
 	// + 1 flat = 2.75, split 150:100 over the regions; storage 12.833 ×
-	// 0.25 = 3.20825, rounded once to 3.21. Charges 5.96, below the 10.00
-	// minimum: a true-up of 4.04. Total 10.00 fee + 5.96 + 4.04.
+	// 0.25 = 3.20825, rounded once to 3.21. Charges 5.96 and the 10.00 fee
+	// are below the 20.00 minimum: a true-up of 4.04. Total 10.00 + 5.96 + 4.04.
 	u := c.usage(keyAcme, "s1", "")
 	if u.Subscription.ExternalID != "s1" || u.Subscription.ExternalCustomerID != "c1" || u.Subscription.PlanCode != "metered" ||
 		u.Subscription.Status != "active" || u.Currency != "USD" ||
@@ -132,7 +132,7 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 		st.moneyJSON != (moneyJSON{"3.21", 321}) || st.Groups == nil || len(st.Groups) != 0 {
 		t.Errorf("storage: %+v", st)
 	}
-	wantMoney(t, "current", u, moneyJSON{"5.96", 596}, moneyJSON{"10.00", 1000}, moneyJSON{"10.00", 1000},
+	wantMoney(t, "current", u, moneyJSON{"5.96", 596}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
 		moneyJSON{"4.04", 404}, moneyJSON{"20.00", 2000})
 
 	// The previous period starts at subscription_at: 5 calls, 0.05.
@@ -141,7 +141,7 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 		p.Charges[1].Units != "0" || p.Charges[1].EventsCount != 0 {
 		t.Errorf("previous: %+v", p)
 	}
-	wantMoney(t, "previous", p, moneyJSON{"0.05", 5}, moneyJSON{"10.00", 1000}, moneyJSON{"10.00", 1000},
+	wantMoney(t, "previous", p, moneyJSON{"0.05", 5}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
 		moneyJSON{"9.95", 995}, moneyJSON{"20.00", 2000})
 	if cur := c.usage(keyAcme, "s1", "?period=current"); cur.ChargesTotal != u.ChargesTotal {
 		t.Errorf("period=current: %+v, default %+v", cur.ChargesTotal, u.ChargesTotal)
@@ -157,7 +157,7 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 	if len(x.Charges[0].Groups) == 2 && x.Charges[0].Groups[0].AmountCents+x.Charges[0].Groups[1].AmountCents != 283 {
 		t.Errorf("group amounts do not add up to the charge: %+v", x.Charges[0].Groups)
 	}
-	wantMoney(t, "explicit", x, moneyJSON{"6.04", 604}, moneyJSON{"10.00", 1000}, moneyJSON{"10.00", 1000},
+	wantMoney(t, "explicit", x, moneyJSON{"6.04", 604}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
 		moneyJSON{"3.96", 396}, moneyJSON{"20.00", 2000})
 }
 

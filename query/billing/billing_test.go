@@ -133,7 +133,8 @@ func TestSubscriptionUsage(t *testing.T) {
 	// tokens: 1000.5 + 500.25 + 99.25 = 1600 units; 600 above the first
 	// tier at 0.0015 = 0.90, plus the flat 2 = 2.90 USD.
 	// peak: MAX over the period is 3 GPUs at 10.005 = 30.015 -> 30.02 (half away from zero).
-	// charges 32.92 < minimum 100.00: true-up 67.08; total 32.92 + 49.00 + 67.08 = 149.00.
+	// charges 32.92 + fee 49.00 = 81.92 < minimum 100.00 (Lago counts the
+	// fee): true-up 18.08; total 100.00.
 	want := []struct {
 		id, units string
 		events    uint64
@@ -148,7 +149,7 @@ func TestSubscriptionUsage(t *testing.T) {
 			t.Errorf("charge %d: %s units %s events %d amount %d, want %+v", i, c.Charge.ID, c.Units, c.Events, c.Amount.Minor, w)
 		}
 	}
-	if inv.ChargesTotal.Minor != 3292 || inv.FixedFee.Minor != 4900 || inv.TrueUp.Minor != 6708 || inv.Total.Minor != 14900 {
+	if inv.ChargesTotal.Minor != 3292 || inv.FixedFee.Minor != 4900 || inv.TrueUp.Minor != 1808 || inv.Total.Minor != 10000 {
 		t.Errorf("charges %d fixed %d true-up %d total %d", inv.ChargesTotal.Minor, inv.FixedFee.Minor, inv.TrueUp.Minor, inv.Total.Minor)
 	}
 	// Groups are reported per charge; their amounts add up to the charge.

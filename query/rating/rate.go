@@ -54,7 +54,7 @@ type Invoice struct {
 	ChargesTotal      Money // the sum of the rounded charge amounts
 	FixedFee          Money // the plan's amount_cents
 	MinimumCommitment Money // the plan's minimum_commitment_cents; 0 when none
-	TrueUp            Money // what brings ChargesTotal up to the minimum
+	TrueUp            Money // what brings ChargesTotal + FixedFee up to the minimum
 	Total             Money
 }
 
@@ -75,8 +75,9 @@ type Invoice struct {
 //     not prorate a partial first or last period (nor the minimum); the
 //     caller that wants proration adjusts the plan it passes.
 //  5. With a minimum commitment (minimum_commitment_cents > 0), TrueUp is
-//     max(0, minimum - ChargesTotal): as in Lago, the minimum applies to
-//     the usage charges, not to the fixed fee.
+//     max(0, minimum - (ChargesTotal + FixedFee)): as in Lago, the minimum
+//     is what the whole period's spending, the subscription fee included,
+//     comes to at least.
 //
 // Period is copied to the invoice; Rate does not read it.
 func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error) {
@@ -105,16 +106,17 @@ func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error
 		inv.Charges = append(inv.Charges, line)
 	}
 
+	spent, err := addMinor(chargesTotal, plan.AmountCents)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("plan %q total: %w", plan.Code, err)
+	}
 	var trueUp int64
-	if minimum := plan.MinimumCommitmentCents; minimum > 0 && chargesTotal < minimum {
-		if trueUp, err = subMinor(minimum, chargesTotal); err != nil {
+	if minimum := plan.MinimumCommitmentCents; minimum > 0 && spent < minimum {
+		if trueUp, err = subMinor(minimum, spent); err != nil {
 			return Invoice{}, fmt.Errorf("plan %q true-up: %w", plan.Code, err)
 		}
 	}
-	total, err := addMinor(chargesTotal, plan.AmountCents)
-	if err == nil {
-		total, err = addMinor(total, trueUp)
-	}
+	total, err := addMinor(spent, trueUp)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("plan %q total: %w", plan.Code, err)
 	}

@@ -69,14 +69,19 @@ func TestRate(t *testing.T) {
 			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "0", "0", "98.36"},
 		},
 		{
-			name: "minimum above the charges: true-up to the minimum",
+			name: "minimum above the charges and the fee: true-up to the minimum",
 			plan: usagePlan(10000), usage: someUsage,
-			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "100", "50.64", "149"},
+			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "100", "1.64", "100"},
 		},
 		{
-			name: "minimum equal to the charges: no true-up",
-			plan: usagePlan(4936), usage: someUsage,
-			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "49.36", "0", "98.36"},
+			name: "minimum equal to the charges and the fee: no true-up",
+			plan: usagePlan(9836), usage: someUsage,
+			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "98.36", "0", "98.36"},
+		},
+		{
+			name: "minimum a cent above the charges and the fee",
+			plan: usagePlan(9837), usage: someUsage,
+			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "98.37", "0.01", "98.37"},
 		},
 		{
 			name: "minimum below the charges: no true-up",
@@ -84,9 +89,9 @@ func TestRate(t *testing.T) {
 			want: invoiceWant{[]string{"12.35", "31.01", "6", "0"}, "49.36", "49", "40", "0", "98.36"},
 		},
 		{
-			name: "the minimum does not count the fixed fee",
+			name: "the minimum counts the fixed fee (Lago)",
 			plan: usagePlan(5000), usage: nil,
-			want: invoiceWant{[]string{"0", "0", "0", "0"}, "0", "49", "50", "50", "99"},
+			want: invoiceWant{[]string{"0", "0", "0", "0"}, "0", "49", "50", "1", "50"},
 		},
 		{
 			name: "rounded per charge, then added: 0.004 + 0.004 is 0, not 0.01",
@@ -111,9 +116,9 @@ func TestRate(t *testing.T) {
 		},
 		{
 			name:  "BHD: fils, three decimals",
-			plan:  schemas.Plan{Code: "bhd", AmountCurrency: "BHD", AmountCents: 1500, MinimumCommitmentCents: 10, Charges: []schemas.Charge{withID("a", standard("0.0015"))}},
+			plan:  schemas.Plan{Code: "bhd", AmountCurrency: "BHD", AmountCents: 1500, MinimumCommitmentCents: 1510, Charges: []schemas.Charge{withID("a", standard("0.0015"))}},
 			usage: []rating.ChargeUsage{used("a", "3")}, // 0.0045 BHD
-			want:  invoiceWant{[]string{"0.005"}, "0.005", "1.5", "0.01", "0.005", "1.51"},
+			want:  invoiceWant{[]string{"0.005"}, "0.005", "1.5", "1.51", "0.005", "1.51"},
 		},
 	}
 	for _, tt := range tests {
