@@ -79,7 +79,7 @@ func TestREADMEExamples(t *testing.T) {
 	for _, want := range []string{
 		`{"accepted":3,"rejected":[]}`, // Try it
 		`"units":1500.5,"events_count":2,"amount":"2.00","amount_cents":200`,
-		`"total":{"amount":"100.00","amount_cents":10000}`,                     // the catalog's usage
+		`"total":{"amount":"100.00","amount_cents":10000}`,                   // the catalog's usage
 		`"amount_cents":320,"taxes_amount_cents":0,"total_amount_cents":320`, // Lago
 		`"resource_list":["API"]`,                                            // PriceOps
 		`{"usage_record_id":"123457","accepted":1}`,
