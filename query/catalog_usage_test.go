@@ -147,18 +147,27 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 		t.Errorf("period=current: %+v, default %+v", cur.ChargesTotal, u.ChargesTotal)
 	}
 
-	// An explicit range is priced as one period: 265 calls = 1 + 165 ×
-	// 0.005 + 1 = 2.825, rounded half away from zero to 2.83.
+	// An explicit range is priced as one period, from subscription_at at
+	// the earliest (the 3 calls before it are not the subscription's):
+	// 262 calls = 1 + 162 × 0.005 + 1 = 2.81.
 	x := c.usage(keyAcme, "s1", "?from=2026-01-01T00:00:00Z&to=2026-03-02T00:00:00%2B01:00")
-	if x.From != "2026-01-01T00:00:00Z" || x.To != "2026-03-01T23:00:00Z" || x.Charges[0].Units != "265" ||
-		x.Charges[0].moneyJSON != (moneyJSON{"2.83", 283}) || x.Charges[1].moneyJSON != (moneyJSON{"3.21", 321}) {
+	if x.From != "2026-01-10T00:00:00Z" || x.To != "2026-03-01T23:00:00Z" || x.Charges[0].Units != "262" ||
+		x.Charges[0].moneyJSON != (moneyJSON{"2.81", 281}) || x.Charges[1].moneyJSON != (moneyJSON{"3.21", 321}) {
 		t.Errorf("explicit range: %+v", x)
 	}
-	if len(x.Charges[0].Groups) == 2 && x.Charges[0].Groups[0].AmountCents+x.Charges[0].Groups[1].AmountCents != 283 {
+	if len(x.Charges[0].Groups) == 2 && x.Charges[0].Groups[0].AmountCents+x.Charges[0].Groups[1].AmountCents != 281 {
 		t.Errorf("group amounts do not add up to the charge: %+v", x.Charges[0].Groups)
 	}
-	wantMoney(t, "explicit", x, moneyJSON{"6.04", 604}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
-		moneyJSON{"3.96", 396}, moneyJSON{"20.00", 2000})
+	wantMoney(t, "explicit", x, moneyJSON{"6.02", 602}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
+		moneyJSON{"3.98", 398}, moneyJSON{"20.00", 2000})
+
+	// A rounding case of its own: 265 calls = 1 + 165 × 0.005 + 1 = 2.825,
+	// rounded half away from zero to 2.83.
+	c.insert(calls(t, callsMeter, "acme", "c1", "us", "2026-01-11T00:00:00Z", 3)...)
+	x = c.usage(keyAcme, "s1", "?from=2026-01-01T00:00:00Z&to=2026-03-02T00:00:00%2B01:00")
+	if x.Charges[0].Units != "265" || x.Charges[0].moneyJSON != (moneyJSON{"2.83", 283}) {
+		t.Errorf("265 calls: %+v", x.Charges[0])
+	}
 }
 
 func wantMoney(t *testing.T, what string, u usageJSONBody, charges, fee, minimum, trueUp, total moneyJSON) {

@@ -134,6 +134,13 @@ func (s *Service) wrap(err, sentinel error, format string, args ...any) error {
 	return err
 }
 
+func endText(sub schemas.Subscription) string {
+	if end, ok := sub.EndAt(); ok {
+		return " to " + end.Format(time.RFC3339)
+	}
+	return ""
+}
+
 func zoneOr(tz string) string {
 	if tz == "" {
 		return "UTC"
@@ -147,7 +154,20 @@ func (s *Service) Period(sub Subscription, req PeriodRequest) (rating.Period, er
 		if req.From.IsZero() || req.To.IsZero() || !req.From.Before(req.To) {
 			return rating.Period{}, fmt.Errorf("%w: from must be before to, both given", ErrPeriod)
 		}
-		return rating.Period{From: req.From, To: req.To}, nil
+		// Only the subscription's own life counts: usage before it started
+		// or after it ended is another subscription's, or nobody's.
+		p := rating.Period{From: req.From, To: req.To}
+		if start := sub.Subscription.SubscriptionAt; p.From.Before(start) {
+			p.From = start
+		}
+		if end, ok := sub.Subscription.EndAt(); ok && end.Before(p.To) {
+			p.To = end
+		}
+		if !p.From.Before(p.To) {
+			return rating.Period{}, fmt.Errorf("%w: the range does not overlap the subscription, which runs from %s%s",
+				ErrPeriod, sub.Subscription.SubscriptionAt.Format(time.RFC3339), endText(sub.Subscription))
+		}
+		return p, nil
 	}
 	now := s.now()
 	switch req.Which {
