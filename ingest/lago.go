@@ -131,19 +131,23 @@ func (h *handler) serveLago(w http.ResponseWriter, r *http.Request, body []byte,
 
 	_, rejected, err := h.accept(org, natives, arrival)
 	switch {
-	case len(rejected) > 0 || errors.Is(err, errNoneValid):
-		// Only an event too large for a Kafka record gets here (the rest
-		// was validated above); the events beside it may have been
-		// accepted, which a retry after the fix deduplicates.
-		for _, rej := range rejected {
-			inputs[rej.Index].errs.add(lagoFieldName(rej.Field), rej.Error)
-		}
-		h.lagoFailed(w, lagoValidation("", lagoDetails(inputs, batch)))
-	case err != nil:
+	case err != nil && !errors.Is(err, errNoneValid):
+		// Kafka did not acknowledge the valid events. This wins over an
+		// event rejected beside them: a 422 would tell the client to fix
+		// and drop, and the valid events would be lost; the retry is
+		// answered 422 for the rejected one once Kafka acknowledges.
 		w.Header().Set("Retry-After", "1")
 		h.lagoFailed(w, lagoUnavailable(httpapi.CodeUnavailable,
 			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
 				"Retry the whole request: events that were written anyway are deduplicated by transaction_id."))
+	case len(rejected) > 0 || errors.Is(err, errNoneValid):
+		// Only an event too large for a Kafka record gets here (the rest
+		// was validated above); the events beside it were accepted, which
+		// a retry after the fix deduplicates.
+		for _, rej := range rejected {
+			inputs[rej.Index].errs.add(lagoFieldName(rej.Field), rej.Error)
+		}
+		h.lagoFailed(w, lagoValidation("", lagoDetails(inputs, batch)))
 	default:
 		out := make([]LagoEvent, len(events))
 		for i, ev := range events {

@@ -300,3 +300,38 @@ func lagoOr(s, otherwise string) string {
 	}
 	return s
 }
+
+// TestLagoKafkaFailureBesideARejectedEvent answers 503 when Kafka fails
+// a batch that also holds an event too large for a Kafka record: the
+// valid events were not acknowledged, and a 422 would make the client
+// drop them instead of retrying.
+func TestLagoKafkaFailureBesideARejectedEvent(t *testing.T) {
+	cfg := testConfig()
+	cfg.KafkaBatchBytes = minKafkaBatchBytes
+	pub := &recordingPublisher{err: errors.New("kafka: broker not available")}
+	s := newTestService(t, cfg, Deps{Publisher: pub, Catalog: newLagoCatalog(), Keys: testKeys(t)})
+	big := fmt.Sprintf(`{"transaction_id":"big","external_customer_id":"c","code":"api_calls","properties":{"blob":%q}}`,
+		strings.Repeat("x", minKafkaBatchBytes))
+	req := httptest.NewRequest(http.MethodPost, LagoBatchRoute, strings.NewReader(string(lagoBatchBody(lagoEv("t1", "c", "", ""), big))))
+	req.Header.Set("Authorization", "Bearer "+acmeKey)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		!strings.Contains(rec.Body.String(), `"code":"unavailable"`) {
+		t.Errorf("status %d (Retry-After %q): %s; want 503 so that t1 is retried", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if len(pub.published()) != 1 {
+		t.Errorf("%d records handed to Kafka, want t1 only", len(pub.published()))
+	}
+
+	// Once Kafka acknowledges, the retry is 422 naming the large event
+	// alone; t1 is accepted (and deduplicated if the failed call wrote it).
+	pub.err = nil
+	req = httptest.NewRequest(http.MethodPost, LagoBatchRoute, strings.NewReader(string(lagoBatchBody(lagoEv("t1", "c", "", ""), big))))
+	req.Header.Set("Authorization", "Bearer "+acmeKey)
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"error_details":{"1":{"event":`) {
+		t.Errorf("retry: status %d: %s, want 422 naming event 1", rec.Code, rec.Body)
+	}
+}

@@ -129,21 +129,25 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 
 	accepted, rejected, err := h.accept(org, raws, arrival)
 	switch {
+	case err != nil && !errors.Is(err, errNoneValid):
+		// Kafka did not acknowledge the valid items. This wins over an item
+		// rejected beside them: a 400 would tell the client to fix and
+		// drop, and the valid items would be lost.
+		w.Header().Set("Retry-After", "1")
+		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
+			"Kafka did not acknowledge the usage record, so it does not count as accepted. "+
+				"Retry it as it is: items that were written anyway are deduplicated by (usage_record_id, resource).",
+			usageAccepted{UsageRecordID: rec.id, Accepted: 0})
 	case len(rejected) > 0:
-		// The events are valid by construction; this is a bug of ours. The
-		// accepted ones (if any) stay: a corrected retry has the same ids.
+		// Only an event too large for a Kafka record gets here (the rest
+		// is valid by construction). The accepted items stay: a corrected
+		// retry has the same ids.
 		problems = make([]fieldProblem, len(rejected))
 		for i, rej := range rejected {
 			problems[i] = problem(fmt.Sprintf("usage_data[%d]", rej.Index), "cannot become an event: %s: %s", rej.Field, rej.Error)
 		}
 		h.logger.Error("usage record made invalid events", "org", org, "rejected", rejected)
 		h.invalidRecord(w, problems)
-	case err != nil:
-		w.Header().Set("Retry-After", "1")
-		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
-			"Kafka did not acknowledge the usage record, so it does not count as accepted. "+
-				"Retry it as it is: items that were written anyway are deduplicated by (usage_record_id, resource).",
-			usageAccepted{UsageRecordID: rec.id, Accepted: 0})
 	default:
 		httpapi.WriteJSON(w, http.StatusAccepted, usageAccepted{UsageRecordID: rec.id, Accepted: accepted})
 	}

@@ -374,3 +374,40 @@ func FuzzPriceOpsUsage(f *testing.F) {
 		}
 	})
 }
+
+// TestPriceOpsKafkaFailureBesideARejectedItem answers 503 when Kafka fails
+// a record one of whose items is too large for a Kafka record: the other
+// items were not acknowledged, and a 400 would make the client drop them
+// instead of retrying.
+func TestPriceOpsKafkaFailureBesideARejectedItem(t *testing.T) {
+	cat := newPriceOpsCatalog(t)
+	long := testMeter(t, `{"key": "`+strings.Repeat("l", 63)+`", "event_type": "`+strings.Repeat("t", schemas.MaxEventTypeLen)+`",
+		"aggregation": "SUM", "value_property": "$.`+strings.Repeat(strings.Repeat("p", 30)+".", 12)+`end"}`)
+	cat.meters["acme"][long.Key] = long
+	pub := &recordingPublisher{err: errors.New("kafka: not enough replicas")}
+	h := newPriceOpsHandler(cat, pub)
+	// Room for the record of item API, not for the long meter's.
+	now := time.Now().UTC()
+	key, value, err := schemas.EncodeRecord(schemas.Record{OrgID: "acme", IngestedAt: now, Event: schemas.Event{
+		ID: "r1:API", Type: "api_request", CustomerID: "1008", Time: now, Properties: json.RawMessage(`{"quantity":1}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.KafkaBatchBytes = int64(len(key)+len(value)+recordOverhead) + 64
+	body := record("r1", item("API", "1"), item(long.Key, "1"))
+
+	code, header, resp := usageRequest{body: body}.send(priceOpsServer(t, h))
+	if code != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(string(resp), "Retry it as it is") {
+		t.Errorf("status %d (Retry-After %q): %s; want 503 so that item API is retried", code, header.Get("Retry-After"), resp)
+	}
+	if len(pub.published()) != 1 {
+		t.Errorf("%d records handed to Kafka, want item API's only", len(pub.published()))
+	}
+
+	// Once Kafka acknowledges, the retry is 400 naming the large item.
+	pub.err = nil
+	code, _, resp = usageRequest{body: body}.send(priceOpsServer(t, h))
+	if code != http.StatusBadRequest || !strings.Contains(string(resp), `"field":"usage_data[1]"`) {
+		t.Errorf("retry: status %d: %s, want 400 naming usage_data[1]", code, resp)
+	}
+}
