@@ -23,8 +23,8 @@ type lagoCatalog struct {
 	lookups int
 }
 
-func (c *lagoCatalog) Meter(context.Context, string, string) (schemas.Meter, error) {
-	return schemas.Meter{}, ErrNotFound
+func (c *lagoCatalog) Meters(context.Context, string) ([]schemas.Meter, error) {
+	return nil, nil
 }
 
 func (c *lagoCatalog) Subscription(_ context.Context, org, id string) (schemas.Subscription, error) {

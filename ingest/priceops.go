@@ -23,7 +23,7 @@ import (
 //	 "usage_data": [{"resource": "API", "quantity": 5000}]}
 //
 // Each item of usage_data becomes one native event, metered by the meter
-// whose key is the resource:
+// whose key is the resource, and by no other (priceops_meters.go):
 //
 //	{"id": "<usage_record_id>:<resource>", "type": <the meter's event_type>,
 //	 "customer_id": <customer_id>, "properties": {<value_property>: quantity}}
@@ -40,7 +40,8 @@ import (
 // safe, see above).
 
 // MaxUsageItems bounds usage_data: a record is one customer's usage of a
-// few resources, and every item costs a meter lookup.
+// few resources, and every item is checked against every meter of its
+// event type.
 const MaxUsageItems = 100
 
 // maxQuantityLen bounds the text of a quantity, and maxQuantityExponent
@@ -178,22 +179,25 @@ func sortProblems(problems []fieldProblem) []fieldProblem {
 	return problems
 }
 
-// usageEvents looks up the meter of every item and turns the item into a
-// native event, checking that the meter really meters it. err is a
-// catalog failure (503); problems are the record's fault (400).
+// usageEvents reads the organization's meters (once per record) and
+// turns every item into a native event, checking that the resource's
+// meter, and no other, meters it. err is a catalog failure (503);
+// problems are the record's fault (400).
 func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) (raws []rawEvent, problems []fieldProblem, err error) {
+	all, err := h.catalog.Meters(ctx, org)
+	if err != nil {
+		return nil, nil, fmt.Errorf("meters: %w", err)
+	}
+	meters := newUsageMeters(all)
 	for _, item := range rec.items {
 		field := fmt.Sprintf("usage_data[%d]", item.index)
-		meter, err := h.catalog.Meter(ctx, org, item.resource)
-		switch {
-		case errors.Is(err, ErrNotFound):
+		meter, ok := meters.byKey[item.resource]
+		if !ok {
 			problems = append(problems, problem(field+".resource",
 				"no meter has the key %q; a resource is the key of one of your meters (create it with POST /api/v1/meters)", item.resource))
 			continue
-		case err != nil:
-			return nil, nil, fmt.Errorf("meter %s: %w", item.resource, err)
 		}
-		raw, p := usageEvent(rec, item, meter, field)
+		raw, p := usageEvent(rec, item, meter, meters, field)
 		if p != nil {
 			problems = append(problems, *p)
 			continue
@@ -205,8 +209,9 @@ func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) 
 
 // usageEvent builds the native event of one item and checks it with the
 // meter's own rules (schemas.Meter.Evaluate), so that nothing accepted here
-// is dead-lettered or silently left out by the aggregator.
-func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, field string) ([]byte, *fieldProblem) {
+// is dead-lettered or silently left out by the aggregator, and with the
+// other meters of its event type, so that none of them meters it too.
+func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, meters usageMeters, field string) ([]byte, *fieldProblem) {
 	if err := meter.Validate(); err != nil { // prepares Evaluate; stored meters are valid
 		p := problem(field+".resource", "the meter %q is not valid: %v", item.resource, err)
 		return nil, &p
@@ -251,6 +256,10 @@ func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, field stri
 			at = field + ".quantity"
 		}
 		p := problem(at, "the meter %q cannot meter it: %v", item.resource, err)
+		return nil, &p
+	}
+	if parts := meters.alsoMetering(meter, decoded); len(parts) > 0 {
+		p := otherMetersProblem(field, meter, parts)
 		return nil, &p
 	}
 	raw, err := json.Marshal(map[string]any{

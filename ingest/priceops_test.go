@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,19 +25,21 @@ import (
 // for the ClickHouse catalog in the handler's tests as recordingPublisher
 // stands in for Kafka; cmd/tally's contract test runs the real ones.
 type priceOpsCatalog struct {
-	meters map[string]map[string]schemas.Meter // org -> key -> meter
-	err    error                               // every lookup fails with it
+	meters  map[string]map[string]schemas.Meter // org -> key -> meter
+	err     error                               // every lookup fails with it
+	lookups atomic.Int64                        // calls of Meters
 }
 
-func (c *priceOpsCatalog) Meter(_ context.Context, org, key string) (schemas.Meter, error) {
+func (c *priceOpsCatalog) Meters(_ context.Context, org string) ([]schemas.Meter, error) {
+	c.lookups.Add(1)
 	if c.err != nil {
-		return schemas.Meter{}, c.err
+		return nil, c.err
 	}
-	m, ok := c.meters[org][key]
-	if !ok {
-		return schemas.Meter{}, fmt.Errorf("meter %s: %w", key, ErrNotFound)
+	var out []schemas.Meter
+	for _, key := range slices.Sorted(maps.Keys(c.meters[org])) {
+		out = append(out, c.meters[org][key])
 	}
-	return m, nil
+	return out, nil
 }
 
 func (c *priceOpsCatalog) Subscription(context.Context, string, string) (schemas.Subscription, error) {
@@ -51,8 +55,8 @@ func testMeter(t testing.TB, def string) schemas.Meter {
 	return m
 }
 
-// newPriceOpsCatalog holds acme's meters of every kind and one globex
-// meter that acme must not reach.
+// newPriceOpsCatalog holds acme's meters of every kind and globex meters
+// that acme must not reach.
 func newPriceOpsCatalog(t testing.TB) *priceOpsCatalog {
 	acme := map[string]schemas.Meter{}
 	for _, def := range []string{
@@ -62,14 +66,19 @@ func newPriceOpsCatalog(t testing.TB) *priceOpsCatalog {
 		`{"key": "users", "event_type": "login", "aggregation": "UNIQUE_COUNT", "value_property": "$.user"}`,
 		`{"key": "peak", "event_type": "gauge", "aggregation": "MAX", "value_property": "$.quantity"}`,
 		`{"key": "pro_only", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"tier": {"eq": "pro"}}}`,
-		`{"key": "positive", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gt": 0}}}`,
+		`{"key": "positive", "event_type": "transfer", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gt": 0}}}`,
 	} {
 		m := testMeter(t, def)
 		acme[m.Key] = m
 	}
 	return &priceOpsCatalog{meters: map[string]map[string]schemas.Meter{
-		"acme":   acme,
-		"globex": {"secret": testMeter(t, `{"key": "secret", "event_type": "secret", "aggregation": "SUM", "value_property": "$.quantity"}`)},
+		"acme": acme,
+		"globex": {
+			"secret": testMeter(t, `{"key": "secret", "event_type": "secret", "aggregation": "SUM", "value_property": "$.quantity"}`),
+			// Events of acme's type api_request are acme's: this meter
+			// never sees them.
+			"g_requests": testMeter(t, `{"key": "g_requests", "event_type": "api_request", "aggregation": "COUNT"}`),
+		},
 	}}
 }
 
@@ -147,6 +156,7 @@ func TestPriceOpsUsage(t *testing.T) {
 	tests := []struct {
 		name       string
 		req        usageRequest
+		meters     []string // acme's meters besides newPriceOpsCatalog's
 		catalogErr error
 		noCatalog  bool
 		publishErr error
@@ -171,7 +181,7 @@ func TestPriceOpsUsage(t *testing.T) {
 				{"r1:calls", "call", `{}`},
 				{"r1:users", "login", `{"user":42}`},
 				{"r1:peak", "gauge", `{"quantity":-3}`},
-				{"r1:positive", "api_request", `{"quantity":7e2}`},
+				{"r1:positive", "transfer", `{"quantity":7e2}`},
 			},
 		},
 		{name: "id with a colon", req: usageRequest{body: record("2026-03:day:1", item("API", "1"))}, wantCode: 202,
@@ -241,6 +251,34 @@ func TestPriceOpsUsage(t *testing.T) {
 			wantFields: []string{"usage_data[0].resource"}, wantMsg: "filter"},
 		{name: "meter filter the quantity fails", req: usageRequest{body: record("r1", item("positive", "0"))}, wantCode: 400, wantError: httpapi.CodeValidation,
 			wantFields: []string{"usage_data[0].resource"}, wantMsg: "filter"},
+
+		// Another meter of the resource's event_type would meter the item too.
+		{name: "a COUNT meter of the same event_type", req: usageRequest{body: seedUsageRecord},
+			meters:   []string{`{"key": "requests", "event_type": "api_request", "aggregation": "COUNT"}`},
+			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"},
+			wantMsg: `usage_data[0].resource: events of type "api_request", the event_type of the meter "API", are metered by other meters too: ` +
+				`the meter "requests" would count this item too. An item is metered by the meter of its resource alone: give the meter "API" an event_type of its own`},
+		{name: "a meter of the same event_type whose filter the item passes", req: usageRequest{body: record("r1", item("API", "5000"))},
+			meters:   []string{`{"key": "bulk", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gte": 1000}}}`},
+			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"}, wantMsg: `the meter "bulk" would count this item too`},
+		{name: "a meter of the same event_type whose filter excludes the item", req: usageRequest{body: record("r1", item("API", "5"))},
+			meters:   []string{`{"key": "bulk", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gte": 1000}}}`},
+			wantCode: 202, events: []wantEvent{{"r1:API", "api_request", `{"quantity":5}`}}},
+		{name: "a meter of the same event_type that would dead-letter the item", req: usageRequest{body: seedUsageRecord},
+			meters:   []string{`{"key": "bytes", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.bytes"}`},
+			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"},
+			wantMsg: `the meter "bytes" would dead-letter this item (value_missing: $.bytes is missing)`},
+		{name: "every other meter named, each item on its own", req: usageRequest{body: record("r1", item("API", "1"), item("requests", "1"), item("tokens", "1"))},
+			meters: []string{
+				`{"key": "requests", "event_type": "api_request", "aggregation": "COUNT"}`,
+				`{"key": "a_requests", "event_type": "api_request", "aggregation": "COUNT"}`,
+			},
+			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource", "usage_data[1].resource"},
+			wantMsg: `other meters too: the meter "a_requests" would count this item too; the meter "requests" would count this item too. ` +
+				`An item is metered by the meter of its resource alone: give the meter "API" an event_type of its own, ` +
+				`or give the other meters filters that exclude its event (which carries only the quantity); ` +
+				`usage_data[1].resource: events of type "api_request", the event_type of the meter "requests", are metered by other meters too: ` +
+				`the meter "API" would dead-letter this item (value_missing: $.quantity is missing); the meter "a_requests" would count this item too.`},
 		{name: "every problem named, in record order", req: usageRequest{body: `{"customer_id": "c", "usage_data": [` + item("nope", "1") + "," + item("API", `"5"`) + "," + item("calls", "2") + `]}`},
 			wantCode: 400, wantError: httpapi.CodeValidation,
 			wantFields: []string{"usage_record_id", "usage_data[0].resource", "usage_data[1].quantity", "usage_data[2].quantity"}},
@@ -268,6 +306,10 @@ func TestPriceOpsUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cat := newPriceOpsCatalog(t)
+			for _, def := range tt.meters {
+				m := testMeter(t, def)
+				cat.meters["acme"][m.Key] = m
+			}
 			cat.err = tt.catalogErr
 			var catalog Catalog = cat
 			if tt.noCatalog {
@@ -322,6 +364,9 @@ func TestPriceOpsUsage(t *testing.T) {
 			}
 			recs := checkRecords(t, pub.published(), before)
 			checkUsageEvents(t, recs, "acme", before, tt.events)
+			if n := cat.lookups.Load(); n != 1 {
+				t.Errorf("%d catalog lookups, want one per record", n)
+			}
 		})
 	}
 }

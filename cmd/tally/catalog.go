@@ -26,12 +26,17 @@ func newIngestCatalog(conn driver.Conn) ingestCatalog {
 	return ingestCatalog{meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
 }
 
-func (c ingestCatalog) Meter(ctx context.Context, orgID, key string) (schemas.Meter, error) {
-	m, err := c.meters.Get(ctx, orgID, key)
-	if errors.Is(err, meterstore.ErrNotFound) {
-		return schemas.Meter{}, fmt.Errorf("meter %q: %w", key, ingest.ErrNotFound)
+// Meters returns the live meters of orgID. A stored definition that no
+// longer validates (meterstore reports its *schemas.FieldError beside the
+// others) is left out, as the aggregator leaves it out: it meters
+// nothing. Only a failed read is an error.
+func (c ingestCatalog) Meters(ctx context.Context, orgID string) ([]schemas.Meter, error) {
+	ms, err := c.meters.List(ctx, orgID)
+	var invalid *schemas.FieldError
+	if err != nil && !errors.As(err, &invalid) {
+		return nil, err
 	}
-	return m, err
+	return ms, nil
 }
 
 func (c ingestCatalog) Subscription(ctx context.Context, orgID, externalID string) (schemas.Subscription, error) {
