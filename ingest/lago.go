@@ -33,7 +33,8 @@ type lagoError struct {
 	ErrorDetails any    `json:"error_details,omitempty"`
 	Message      string `json:"message,omitempty"`
 
-	reason string // label of tally_ingest_requests_rejected_total, "" for none
+	reason     string // label of tally_ingest_requests_rejected_total, "" for none
+	retryAfter bool   // a 503 that a retry may get past: sent with Retry-After
 }
 
 // lagoBadRequest is Lago's 400, whose error carries the message.
@@ -47,7 +48,7 @@ func lagoValidation(reason string, details any) *lagoError {
 }
 
 func lagoUnavailable(code, message string) *lagoError {
-	return &lagoError{Status: http.StatusServiceUnavailable, Error: "Service Unavailable", Code: code, Message: message}
+	return &lagoError{Status: http.StatusServiceUnavailable, Error: "Service Unavailable", Code: code, Message: message, retryAfter: true}
 }
 
 // LagoEvent is an accepted event as Lago's API echoes it. Tally keeps no
@@ -136,7 +137,6 @@ func (h *handler) serveLago(w http.ResponseWriter, r *http.Request, body []byte,
 		// event rejected beside them: a 422 would tell the client to fix
 		// and drop, and the valid events would be lost; the retry is
 		// answered 422 for the rejected one once Kafka acknowledges.
-		w.Header().Set("Retry-After", "1")
 		h.lagoFailed(w, lagoUnavailable(httpapi.CodeUnavailable,
 			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
 				"Retry the whole request: events that were written anyway are deduplicated by transaction_id."))
@@ -306,6 +306,9 @@ func lagoEcho(org string, ev schemas.Event, subscription string, arrival time.Ti
 func (h *handler) lagoFailed(w http.ResponseWriter, e *lagoError) {
 	if e.reason != "" {
 		h.metrics.requestRejected.WithLabelValues(e.reason).Inc()
+	}
+	if e.retryAfter {
+		w.Header().Set("Retry-After", "1")
 	}
 	httpapi.WriteJSON(w, e.Status, e)
 }

@@ -184,6 +184,11 @@ func sortProblems(problems []fieldProblem) []fieldProblem {
 // meter, and no other, meters it. err is a catalog failure (503);
 // problems are the record's fault (400).
 func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) (raws []rawEvent, problems []fieldProblem, err error) {
+	// Bounded like Kafka's acknowledgement: a ClickHouse that does not
+	// answer is a 503 to retry, not a request held until the client
+	// gives up.
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.ProduceTimeout)
+	defer cancel()
 	all, err := h.catalog.Meters(ctx, org)
 	if err != nil {
 		return nil, nil, fmt.Errorf("meters: %w", err)

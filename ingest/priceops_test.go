@@ -456,3 +456,50 @@ func TestPriceOpsKafkaFailureBesideARejectedItem(t *testing.T) {
 		t.Errorf("retry: status %d: %s, want 400 naming usage_data[1]", code, resp)
 	}
 }
+
+// hungCatalog answers nothing until the caller's context ends, like a
+// ClickHouse that accepts connections but does not answer.
+type hungCatalog struct{}
+
+func (hungCatalog) Meters(ctx context.Context, _ string) ([]schemas.Meter, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (hungCatalog) Subscription(ctx context.Context, _, _ string) (schemas.Subscription, error) {
+	<-ctx.Done()
+	return schemas.Subscription{}, ctx.Err()
+}
+
+// TestCatalogLookupsAreBounded answers 503 with Retry-After once
+// ProduceTimeout has passed when the catalog does not answer, on both
+// routes that look it up, rather than holding the request for as long as
+// the client waits.
+func TestCatalogLookupsAreBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.ProduceTimeout = 200 * time.Millisecond
+	s := newTestService(t, cfg, Deps{Publisher: &recordingPublisher{}, Catalog: hungCatalog{}, Keys: testKeys(t)})
+	for _, tt := range []struct{ name, path, body string }{
+		{"PriceOps usage record", "/api/v1/integration/organization/acme/usage", seedUsageRecord},
+		{"Lago event of a subscription", EventsRoute, string(lagoSingle(lagoEv("t1", "", "sub-1", "")))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The client waits far longer than ProduceTimeout; the answer
+			// must not wait for it.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+acmeKey)
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			start := time.Now()
+			s.Handler().ServeHTTP(rec, req)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("answered after %s; the lookups must end after ProduceTimeout (%s)", took, cfg.ProduceTimeout)
+			}
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+				t.Errorf("status %d (Retry-After %q): %s; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+			}
+		})
+	}
+}
