@@ -144,11 +144,12 @@ func TestPlanInUse(t *testing.T) {
 	c := newCatalogEnv(t)
 	c.catalogMeters(keyAcme)
 	c.createPlan(keyAcme, basicPlan)
-	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
 	var ids []string
 	for i := range 12 {
 		id := fmt.Sprintf("sub-%02d", i)
-		c.createSubscription(keyAcme, `{"external_id": "`+id+`", "external_customer_id": "c1", "plan_code": "basic"}`)
+		customer := fmt.Sprintf("c%02d", i) // one customer's subscriptions cannot share a meter
+		c.createCustomer(keyAcme, `{"external_id": "`+customer+`"}`)
+		c.createSubscription(keyAcme, `{"external_id": "`+id+`", "external_customer_id": "`+customer+`", "plan_code": "basic"}`)
 		ids = append(ids, id)
 	}
 	c.mustCall("DELETE", SubscriptionsRoute+"/sub-00", keyAcme, "", http.StatusOK, nil)

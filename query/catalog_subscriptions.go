@@ -70,6 +70,16 @@ func (h *catalogHandler) createSubscription(w http.ResponseWriter, r *http.Reque
 		details = append(details, &errorDetail{Field: "ending_at", Message: fmt.Sprintf(
 			"%s is not after subscription_at %s", sub.EndingAt.Format(timeLayout), sub.SubscriptionAt.Format(timeLayout))})
 	}
+	if len(details) == 0 {
+		clash, err := h.meterClash(ctx, org, sub, plan)
+		if err != nil {
+			h.storeFailed(w, r, "list the customer's subscriptions", err)
+			return
+		}
+		if clash != nil {
+			details = append(details, clash)
+		}
+	}
 	if len(details) > 0 {
 		writeInvalid(w, "the subscription", details)
 		return

@@ -2,6 +2,7 @@ package query
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -31,3 +32,58 @@ func TestExplicitRangeClippedToSubscription(t *testing.T) {
 	}
 }
 
+// TestOneSubscriptionPerMeter: usage is read per customer and meter, so two
+// subscriptions of one customer that overlap in time and both charge a
+// meter would each bill all of its usage. The second is refused, naming
+// the plan; one that starts when the other ends, or charges other meters,
+// is fine.
+func TestOneSubscriptionPerMeter(t *testing.T) {
+	c := newCatalogEnv(t)
+	c.catalogMeters(keyAcme)
+	for _, plan := range []string{
+		`{"code": "base", "name": "base", "interval": "monthly", "amount_currency": "USD",
+		  "charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`,
+		`{"code": "addon", "name": "addon", "interval": "monthly", "amount_currency": "USD",
+		  "charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}},
+		              {"meter": "storage", "charge_model": "standard", "properties": {"amount": "2"}}]}`,
+		`{"code": "calls-only", "name": "calls", "interval": "monthly", "amount_currency": "USD",
+		  "charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`,
+	} {
+		c.createPlan(keyAcme, plan)
+	}
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.createCustomer(keyAcme, `{"external_id": "c2"}`)
+	c.clock.set(at(t, "2026-02-01T00:00:00Z"))
+	c.createSubscription(keyAcme, `{"external_id": "s-base", "external_customer_id": "c1", "plan_code": "base",
+		"subscription_at": "2026-02-01T00:00:00Z", "ending_at": "2026-04-01T00:00:00Z"}`)
+
+	for _, tt := range []struct {
+		name, body string
+		want       int
+	}{
+		{"the same meter while the first runs", `{"external_id": "s-addon", "external_customer_id": "c1", "plan_code": "addon", "subscription_at": "2026-02-01T00:00:00Z"}`, 400},
+		{"the same meter, starting later but before the first ends", `{"external_id": "s-addon", "external_customer_id": "c1", "plan_code": "addon", "subscription_at": "2026-03-31T23:59:59Z"}`, 400},
+		{"the same meter, ending after the first started", `{"external_id": "s-addon", "external_customer_id": "c1", "plan_code": "addon", "subscription_at": "2026-01-01T00:00:00Z", "ending_at": "2026-02-01T00:00:01Z"}`, 400},
+		{"the same plan again", `{"external_id": "s-base2", "external_customer_id": "c1", "plan_code": "base"}`, 400},
+		{"the same meter from the first's end", `{"external_id": "s-next", "external_customer_id": "c1", "plan_code": "addon", "subscription_at": "2026-04-01T00:00:00Z"}`, 201},
+		{"the same meter for another customer", `{"external_id": "s-c2", "external_customer_id": "c2", "plan_code": "base"}`, 201},
+		{"other meters meanwhile", `{"external_id": "s-calls", "external_customer_id": "c1", "plan_code": "calls-only", "subscription_at": "2026-04-01T00:00:00Z", "ending_at": "2026-05-01T00:00:00Z"}`, 400}, // s-next charges calls from April
+		{"other meters before the next one", `{"external_id": "s-calls", "external_customer_id": "c1", "plan_code": "calls-only", "subscription_at": "2026-02-01T00:00:00Z", "ending_at": "2026-04-01T00:00:00Z"}`, 201},
+	} {
+		code, body := c.call("POST", SubscriptionsRoute, keyAcme, tt.body)
+		if code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.name, code, body, tt.want)
+		}
+		if code == 400 && !strings.Contains(string(body), `"field":"plan_code"`) {
+			t.Errorf("%s: %s does not name plan_code", tt.name, body)
+		}
+	}
+
+	// Terminated, the first no longer holds the meter after its end.
+	c.clock.set(at(t, "2026-02-10T00:00:00Z"))
+	c.mustCall("DELETE", SubscriptionsRoute+"/s-base", keyAcme, "", http.StatusOK, nil)
+	if code, body := c.call("POST", SubscriptionsRoute, keyAcme, `{"external_id": "s-after", "external_customer_id": "c1", "plan_code": "base",
+		"subscription_at": "2026-02-10T00:00:00Z", "ending_at": "2026-04-01T00:00:00Z"}`); code != http.StatusCreated {
+		t.Errorf("after termination: %d %s", code, body)
+	}
+}

@@ -97,9 +97,11 @@ func TestContractPriceOps(t *testing.T) {
 		`{"code": "better", "name": "Better", "interval": "monthly", "amount_currency": "USD",
 		  "metadata": {"scenario_name": "Product Launch", "project_name": "New Project"},
 		  "charges": [{"meter": "API", "charge_model": "standard", "properties": {"amount": "0.001"}}]}`,
-		`{"code": "good_mvp", "name": "Good_MVP", "interval": "monthly", "amount_currency": "USD",
-		  "metadata": {"scenario_name": "Product Launch", "project_name": "Project - MVP Launch"},
-		  "charges": [{"meter": "API", "charge_model": "standard", "properties": {"amount": "0.002"}}]}`,
+		// A fixed fee only: a customer's two live subscriptions cannot both
+		// charge the meter API (each would bill all of its usage), and the
+		// seed's customers hold both plans with the resource list ["API"].
+		`{"code": "good_mvp", "name": "Good_MVP", "interval": "monthly", "amount_cents": 2900, "amount_currency": "USD",
+		  "metadata": {"scenario_name": "Product Launch", "project_name": "Project - MVP Launch"}}`,
 	} {
 		p.createCatalog(acmeKey, "/api/v1/plans", plan)
 	}
