@@ -52,7 +52,7 @@ func (h *handler) answer(ctx context.Context, orgID, subID string, raw []byte) r
 	if err != nil {
 		return h.internal(err)
 	}
-	periods, err := usageOf(ctx, h.usage, orgID, sub, charge, chargeMeter{m, found}, span{req.From, req.To})
+	periods, err := usageOf(ctx, h.usage, orgID, sub, charge, chargeMeter{m, found}, span{req.From, req.To}, h.maxRows)
 	if err != nil {
 		return h.failure(ctx, "read usage", err)
 	}
@@ -84,15 +84,17 @@ var retryableCodes = map[int32]bool{
 }
 
 // failure answers a failed read and logs it, once, here. A result over the
-// row limit is the client's to narrow (400); storage unreachable, busy or
-// slower than the timeout is 503 (retry later); an exception about the
-// query itself is a bug of ours (500).
+// row limit (of one read, or of the whole response) is the client's to
+// narrow (400 naming period); storage unreachable, busy or slower than the
+// timeout is 503 (retry later); an exception about the query itself is a
+// bug of ours (500).
 func (h *handler) failure(ctx context.Context, action string, err error) response {
 	var ex *clickhouse.Exception
 	switch {
-	case errors.Is(err, usage.ErrTooManyRows):
-		return errorResponse(http.StatusBadRequest, httpapi.CodeBadRequest,
-			"the daily breakdown has more rows than the server's limit; ask for a shorter period", nil)
+	case errors.Is(err, usage.ErrTooManyRows) || errors.Is(err, errTooManyRows):
+		problem := fieldError{"period", fmt.Sprintf("the daily breakdown of this range (a row per day and group) "+
+			"has more than the server's limit of %d rows; ask for a shorter range", h.maxRows)}
+		return errorResponse(http.StatusBadRequest, httpapi.CodeValidation, problem.Error(), []fieldError{problem})
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		h.logger.Debug(action + ": client gone")
 		return errorResponse(http.StatusServiceUnavailable, httpapi.CodeUnavailable, "request canceled", nil)

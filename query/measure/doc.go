@@ -49,6 +49,10 @@
 //   - The requested range is at most MaxRangeDays long; end_date before
 //     start_date is 400, and equal dates (as in Measure's own example) are
 //     an empty range with no usage.
+//   - One response holds at most Deps.MaxRows (query.max-rows) breakdown
+//     rows over all its periods together, not per period; a range whose
+//     daily breakdown has more is 400 naming period and asking for a
+//     shorter range.
 //   - Idempotency-Key: the first 2xx response to a request is saved for
 //     IdempotencyWindow under the key, scoped to the organization and this
 //     endpoint; a retry with the same key and the same request (method,

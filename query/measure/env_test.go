@@ -50,9 +50,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvRows(t, 10000)
+}
+
+// newEnvRows is newEnv with the row limit maxRows, given to the usage
+// reader and to the Measure route as the query service gives
+// query.max-rows to both.
+func newEnvRows(t *testing.T, maxRows int) *env {
+	t.Helper()
 	conn := testenv.MigratedDatabase(t)
 	e := &env{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
-	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, 10000, nil), meterstore.ErrNotFound)
+	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, maxRows, nil), meterstore.ErrNotFound)
 	keys := &httpapi.Keys{}
 	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
 		t.Fatal(err)
@@ -61,6 +69,7 @@ func newEnv(t *testing.T) *env {
 	routes := Routes(Deps{
 		Billing: billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound), Usage: usageSvc,
 		Idempotency: e.catalog, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Timeout: 30 * time.Second, Now: e.now,
+		MaxRows: maxRows,
 	})
 	for _, r := range routes {
 		mux.Handle(r.Pattern, httpapi.Authenticate(keys, r.Handler))

@@ -29,6 +29,9 @@ type Deps struct {
 	Timeout time.Duration
 	// Now is the clock of the idempotency window; nil is time.Now.
 	Now func() time.Time
+	// MaxRows bounds the breakdown rows of one response, over all its
+	// periods (query.max-rows); 0 is DefaultMaxRows.
+	MaxRows int
 }
 
 // UsagePattern is the route of Measure's "Get Subscription Usage".
@@ -40,7 +43,11 @@ const maxBodyBytes = 64 << 10
 // Routes returns the Measure API's routes; the serving component adds
 // authentication and metrics.
 func Routes(d Deps) []httpapi.Route {
-	h := &handler{billing: d.Billing, usage: d.Usage, idem: d.Idempotency, logger: d.Logger, timeout: d.Timeout, now: d.Now}
+	h := &handler{billing: d.Billing, usage: d.Usage, idem: d.Idempotency, logger: d.Logger, timeout: d.Timeout, now: d.Now,
+		maxRows: d.MaxRows}
+	if h.maxRows <= 0 {
+		h.maxRows = DefaultMaxRows
+	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
@@ -58,6 +65,7 @@ type handler struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	now     func() time.Time
+	maxRows int
 }
 
 // response is a rendered answer: what is written, and what an

@@ -2,6 +2,7 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,19 +38,36 @@ type chargeMeter struct {
 	found bool
 }
 
+// DefaultMaxRows is the row limit when Deps.MaxRows is 0: the query
+// service's default of query.max-rows.
+const DefaultMaxRows = 100_000
+
+// errTooManyRows means the breakdown of the whole response has more rows
+// than the limit, though each period's alone may not.
+var errTooManyRows = errors.New("the breakdown has more rows than the limit")
+
 // usageOf reads the usage of a charge's meter for the subscription's
 // customer, one entry per billing period overlapping the requested range:
 // the period clipped to the range, the meter's aggregation over it, and
 // the same per day of the subscription's time zone and per group. The
 // period's value is its own query, never a sum of the breakdown: MAX, AVG,
 // UNIQUE_COUNT and LATEST do not add up across days or groups.
+//
+// maxRows bounds the breakdown rows of all periods together, so that the
+// response, not each period, stays within the limit: a year of a weekly
+// plan would otherwise hold 53 times the limit. The periods are read one
+// at a time and the count checked after each, so at most the limit plus
+// one period's rows (which the reader bounds by the same limit) are held
+// before errTooManyRows. The period entries themselves (at most 54 in
+// MaxRangeDays) are not counted.
 func usageOf(ctx context.Context, reader *usage.Service, orgID string, sub billing.Subscription, c schemas.Charge,
-	cm chargeMeter, requested span) ([]usagePeriod, error) {
+	cm chargeMeter, requested span, maxRows int) ([]usagePeriod, error) {
 	schedule, err := rating.NewSchedule(sub.Subscription, sub.Plan.Interval, sub.Location)
 	if err != nil {
 		return nil, fmt.Errorf("billing periods of subscription %q: %w", sub.Subscription.ExternalID, err)
 	}
 	out := []usagePeriod{}
+	rows := 0
 	for _, p := range schedule.Periods(requested.from, requested.to) {
 		clipped := requested.clip(p.From, p.To)
 		entry := usagePeriod{
@@ -59,6 +77,9 @@ func usageOf(ctx context.Context, reader *usage.Service, orgID string, sub billi
 		if cm.found && clipped.from.Before(clipped.to) {
 			if err := readPeriod(ctx, reader, orgID, sub, cm.meter, clipped, &entry); err != nil {
 				return nil, err
+			}
+			if rows += len(entry.Breakdown); rows > maxRows {
+				return nil, errTooManyRows
 			}
 		}
 		out = append(out, entry)
