@@ -14,8 +14,10 @@ import (
 // overlap and whose plans both charge a meter would each bill all of it.
 // A subscription that would share a meter that way is refused.
 
-// meterClash describes an existing subscription of the customer that
-// overlaps sub in time and charges one of plan's meters, or returns nil.
+// meterClash describes another subscription of the customer that overlaps
+// sub in time and charges one of plan's meters, or returns nil. Other
+// subscriptions on plan's code are judged by plan (the version about to
+// be stored).
 func (h *catalogHandler) meterClash(ctx context.Context, org string, sub schemas.Subscription, plan schemas.Plan) (*errorDetail, error) {
 	charged := map[string]bool{}
 	for _, c := range plan.Charges {
@@ -32,7 +34,7 @@ func (h *catalogHandler) meterClash(ctx context.Context, org string, sub schemas
 			return nil, err
 		}
 		for _, other := range page {
-			if !overlaps(sub, other) {
+			if other.ExternalID == sub.ExternalID || !overlaps(sub, other) {
 				continue
 			}
 			otherPlan, ok := plans[other.PlanCode]
@@ -70,4 +72,40 @@ func overlaps(a, b schemas.Subscription) bool {
 	bEnd, bEnds := b.EndAt()
 	startsBeforeEnd := func(start time.Time, end time.Time, ends bool) bool { return !ends || start.Before(end) }
 	return startsBeforeEnd(a.SubscriptionAt, bEnd, bEnds) && startsBeforeEnd(b.SubscriptionAt, aEnd, aEnds)
+}
+
+// planClash checks a new version of a plan against the live subscriptions
+// that bill it: a meter the plan starts to charge must not be charged to
+// one of their customers by another live subscription meanwhile.
+func (h *catalogHandler) planClash(ctx context.Context, org string, prev, next schemas.Plan) (*errorDetail, error) {
+	before := map[string]bool{}
+	for _, c := range prev.Charges {
+		before[c.Meter] = true
+	}
+	added := false
+	for _, c := range next.Charges {
+		added = added || !before[c.Meter]
+	}
+	if !added {
+		return nil, nil
+	}
+	subs, err := h.store.ListSubscriptions(ctx, org, catalogstore.SubscriptionFilter{PlanCode: next.Code})
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	for _, sub := range subs {
+		if sub.StatusAt(now) == schemas.StatusTerminated {
+			continue
+		}
+		clash, err := h.meterClash(ctx, org, sub, next)
+		if err != nil || clash != nil {
+			if clash != nil {
+				clash.Field = "charges"
+				clash.Message = "subscription " + quoteKey(sub.ExternalID) + " on this plan: " + clash.Message
+			}
+			return clash, err
+		}
+	}
+	return nil, nil
 }

@@ -65,6 +65,16 @@ func (h *catalogHandler) updatePlan(w http.ResponseWriter, r *http.Request) {
 		}
 		details = append(details, lockedTerms(prev, plan, live)...)
 	}
+	if len(details) == 0 {
+		clash, err := h.planClash(ctx, org, prev, plan)
+		if err != nil {
+			h.storeFailed(w, r, "list the plan's subscriptions", err)
+			return
+		}
+		if clash != nil {
+			details = append(details, clash)
+		}
+	}
 	if len(details) > 0 {
 		writeInvalid(w, "the plan", details)
 		return

@@ -87,3 +87,40 @@ func TestOneSubscriptionPerMeter(t *testing.T) {
 		t.Errorf("after termination: %d %s", code, body)
 	}
 }
+
+// TestPlanUpdateKeepsOneSubscriptionPerMeter: a plan update that makes a
+// live subscription charge a meter another live subscription of the same
+// customer charges is refused too.
+func TestPlanUpdateKeepsOneSubscriptionPerMeter(t *testing.T) {
+	c := newCatalogEnv(t)
+	c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "storage", "name": "storage", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createPlan(keyAcme, `{"code": "calls", "name": "calls", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s-storage", "external_customer_id": "c1", "plan_code": "storage"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s-calls", "external_customer_id": "c1", "plan_code": "calls"}`)
+	both := `{"code": "calls", "name": "calls", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}},
+		            {"meter": "storage", "charge_model": "standard", "properties": {"amount": "2"}}]}`
+	code, body := c.call("PUT", PlansRoute+"/calls", keyAcme, both)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"field":"charges"`) || !strings.Contains(string(body), "s-storage") {
+		t.Errorf("adding storage to calls: %d %s, want 400 naming charges and s-storage", code, body)
+	}
+	// Terminating s-storage is not enough: a plan has no versions per
+	// period, so s-calls' past periods, which overlap s-storage, would be
+	// repriced with storage too.
+	c.mustCall("DELETE", SubscriptionsRoute+"/s-storage", keyAcme, "", http.StatusOK, nil)
+	if code, body := c.call("PUT", PlansRoute+"/calls", keyAcme, both); code != http.StatusBadRequest {
+		t.Errorf("once s-storage is terminated: %d %s, want 400", code, body)
+	}
+	// Another customer's subscription is no obstacle.
+	c.createCustomer(keyAcme, `{"external_id": "c2"}`)
+	c.createPlan(keyAcme, `{"code": "calls2", "name": "calls2", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createSubscription(keyAcme, `{"external_id": "s-c2", "external_customer_id": "c2", "plan_code": "calls2"}`)
+	if code, body := c.call("PUT", PlansRoute+"/calls2", keyAcme, strings.Replace(both, `"code": "calls"`, `"code": "calls2"`, 1)); code != http.StatusOK {
+		t.Errorf("adding storage to calls2: %d %s", code, body)
+	}
+}
