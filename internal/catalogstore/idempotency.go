@@ -18,6 +18,17 @@ import (
 // answers both with the same response. Entries are never expired: see
 // schemas/clickhouse/0009_idempotency_keys.sql.
 
+// MaxIdempotentBody bounds a saved response body: 1 MiB. Every save
+// writes the whole body to ClickHouse and every replay reads it back, and
+// entries are kept until an operator drops their month; an API answers a
+// larger response without saving it (a retry computes it again) rather
+// than letting one request store megabytes.
+const MaxIdempotentBody = 1 << 20
+
+// ErrBodyTooLarge is returned by SaveIdempotent for a body over
+// MaxIdempotentBody; nothing is saved.
+var ErrBodyTooLarge = fmt.Errorf("idempotent response body is larger than %d bytes", MaxIdempotentBody)
+
 // SaveIdempotent saves the response (status and body) to the request with
 // requestHash under key in scope. Saving again does not replace an
 // earlier entry: LookupIdempotent returns the first.
@@ -30,6 +41,9 @@ func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, re
 	}
 	if status < 100 || status > 599 {
 		return fmt.Errorf("idempotent response status %d is not an HTTP status", status)
+	}
+	if len(body) > MaxIdempotentBody {
+		return fmt.Errorf("save idempotent response: %w", ErrBodyTooLarge)
 	}
 	now := s.now().UTC()
 	// A batch, not Exec("INSERT ... VALUES"), which never returns on

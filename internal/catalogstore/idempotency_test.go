@@ -2,6 +2,8 @@ package catalogstore
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,5 +97,27 @@ func TestIdempotencyRefusesBadInput(t *testing.T) {
 	}
 	if _, _, _, _, err := s.LookupIdempotent(ctx, "acme", "", "k", time.Now()); err == nil {
 		t.Error("lookup without a scope succeeded")
+	}
+}
+
+// TestIdempotencyBodyCap: a body of MaxIdempotentBody bytes is saved; one
+// byte more is refused with ErrBodyTooLarge and nothing is saved, so a
+// retry computes its answer again.
+func TestIdempotencyBodyCap(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	largest := strings.Repeat("x", MaxIdempotentBody)
+	if err := s.SaveIdempotent(ctx, "acme", "scope", "largest", "h", 200, []byte(largest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lookupAt(t, s, "acme", "scope", "largest", time.Time{}); got != (lookup{"h", 200, largest, true}) {
+		t.Errorf("a body of MaxIdempotentBody bytes: found %v, %d bytes", got.found, len(got.body))
+	}
+	err := s.SaveIdempotent(ctx, "acme", "scope", "larger", "h", 200, []byte(largest+"x"))
+	if !errors.Is(err, ErrBodyTooLarge) {
+		t.Errorf("a body of MaxIdempotentBody+1 bytes: %v, want ErrBodyTooLarge", err)
+	}
+	if got := lookupAt(t, s, "acme", "scope", "larger", time.Time{}); got.found {
+		t.Errorf("the refused body was saved (%d bytes)", len(got.body))
 	}
 }

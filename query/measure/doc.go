@@ -59,7 +59,9 @@
 //     path and body) gets the saved status and bytes, even if more usage
 //     arrived since; the same key with another request is 422
 //     idempotency_key_reused. Errors are not saved, so a corrected request
-//     can reuse the key. Racing requests converge on the response saved
+//     can reuse the key, and neither is a response over 1 MiB
+//     (maxSavedBody): it is answered with Idempotent-Stored: false and a
+//     retry computes it again. Racing requests converge on the response saved
 //     first. Without an idempotency store (Deps.Idempotency nil) the header
 //     is ignored: the endpoint only reads.
 package measure

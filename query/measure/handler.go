@@ -74,12 +74,19 @@ type response struct {
 	status   int
 	body     []byte
 	replayed bool
+	// notStored marks a success to a request with an Idempotency-Key that
+	// was not saved (too large, or the store failed): a retry computes it
+	// again. The header Idempotent-Stored: false tells the client.
+	notStored bool
 }
 
 func (resp response) write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	if resp.replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if resp.notStored {
+		w.Header().Set("Idempotent-Stored", "false")
 	}
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body) // the client went away; nothing left to tell it

@@ -24,6 +24,14 @@ const IdempotencyWindow = 24 * time.Hour
 // (a client may reuse a key for another kind of request).
 const idempotencyScope = "measure_usage"
 
+// maxSavedBody bounds the response saved under an Idempotency-Key: 1 MiB,
+// catalogstore.MaxIdempotentBody, the most the store keeps. A larger
+// success (a long range with many groups) is answered but not saved, with
+// the header Idempotent-Stored: false, and a retry computes it again: the
+// endpoint only reads, so answering twice is safe, while saving it would
+// let one request write megabytes that stay for months.
+const maxSavedBody = 1 << 20
+
 // maxIdempotencyKey bounds the header, as Stripe and Zuora do.
 const maxIdempotencyKey = 255
 
@@ -57,10 +65,17 @@ func (h *handler) idempotent(ctx context.Context, orgID, key, hash string, compu
 	if resp.status < 200 || resp.status > 299 {
 		return resp // errors are not saved: a corrected request may reuse the key
 	}
+	if len(resp.body) > maxSavedBody {
+		h.logger.Info("response not saved under its Idempotency-Key: too large; a retry computes it again",
+			"org_id", orgID, "bytes", len(resp.body), "max_bytes", maxSavedBody)
+		resp.notStored = true
+		return resp
+	}
 	if err := h.idem.SaveIdempotent(ctx, orgID, idempotencyScope, key, hash, resp.status, resp.body); err != nil {
 		// The request only reads, so answering without saving is safe; a
 		// retry computes the answer again.
 		h.logger.Warn("save idempotent response", "org_id", orgID, "err", err)
+		resp.notStored = true
 		return resp
 	}
 	saved, found, err := h.lookup(ctx, orgID, key, hash, since)

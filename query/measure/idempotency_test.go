@@ -2,7 +2,9 @@ package measure
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -125,5 +127,49 @@ func TestIdempotencyKeyRace(t *testing.T) {
 		if !bytes.Equal(answers[i], answers[0]) || !bytes.Contains(answers[i], []byte(`"usage"`)) {
 			t.Errorf("answer %d: %s, want %s", i, answers[i], answers[0])
 		}
+	}
+}
+
+// TestIdempotencyLargeResponseNotSaved: a response over maxSavedBody is
+// answered with Idempotent-Stored: false and not saved, so a retry with
+// the key computes it again (and sees usage that arrived since).
+func TestIdempotencyLargeResponseNotSaved(t *testing.T) {
+	e := newEnv(t)
+	f := setup(e)
+	var rows []reading
+	start := mustTime("2026-03-01T12:00:00Z")
+	for d := range 31 {
+		for g := range 100 { // about 400 bytes a breakdown row: 1.2 MB
+			region := fmt.Sprintf("%03d-%s", g, strings.Repeat("r", 240))
+			rows = append(rows, f.tokensAt(fmt.Sprintf("e-%d-%d", d, g), start.AddDate(0, 0, d).Format(time.RFC3339), "1", region))
+		}
+	}
+	e.insert(rows...)
+	march := usageBody("ch_tokens", "2026-03-01T05:00:00Z", "2026-04-01T04:00:00Z")
+
+	code, first, header := e.post(keyAcme, acmeUsagePath, march, "Idempotency-Key", "large")
+	if code != http.StatusOK || len(first) <= maxSavedBody || header.Get("Idempotent-Stored") != "false" {
+		t.Fatalf("%d, %d bytes, Idempotent-Stored %q; want 200, over %d bytes, false",
+			code, len(first), header.Get("Idempotent-Stored"), maxSavedBody)
+	}
+	var saved uint64
+	if err := e.conn.QueryRow(context.Background(), "SELECT count() FROM idempotency_keys").Scan(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved != 0 {
+		t.Errorf("%d responses saved", saved)
+	}
+
+	e.insert(f.tokensAt("later", "2026-03-02T12:00:00Z", "1", "000-"+strings.Repeat("r", 240)))
+	code, retry, header := e.post(keyAcme, acmeUsagePath, march, "Idempotency-Key", "large")
+	u := decodeUsage(t, retry)
+	if code != http.StatusOK || header.Get("Idempotent-Replayed") != "" || len(u.Usage) != 1 || u.Usage[0].Value.String() != "3101" {
+		t.Errorf("retry: %d, replayed %q, usage %v; want a fresh 200 with 3101 tokens", code, header.Get("Idempotent-Replayed"), u.Usage[0].Value)
+	}
+
+	// A small response with a key says nothing of storing: it is stored.
+	code, _, header = e.post(keyAcme, acmeUsagePath, usageBody("ch_calls", "2026-03-01T05:00:00Z", "2026-04-01T04:00:00Z"), "Idempotency-Key", "small")
+	if code != http.StatusOK || header.Get("Idempotent-Stored") != "" {
+		t.Errorf("small response: %d, Idempotent-Stored %q", code, header.Get("Idempotent-Stored"))
 	}
 }
