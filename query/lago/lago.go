@@ -67,7 +67,9 @@ type handler struct {
 //     subscription is customer_not_found; a subscription that does not
 //     exist, or is another customer's, is subscription_not_found (404);
 //   - a subscription that is not active (pending, terminated) has no
-//     current usage: 405 no_active_subscription.
+//     current usage: 405 no_active_subscription;
+//   - ClickHouse unreachable, busy or slower than the timeout is 503 with
+//     Retry-After, which a client retries (failureOf).
 //
 // A customer missing from the catalog is served when the subscription
 // names it: events are metered for customers the catalog does not hold.
@@ -95,7 +97,7 @@ func (h *handler) currentUsage(w http.ResponseWriter, r *http.Request) {
 		writeNotFound(w, "plan")
 		return
 	case err != nil:
-		h.internal(w, r, err)
+		h.failed(ctx, w, org, "load the subscription", err)
 		return
 	}
 	if sub.Subscription.ExternalCustomerID != customerID {
@@ -108,12 +110,12 @@ func (h *handler) currentUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	period, err := h.billing.Period(sub, billing.PeriodRequest{Which: billing.Current})
 	if err != nil {
-		h.internal(w, r, err)
+		h.failed(ctx, w, org, "billing period", err)
 		return
 	}
 	usage, err := h.billing.Price(ctx, org, sub, period)
 	if err != nil {
-		h.internal(w, r, err)
+		h.failed(ctx, w, org, "price the period", err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, struct {
@@ -130,18 +132,20 @@ func (h *handler) notFound(ctx context.Context, w http.ResponseWriter, org, cust
 	case errors.Is(err, catalogstore.ErrNotFound):
 		writeNotFound(w, "customer")
 	case err != nil:
-		h.logger.Error("lago current usage: customer lookup", "org", org, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal")
+		h.failed(ctx, w, org, "customer lookup", err)
 	default:
 		writeNotFound(w, "subscription")
 	}
 }
 
-func (h *handler) internal(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
-		writeError(w, http.StatusServiceUnavailable, "timeout")
-		return
+// failed answers a failed step (writeFailure) and logs it, once, here.
+func (h *handler) failed(ctx context.Context, w http.ResponseWriter, org, step string, err error) {
+	switch e := writeFailure(ctx, w, err); {
+	case e.Code == "canceled":
+		h.logger.Debug("lago current usage: "+step+": client gone", "org", org)
+	case e.Status == http.StatusServiceUnavailable:
+		h.logger.Warn("lago current usage: "+step+"; answered 503", "org", org, "err", err)
+	default:
+		h.logger.Error("lago current usage: "+step, "org", org, "status", e.Status, "err", err)
 	}
-	h.logger.Error("lago current usage", "org", httpapi.OrgID(r.Context()), "err", err)
-	writeError(w, http.StatusInternalServerError, "internal")
 }
