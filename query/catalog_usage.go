@@ -143,6 +143,10 @@ type chargeUsageLine struct {
 	EventsCount        uint64              `json:"events_count"`
 	moneyJSON
 	Groups []groupUsageLine `json:"groups"`
+	// GroupsOmitted is true when the meter has more groups than a
+	// response may hold (-query.max-rows): the charge is whole, its lines
+	// per group are left out.
+	GroupsOmitted bool `json:"groups_omitted,omitempty"`
 }
 
 type groupUsageLine struct {
@@ -184,6 +188,7 @@ func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
 			ChargeID: line.Charge.ID, Meter: line.Charge.Meter, ChargeModel: line.Charge.ChargeModel,
 			InvoiceDisplayName: name, Units: json.Number(line.Units.String()), EventsCount: line.Events,
 			moneyJSON: money(line.Amount), Groups: make([]groupUsageLine, 0, len(line.Groups)),
+			GroupsOmitted: line.GroupsOmitted,
 		}
 		for _, g := range line.Groups {
 			out.Groups = append(out.Groups, groupUsageLine{GroupBy: g.Values, Units: json.Number(g.Units.String()),

@@ -2,8 +2,15 @@ package query
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/usage"
 )
 
 // An explicit ?from=&to= range counts only the subscription's own life:
@@ -122,5 +129,44 @@ func TestPlanUpdateKeepsOneSubscriptionPerMeter(t *testing.T) {
 	c.createSubscription(keyAcme, `{"external_id": "s-c2", "external_customer_id": "c2", "plan_code": "calls2"}`)
 	if code, body := c.call("PUT", PlansRoute+"/calls2", keyAcme, strings.Replace(both, `"code": "calls"`, `"code": "calls2"`, 1)); code != http.StatusOK {
 		t.Errorf("adding storage to calls2: %d %s", code, body)
+	}
+}
+
+// TestGroupsOverRowLimit: a meter with more groups than the row limit
+// still prices its charge, on the total, and says its groups are left out;
+// it is not a failure (a 503 would be retried forever).
+func TestGroupsOverRowLimit(t *testing.T) {
+	e := newEnv(t)
+	keys := &httpapi.Keys{}
+	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{}
+	store := catalogstore.New(e.conn)
+	meters := meterstore.New(e.conn)
+	usageSvc := usage.NewService(meters, usage.NewClickHouseReader(e.conn, 2, nil), meterstore.ErrNotFound) // max rows 2
+	billingSvc := billing.New(store, usageSvc, catalogstore.ErrNotFound)
+	billingSvc.SetClock(clock.now)
+	mux := http.NewServeMux()
+	for _, rt := range catalogRoutes(catalogDeps{store: store, meters: meters, billing: billingSvc, timeout: DefaultTimeout, now: clock.now}) {
+		mux.Handle(rt.Pattern, httpapi.Authenticate(keys, rt.Handler))
+	}
+	mux.Handle("/", e.svc.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	c := &catalogEnv{env: e, store: store, clock: clock}
+	callsMeter, _ := c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s1", "external_customer_id": "c1", "plan_code": "p", "subscription_at": "2026-02-01T00:00:00Z"}`)
+	for _, region := range []string{"eu", "us", "ap"} {
+		c.insert(calls(t, callsMeter, "acme", "c1", region, "2026-02-02T00:00:00Z", 1)...)
+	}
+	c.clock.set(at(t, "2026-02-20T00:00:00Z"))
+	code, body := c.call("GET", SubscriptionsRoute+"/s1/usage", keyAcme, "")
+	if code != http.StatusOK || !strings.Contains(string(body), `"units":3,"events_count":3,"amount":"3.00","amount_cents":300,"groups":[],"groups_omitted":true`) {
+		t.Errorf("3 groups over a 2-row limit: %d %s, want the charge of 3 calls priced with its groups omitted", code, body)
 	}
 }

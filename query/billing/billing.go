@@ -218,7 +218,7 @@ func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, per
 
 // chargeUsage reads the units of one charge: the meter's aggregation over
 // the period for the customer, and per group when the meter has group
-// keys. The total is its own query, not a sum of the groups: MAX, AVG,
+// keys (unless there are more groups than the row limit). The total is its own query, not a sum of the groups: MAX, AVG,
 // UNIQUE_COUNT and LATEST do not add up across groups.
 func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c schemas.Charge, m schemas.Meter, period rating.Period) (rating.ChargeUsage, error) {
 	cu := rating.ChargeUsage{Charge: c}
@@ -234,7 +234,13 @@ func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c s
 	if keys := m.GroupKeys(); len(keys) > 0 {
 		q.GroupBy = keys
 		rows, err := s.usage.Read(ctx, q)
-		if err != nil {
+		switch {
+		case errors.Is(err, usage.ErrTooManyRows):
+			// More groups than a response may hold: the charge is priced
+			// on its total all the same, and says its groups are left out.
+			cu.GroupsOmitted = true
+			return cu, nil
+		case err != nil:
 			return cu, fmt.Errorf("usage of meter %s by group: %w", m.Key, err)
 		}
 		for _, r := range rows {

@@ -18,6 +18,10 @@ type ChargeUsage struct {
 	Units  decimal.Decimal
 	Events uint64
 	Groups []GroupUsage
+	// GroupsOmitted says the meter has more groups than a response may
+	// hold: the charge is priced on Units all the same, without lines per
+	// group.
+	GroupsOmitted bool
 }
 
 // GroupUsage is the usage of one group of a charge: the values of the
@@ -30,11 +34,12 @@ type GroupUsage struct {
 
 // ChargeLine is one charge on an invoice.
 type ChargeLine struct {
-	Charge schemas.Charge
-	Units  decimal.Decimal
-	Events uint64
-	Amount Money
-	Groups []GroupLine
+	Charge        schemas.Charge
+	Units         decimal.Decimal
+	Events        uint64
+	Amount        Money
+	Groups        []GroupLine
+	GroupsOmitted bool // copied from ChargeUsage
 }
 
 // GroupLine is one group's share of a charge line.
@@ -170,7 +175,8 @@ func rateCharge(charge schemas.Charge, usage ChargeUsage, currency string, expon
 	if err != nil {
 		return ChargeLine{}, err
 	}
-	line := ChargeLine{Charge: charge, Units: usage.Units, Events: usage.Events, Amount: minorMoney(minor, exponent)}
+	line := ChargeLine{Charge: charge, Units: usage.Units, Events: usage.Events, Amount: minorMoney(minor, exponent),
+		GroupsOmitted: usage.GroupsOmitted}
 	for i, g := range usage.Groups {
 		line.Groups = append(line.Groups, GroupLine{
 			Values: maps.Clone(g.Values),
