@@ -25,7 +25,8 @@ var lagoSeedFields = []string{"amount_cents", "charges_usage", "currency", "from
 // the one base URL: the catalog as Lago would create it (wrapped bodies),
 // events in Lago's batch and single formats (a batch sent twice) plus one
 // native event, then Lago's current_usage, compared with a hand-computed
-// answer:
+// answer (billable_metric.code is the meter's event_type, the code the
+// events carry):
 //
 //	api_calls: 100.5 + 200 + 100 + 99.7 tokens = 500.2 × 0.015 EUR = 7.503 -> 7.50 EUR = 750
 //	storage:   8 GB eu + 7 GB us = 15 GB graduated: 10 × 1 + 5 × 0.5 + 2 flat = 14.50 EUR = 1450,
@@ -44,9 +45,10 @@ func TestLagoContract(t *testing.T) {
 	}
 
 	// The meters are the billable metrics: a Lago event's code is the
-	// meter's event type.
-	call("POST", "/api/v1/meters", acmeKey, `{"key": "api_calls", "name": "API calls", "event_type": "api_calls", "aggregation": "SUM", "value_property": "$.tokens"}`, http.StatusCreated)
-	call("POST", "/api/v1/meters", acmeKey, `{"key": "storage", "name": "Storage", "event_type": "storage", "aggregation": "SUM", "value_property": "$.gb", "group_by": {"region": "$.region"}}`, http.StatusCreated)
+	// meter's event type, which differs from the key here, and
+	// current_usage reports it as the billable metric's code.
+	call("POST", "/api/v1/meters", acmeKey, `{"key": "api_calls", "name": "API calls", "event_type": "api.call", "aggregation": "SUM", "value_property": "$.tokens"}`, http.StatusCreated)
+	call("POST", "/api/v1/meters", acmeKey, `{"key": "storage", "name": "Storage", "event_type": "storage.gb", "aggregation": "SUM", "value_property": "$.gb", "group_by": {"region": "$.region"}}`, http.StatusCreated)
 	call("POST", "/api/v1/customers", acmeKey, `{"customer": {"external_id": "cust_lago", "name": "Lago customer", "currency": "EUR"}}`, http.StatusCreated)
 	var plan schemas.Plan
 	if err := json.Unmarshal(call("POST", "/api/v1/plans", acmeKey, `{"plan": {"code": "startup", "name": "Startup", "interval": "monthly",
@@ -66,10 +68,10 @@ func TestLagoContract(t *testing.T) {
 
 	at := func(d time.Duration) int64 { return now.Add(-d).Unix() }
 	batch := fmt.Sprintf(`{"events": [
-		{"transaction_id": "tr_1", "external_subscription_id": "sub_lago", "code": "api_calls", "timestamp": %d, "properties": {"tokens": 100.5}},
-		{"transaction_id": "tr_2", "external_subscription_id": "sub_lago", "code": "api_calls", "timestamp": "%d.5", "properties": {"tokens": "200"}},
-		{"transaction_id": "tr_3", "external_subscription_id": "sub_lago", "code": "storage", "timestamp": %d, "properties": {"gb": 5, "region": "eu"}},
-		{"transaction_id": "tr_4", "external_subscription_id": "sub_lago", "code": "storage", "timestamp": %d, "properties": {"gb": 3, "region": "eu"}}
+		{"transaction_id": "tr_1", "external_subscription_id": "sub_lago", "code": "api.call", "timestamp": %d, "properties": {"tokens": 100.5}},
+		{"transaction_id": "tr_2", "external_subscription_id": "sub_lago", "code": "api.call", "timestamp": "%d.5", "properties": {"tokens": "200"}},
+		{"transaction_id": "tr_3", "external_subscription_id": "sub_lago", "code": "storage.gb", "timestamp": %d, "properties": {"gb": 5, "region": "eu"}},
+		{"transaction_id": "tr_4", "external_subscription_id": "sub_lago", "code": "storage.gb", "timestamp": %d, "properties": {"gb": 3, "region": "eu"}}
 	]}`, at(50*time.Minute), at(40*time.Minute), at(30*time.Minute), at(20*time.Minute))
 	resp := call("POST", "/api/v1/events/batch", acmeKey, batch, http.StatusOK)
 	var echoed struct {
@@ -80,15 +82,15 @@ func TestLagoContract(t *testing.T) {
 	}
 	call("POST", "/api/v1/events/batch", acmeKey, batch, http.StatusOK) // a retry counts once
 	resp = call("POST", "/api/v1/events", acmeKey, fmt.Sprintf(`{"event": {"transaction_id": "tr_5", "external_customer_id": "cust_lago",
-		"code": "api_calls", "timestamp": %d, "properties": {"tokens": 100}}}`, at(10*time.Minute)), http.StatusOK)
+		"code": "api.call", "timestamp": %d, "properties": {"tokens": 100}}}`, at(10*time.Minute)), http.StatusOK)
 	if !bytes.Contains(resp, []byte(`"transaction_id":"tr_5"`)) || !bytes.Contains(resp, []byte(`{"event":{"lago_id":`)) {
 		t.Fatalf("single event response %s", resp)
 	}
 	call("POST", "/api/v1/events", acmeKey, fmt.Sprintf(`{"event": {"transaction_id": "tr_6", "external_subscription_id": "sub_lago",
-		"code": "storage", "timestamp": %d, "properties": {"gb": 7, "region": "us"}}}`, at(5*time.Minute)), http.StatusOK)
+		"code": "storage.gb", "timestamp": %d, "properties": {"gb": 7, "region": "us"}}}`, at(5*time.Minute)), http.StatusOK)
 	// Tally's own event for the same customer counts on the same charges.
 	code, _ := p.do("POST", api+"/api/v1/events", acmeKey, "application/json",
-		[]byte(fmt.Sprintf(`{"id": "native_1", "type": "api_calls", "customer_id": "cust_lago", "time": %q, "properties": {"tokens": "99.7"}}`,
+		[]byte(fmt.Sprintf(`{"id": "native_1", "type": "api.call", "customer_id": "cust_lago", "time": %q, "properties": {"tokens": "99.7"}}`,
 			now.Add(-2*time.Minute).Format(time.RFC3339))))
 	if code != http.StatusAccepted {
 		t.Fatalf("native event: %d", code)
@@ -125,11 +127,11 @@ func TestLagoContract(t *testing.T) {
 		`"total_amount_cents":2200,"lago_invoice_id":null,"charges_usage":[` +
 		`{"units":"500.2","events_count":4,"amount_cents":750,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"` + plan.Charges[0].ID + `","charge_model":"standard","invoice_display_name":"API calls"},` +
-		`"billable_metric":{"lago_id":"` + lago.MetricID("acme", "api_calls") + `","name":"API calls","code":"api_calls","aggregation_type":"sum_agg"},` +
+		`"billable_metric":{"lago_id":"` + lago.MetricID("acme", "api_calls") + `","name":"API calls","code":"api.call","aggregation_type":"sum_agg"},` +
 		`"filters":[],"grouped_usage":[]},` +
 		`{"units":"15","events_count":3,"amount_cents":1450,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"` + plan.Charges[1].ID + `","charge_model":"graduated","invoice_display_name":null},` +
-		`"billable_metric":{"lago_id":"` + lago.MetricID("acme", "storage") + `","name":"Storage","code":"storage","aggregation_type":"sum_agg"},` +
+		`"billable_metric":{"lago_id":"` + lago.MetricID("acme", "storage") + `","name":"Storage","code":"storage.gb","aggregation_type":"sum_agg"},` +
 		`"filters":[],"grouped_usage":[` +
 		`{"amount_cents":773,"events_count":2,"units":"8","grouped_by":{"region":"eu"},"filters":[]},` +
 		`{"amount_cents":677,"events_count":1,"units":"7","grouped_by":{"region":"us"},"filters":[]}]}]}}`
@@ -153,7 +155,7 @@ func TestLagoContract(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %d with %s", tt.path, code, body, tt.want, tt.body)
 		}
 	}
-	code, resp = p.do("POST", api+"/api/v1/events/batch", acmeKey, "application/json", []byte(`{"events": [{"transaction_id": "x", "external_subscription_id": "nothing", "code": "api_calls"}]}`))
+	code, resp = p.do("POST", api+"/api/v1/events/batch", acmeKey, "application/json", []byte(`{"events": [{"transaction_id": "x", "external_subscription_id": "nothing", "code": "api.call"}]}`))
 	if code != http.StatusUnprocessableEntity || !strings.Contains(string(resp), `"error_details":{"0":{"external_subscription_id":`) {
 		t.Errorf("event of an unknown subscription: %d %s", code, resp)
 	}

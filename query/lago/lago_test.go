@@ -203,7 +203,7 @@ func TestCurrentUsage(t *testing.T) {
 		`"currency":"EUR","amount_cents":2051,"taxes_amount_cents":0,"total_amount_cents":2051,"lago_invoice_id":null,"charges_usage":[` +
 		`{"units":"400.5","events_count":3,"amount_cents":601,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"` + plan.Charges[0].ID + `","charge_model":"standard","invoice_display_name":"API calls"},` +
-		`"billable_metric":{"lago_id":"` + MetricID("acme", "api_calls") + `","name":"API calls","code":"api_calls","aggregation_type":"sum_agg"},` +
+		`"billable_metric":{"lago_id":"` + MetricID("acme", "api_calls") + `","name":"API calls","code":"api_call","aggregation_type":"sum_agg"},` +
 		`"filters":[],"grouped_usage":[]},` +
 		`{"units":"15","events_count":3,"amount_cents":1450,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"` + plan.Charges[1].ID + `","charge_model":"graduated","invoice_display_name":null},` +

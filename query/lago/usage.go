@@ -45,11 +45,15 @@ type Charge struct {
 	InvoiceDisplayName *string `json:"invoice_display_name"`
 }
 
-// BillableMetric is the meter the charge prices, in Lago's words.
+// BillableMetric is the meter the charge prices, in Lago's words. Its
+// code is the meter's event_type: in Lago, events carry the code of the
+// billable metric that meters them, and Tally's Lago ingestion takes an
+// event's code as its type, so an event sent with this code is metered
+// by this meter.
 type BillableMetric struct {
 	LagoID          string `json:"lago_id"` // see MetricID
-	Name            string `json:"name"`
-	Code            string `json:"code"` // the meter key
+	Name            string `json:"name"`    // the meter's name, else its key
+	Code            string `json:"code"`    // the meter's event_type
 	AggregationType string `json:"aggregation_type"`
 }
 
@@ -142,11 +146,14 @@ func chargeUsage(orgID string, line rating.ChargeLine, meter schemas.Meter, curr
 
 // billableMetric describes the charge's meter. A meter deleted since the
 // plan was written (meter.Key is empty) keeps its key as name and code,
-// with no aggregation type to report.
+// with no event type or aggregation type to report.
 func billableMetric(orgID, key string, meter schemas.Meter) BillableMetric {
 	bm := BillableMetric{LagoID: MetricID(orgID, key), Name: key, Code: key}
 	if meter.Name != "" {
 		bm.Name = meter.Name
+	}
+	if meter.EventType != "" {
+		bm.Code = meter.EventType
 	}
 	if spec, err := meter.Aggregation.Spec(); err == nil {
 		bm.AggregationType = spec.LagoType

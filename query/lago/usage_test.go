@@ -15,12 +15,14 @@ import (
 // TestCustomerUsageShape maps a priced period onto Lago's object and
 // compares the whole JSON: every field of Lago's documentation, in its
 // shape, with the period's last second and the issuing date a day later.
+// A billable metric's code is its meter's event_type (what a Lago event
+// carries as code to be metered), its name the meter's name.
 func TestCustomerUsageShape(t *testing.T) {
 	money := func(minor int64) rating.Money { return rating.Money{Amount: decimal.New(minor, -2), Minor: minor} }
 	u := billing.Usage{
 		Subscription: billing.Subscription{Meters: map[string]schemas.Meter{
-			"api_calls": {Key: "api_calls", Name: "API calls", Aggregation: schemas.AggSum},
-			"storage":   {Key: "storage", Aggregation: schemas.AggMax},
+			"api_calls": {Key: "api_calls", Name: "API calls", EventType: "api.call", Aggregation: schemas.AggSum},
+			"storage":   {Key: "storage", EventType: "storage", Aggregation: schemas.AggMax},
 		}},
 		Invoice: rating.Invoice{
 			Period:   rating.Period{From: time.Date(2022, 7, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2022, 8, 1, 0, 0, 0, 0, time.UTC)},
@@ -50,7 +52,7 @@ func TestCustomerUsageShape(t *testing.T) {
 		`"currency":"EUR","amount_cents":123,"taxes_amount_cents":0,"total_amount_cents":123,"lago_invoice_id":null,"charges_usage":[` +
 		`{"units":"12.5","events_count":3,"amount_cents":25,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"ch_1","charge_model":"standard","invoice_display_name":"Calls"},` +
-		`"billable_metric":{"lago_id":"` + MetricID("acme", "api_calls") + `","name":"API calls","code":"api_calls","aggregation_type":"sum_agg"},` +
+		`"billable_metric":{"lago_id":"` + MetricID("acme", "api_calls") + `","name":"API calls","code":"api.call","aggregation_type":"sum_agg"},` +
 		`"filters":[],"grouped_usage":[]},` +
 		`{"units":"7","events_count":2,"amount_cents":98,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"ch_2","charge_model":"graduated","invoice_display_name":null},` +
