@@ -42,6 +42,7 @@ func (c *lagoCatalog) Subscription(_ context.Context, org, id string) (schemas.S
 func newLagoCatalog() *lagoCatalog {
 	return &lagoCatalog{subs: map[string]schemas.Subscription{
 		"acme/sub-1":   {ExternalID: "sub-1", ExternalCustomerID: "cust-1", PlanCode: "p"},
+		"acme/sub-1b":  {ExternalID: "sub-1b", ExternalCustomerID: "cust-1", PlanCode: "q"},
 		"globex/sub-g": {ExternalID: "sub-g", ExternalCustomerID: "cust-g", PlanCode: "p"},
 	}}
 }
@@ -333,5 +334,39 @@ func TestLagoKafkaFailureBesideARejectedEvent(t *testing.T) {
 	s.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"error_details":{"1":{"event":`) {
 		t.Errorf("retry: status %d: %s, want 422 naming event 1", rec.Code, rec.Body)
+	}
+}
+
+// TestLagoTransactionIDIsPerCustomer documents the identity of a Lago
+// event: (organization, customer, transaction_id), the native event's
+// (org, customer_id, id). Two events with one transaction_id on two
+// subscriptions of one customer are one event: both are answered 200 with
+// the same lago_id and produced with the same identity, and the
+// aggregator keeps the first (cmd/tally's end-to-end test shows it).
+func TestLagoTransactionIDIsPerCustomer(t *testing.T) {
+	pub := &recordingPublisher{}
+	s := newTestService(t, testConfig(), Deps{Publisher: pub, Catalog: newLagoCatalog(), Keys: testKeys(t)})
+	s.events.now = func() time.Time { return lagoNow }
+	req := httptest.NewRequest(http.MethodPost, LagoBatchRoute,
+		strings.NewReader(string(lagoBatchBody(lagoEv("t1", "", "sub-1", "1690000000"), lagoEv("t1", "", "sub-1b", "1690000001")))))
+	req.Header.Set("Authorization", "Bearer "+acmeKey)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	var resp struct {
+		Events []LagoEvent `json:"events"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &resp) != nil || len(resp.Events) != 2 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if a, b := resp.Events[0], resp.Events[1]; a.LagoID != b.LagoID || a.LagoID != lagoEventID("acme", "cust-1", "t1") ||
+		*a.ExternalSubscriptionID != "sub-1" || *b.ExternalSubscriptionID != "sub-1b" {
+		t.Errorf("echoed %+v and %+v; want one lago_id, each with its subscription", a, b)
+	}
+	var got []string
+	for _, r := range checkRecords(t, pub.published(), lagoNow) {
+		got = append(got, r.OrgID+"/"+r.Event.CustomerID+"/"+r.Event.ID)
+	}
+	if strings.Join(got, " ") != "acme/cust-1/t1 acme/cust-1/t1" {
+		t.Errorf("published %q, want one identity twice", got)
 	}
 }
