@@ -170,3 +170,23 @@ func TestGroupsOverRowLimit(t *testing.T) {
 		t.Errorf("3 groups over a 2-row limit: %d %s, want the charge of 3 calls priced with its groups omitted", code, body)
 	}
 }
+
+// TestDeleteChargedMeter: a meter that a plan charges cannot be deleted:
+// the charge would silently price zero units from then on.
+func TestDeleteChargedMeter(t *testing.T) {
+	c := newCatalogEnv(t)
+	c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	code, body := c.call("DELETE", "/api/v1/meters/storage", keyAcme, "")
+	if code != http.StatusConflict || !strings.Contains(string(body), `"plans":["p"]`) {
+		t.Errorf("deleting a charged meter: %d %s, want 409 naming plan p", code, body)
+	}
+	// Another organization's plans do not hold it.
+	c.catalogMeters(keyGlobex)
+	c.mustCall("DELETE", "/api/v1/meters/storage", keyGlobex, "", http.StatusNoContent, nil)
+	// Without the charge, it goes.
+	c.mustCall("PUT", PlansRoute+"/p", keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`, http.StatusOK, nil)
+	c.mustCall("DELETE", "/api/v1/meters/storage", keyAcme, "", http.StatusNoContent, nil)
+}

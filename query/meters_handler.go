@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -34,7 +35,14 @@ const maxMeterBytes = 1 << 20
 // metersHandler serves the meters API of the authenticated organization.
 type metersHandler struct {
 	store  MeterStore
+	plans  PlanLister // nil: meters are deleted whatever plans charge them (tests)
 	logger *slog.Logger
+}
+
+// PlanLister lists the plans that may charge a meter; *catalogstore.Store
+// satisfies it.
+type PlanLister interface {
+	ListPlans(ctx context.Context, orgID, after string, limit int) ([]schemas.Plan, error)
 }
 
 // listResponse is the body of GET /api/v1/meters.
@@ -107,6 +115,17 @@ func (h *metersHandler) delete(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	err := errNotFoundIfInvalid(key)
 	if err == nil {
+		var charging []string
+		if charging, err = h.plansCharging(r.Context(), httpapi.OrgID(r.Context()), key); err == nil && len(charging) > 0 {
+			// Its usage would no longer be served, and those charges would
+			// silently price zero units.
+			httpapi.WriteErrorDetails(w, http.StatusConflict, httpapi.CodeConflict, fmt.Sprintf(
+				"meter %s is charged by plan %s; remove the charge from those plans (PUT %s/{code}) before deleting the meter",
+				quoteKey(key), strings.Join(charging, ", "), PlansRoute), map[string]any{"plans": charging})
+			return
+		}
+	}
+	if err == nil {
 		err = h.store.Delete(r.Context(), httpapi.OrgID(r.Context()), key)
 	}
 	switch {
@@ -166,4 +185,31 @@ func ignoreExpected(err error) error {
 		return nil
 	}
 	return err
+}
+
+// plansCharging returns the codes of the plans that charge meter key, at
+// most 10.
+func (h *metersHandler) plansCharging(ctx context.Context, org, key string) ([]string, error) {
+	if h.plans == nil {
+		return nil, nil
+	}
+	var codes []string
+	after := ""
+	for {
+		page, err := h.plans.ListPlans(ctx, org, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page {
+			if slices.ContainsFunc(p.Charges, func(c schemas.Charge) bool { return c.Meter == key }) {
+				if codes = append(codes, p.Code); len(codes) == 10 {
+					return codes, nil
+				}
+			}
+		}
+		if len(page) < 1000 {
+			return codes, nil
+		}
+		after = page[len(page)-1].Code
+	}
 }

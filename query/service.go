@@ -115,13 +115,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	})
 
 	meterStore := timedStore{store: s.store, metrics: m}
-	meters := &metersHandler{store: meterStore, logger: logger}
+	catalog := catalogstore.New(conn)
+	meters := &metersHandler{store: meterStore, plans: catalog, logger: logger}
 	usageSvc := usage.NewService(meterStore, usage.NewClickHouseReader(conn, cfg.MaxRows, m), meterstore.ErrNotFound)
 	usageH := &usageHandler{
 		meters: meters, usage: usageSvc,
 		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,
 	}
-	catalog := catalogstore.New(conn)
 	billingSvc := billing.New(catalog, usageSvc, catalogstore.ErrNotFound)
 	s.usageHTTP = usageH
 	// Metrics wrap authentication so that 401s are counted too; the route
