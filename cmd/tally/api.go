@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/telemetry"
 )
 
@@ -28,7 +29,13 @@ func newAPIGateway(addr string, ingestPatterns []string, ingest, query http.Hand
 	for _, p := range ingestPatterns {
 		g.server.Mux.Handle(p, ingest)
 	}
-	g.server.Mux.Handle("/", query)
+	g.server.Mux.Handle("/api/", query)
+	// /metrics, /readyz and /debug/pprof stay on the components' own ports:
+	// they are for operators, not for the public base URL.
+	g.server.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound,
+			"no route "+r.URL.Path+" here: the API is under /api/; metrics and health are on each component's port")
+	})
 	return g
 }
 
