@@ -14,8 +14,11 @@ import (
 // a retry from a different request under the same key.
 //
 // Racing requests converge: both may act and save, but every lookup
-// returns the entry saved first, so an API that saves and then looks up
-// answers both with the same response. Entries are never expired: see
+// returns the entry that sorts first by version, and SaveIdempotent
+// returns only once no entry can still appear before its own (see
+// idempotency_clock.go for how, and for the window that remains), so an
+// API that saves and then looks up answers every racer with the response
+// every later retry gets. Entries are never expired: see
 // schemas/clickhouse/0009_idempotency_keys.sql.
 
 // MaxIdempotentBody bounds a saved response body: 1 MiB. Every save
@@ -30,8 +33,12 @@ const MaxIdempotentBody = 1 << 20
 var ErrBodyTooLarge = fmt.Errorf("idempotent response body is larger than %d bytes", MaxIdempotentBody)
 
 // SaveIdempotent saves the response (status and body) to the request with
-// requestHash under key in scope. Saving again does not replace an
-// earlier entry: LookupIdempotent returns the first.
+// requestHash under key in scope, versioned by the ClickHouse server's
+// clock, and returns once the entry LookupIdempotent returns for key can
+// no longer change (up to a second and settleMargin later). Saving again
+// does not replace an earlier entry: LookupIdempotent returns the first.
+// An error wrapping ErrSlowSave means the entry was saved, but too slowly
+// for that guarantee while another request saved under key.
 func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, requestHash string, status int, body []byte) error {
 	if orgID == "" {
 		return errNoOrg
@@ -45,7 +52,13 @@ func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, re
 	if len(body) > MaxIdempotentBody {
 		return fmt.Errorf("save idempotent response: %w", ErrBodyTooLarge)
 	}
-	now := s.now().UTC()
+	st, err := s.stampIdempotent(ctx)
+	if err != nil {
+		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	if testHookBeforeIdempotentInsert != nil {
+		testHookBeforeIdempotentInsert()
+	}
 	// A batch, not Exec("INSERT ... VALUES"), which never returns on
 	// ClickHouse 18.16; the column list is required there too.
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+idempotencyKeyTable+
@@ -53,12 +66,15 @@ func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, re
 	if err != nil {
 		return fmt.Errorf("save idempotent response: %w", err)
 	}
-	if err := batch.Append(orgID, scope, key, uint64(now.UnixNano()), now, requestHash, uint16(status), string(body)); err != nil {
+	if err := batch.Append(orgID, scope, key, st.version, st.createdAt, requestHash, uint16(status), string(body)); err != nil {
 		_ = batch.Abort()
 		return fmt.Errorf("save idempotent response: %w", err)
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("save idempotent response: %w", err)
+	}
+	if err := s.settleIdempotent(ctx, orgID, scope, key, st); err != nil {
+		return fmt.Errorf("save idempotent response under %q: %w", key, err)
 	}
 	return nil
 }

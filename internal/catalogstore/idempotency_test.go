@@ -3,7 +3,10 @@ package catalogstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,40 +27,58 @@ func lookupAt(t *testing.T, s *Store, orgID, scope, key string, since time.Time)
 	return lookup{hash, status, string(body), found}
 }
 
-func saveAt(t *testing.T, s *Store, at time.Time, orgID, scope, key, hash string, status int, body string) {
+func save(t *testing.T, s *Store, orgID, scope, key, hash string, status int, body string) {
 	t.Helper()
-	s.now = func() time.Time { return at }
 	if err := s.SaveIdempotent(context.Background(), orgID, scope, key, hash, status, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestIdempotencyFirstWins: of two racing requests that both saved, every
-// lookup returns the first, including when they saved in the same
-// nanosecond; a lookup only sees entries saved since its window started,
-// to the nanosecond.
+// versionOf returns the stored version of the entry of requestHash under
+// key.
+func versionOf(t *testing.T, s *Store, orgID, scope, key, requestHash string) time.Time {
+	t.Helper()
+	var v uint64
+	if err := s.conn.QueryRow(context.Background(), "SELECT version FROM "+idempotencyKeyTable+
+		" WHERE org_id = ? AND scope = ? AND key = ? AND request_hash = ?", orgID, scope, key, requestHash).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(0, int64(v))
+}
+
+// withClock returns a Store on s's database whose clock is off by skew.
+func withClock(s *Store, skew time.Duration) *Store {
+	other := New(s.conn)
+	other.now = func() time.Time { return time.Now().Add(skew) }
+	return other
+}
+
+// TestIdempotencyFirstWins: of two requests that both saved under a key,
+// every lookup returns the first; a lookup only sees entries saved since
+// its window started, to the nanosecond of the stored version.
 func TestIdempotencyFirstWins(t *testing.T) {
 	s := newStore(t)
 	day := 24 * time.Hour
-	t0 := time.Date(2026, 1, 2, 12, 0, 0, 500_000_000, time.UTC)
-	t1 := t0.Add(200 * time.Millisecond) // in the same second as t0
-
-	if got := lookupAt(t, s, "acme", "create_plan", "k1", t0.Add(-day)); got.found {
+	if got := lookupAt(t, s, "acme", "create_plan", "k1", time.Now().Add(-day)); got.found {
 		t.Fatalf("found %+v before any save", got)
 	}
-	saveAt(t, s, t1, "acme", "create_plan", "k1", "h2", 409, `{"code":"exists"}`) // inserted first, saved later
-	saveAt(t, s, t0, "acme", "create_plan", "k1", "h1", 201, "\x00binary\xff body")
+	save(t, s, "acme", "create_plan", "k1", "h1", 201, "\x00binary\xff body")
+	save(t, s, "acme", "create_plan", "k1", "h2", 409, `{"code":"exists"}`)
 	first := lookup{"h1", 201, "\x00binary\xff body", true}
-	if got := lookupAt(t, s, "acme", "create_plan", "k1", t0.Add(-day)); got != first {
+	if got := lookupAt(t, s, "acme", "create_plan", "k1", time.Now().Add(-day)); got != first {
 		t.Errorf("lookup %+v, want the first save %+v", got, first)
 	}
-	if got := lookupAt(t, s, "acme", "create_plan", "k1", t0); got != first {
+	v1, v2 := versionOf(t, s, "acme", "create_plan", "k1", "h1"), versionOf(t, s, "acme", "create_plan", "k1", "h2")
+	if !v1.Before(v2) {
+		t.Fatalf("versions %v, %v: the first save is not first", v1, v2)
+	}
+	if got := lookupAt(t, s, "acme", "create_plan", "k1", v1); got != first {
 		t.Errorf("window starting at the first save: %+v", got)
 	}
-	if got := lookupAt(t, s, "acme", "create_plan", "k1", t0.Add(time.Nanosecond)); got != (lookup{"h2", 409, `{"code":"exists"}`, true}) {
+	if got := lookupAt(t, s, "acme", "create_plan", "k1", v1.Add(time.Nanosecond)); got != (lookup{"h2", 409, `{"code":"exists"}`, true}) {
 		t.Errorf("window starting after the first save: %+v, want the second", got)
 	}
-	if got := lookupAt(t, s, "acme", "create_plan", "k1", t1.Add(time.Nanosecond)); got.found {
+	if got := lookupAt(t, s, "acme", "create_plan", "k1", v2.Add(time.Nanosecond)); got.found {
 		t.Errorf("window starting after both saves: %+v", got)
 	}
 	if got := lookupAt(t, s, "acme", "create_plan", "k1", time.Time{}); got != first {
@@ -65,21 +86,98 @@ func TestIdempotencyFirstWins(t *testing.T) {
 	}
 
 	// Scopes and keys are separate.
-	if got := lookupAt(t, s, "acme", "create_customer", "k1", t0.Add(-day)); got.found {
+	if got := lookupAt(t, s, "acme", "create_customer", "k1", time.Time{}); got.found {
 		t.Errorf("another scope sees %+v", got)
 	}
-	if got := lookupAt(t, s, "acme", "create_plan", "k2", t0.Add(-day)); got.found {
+	if got := lookupAt(t, s, "acme", "create_plan", "k2", time.Time{}); got.found {
 		t.Errorf("another key sees %+v", got)
 	}
+}
 
-	// Saved in the same nanosecond (two hosts): every reader picks the
-	// same one.
-	tie := t0.Add(time.Hour)
-	saveAt(t, s, tie, "acme", "create_plan", "k3", "hb", 200, "b")
-	saveAt(t, s, tie, "acme", "create_plan", "k3", "ha", 200, "a")
+// TestIdempotencyTie: entries of the same version (two hosts in the same
+// nanosecond) are ordered by their content, so every reader picks the
+// same one.
+func TestIdempotencyTie(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+idempotencyKeyTable+
+		" (org_id, scope, key, version, created_at, request_hash, status, body)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	for _, hash := range []string{"hb", "ha"} {
+		if err := batch.Append("acme", "scope", "tie", uint64(at.UnixNano()), at, hash, uint16(200), hash+"'s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
-		if got := lookupAt(t, s, "acme", "create_plan", "k3", tie); got != (lookup{"ha", 200, "a", true}) {
+		if got := lookupAt(t, s, "acme", "scope", "tie", at); got != (lookup{"ha", 200, "ha's", true}) {
 			t.Errorf("tie: %+v", got)
+		}
+	}
+}
+
+// TestIdempotencyClockSkew: which save is first does not depend on the
+// clocks of the processes that save. A process whose clock is an hour
+// behind saves after one whose clock is an hour ahead: the first save
+// still wins, for the late saver too.
+func TestIdempotencyClockSkew(t *testing.T) {
+	s := newStore(t)
+	ahead, behind := withClock(s, time.Hour), withClock(s, -time.Hour)
+	since := time.Now().Add(-24 * time.Hour)
+	save(t, ahead, "acme", "scope", "k", "h-first", 200, "first")
+	first := lookup{"h-first", 200, "first", true}
+	if got := lookupAt(t, ahead, "acme", "scope", "k", since); got != first {
+		t.Fatalf("after the first save: %+v", got)
+	}
+	save(t, behind, "acme", "scope", "k", "h-second", 200, "second")
+	for name, st := range map[string]*Store{"ahead": ahead, "behind": behind, "on time": s} {
+		if got := lookupAt(t, st, "acme", "scope", "k", since); got != first {
+			t.Errorf("%s: %+v, want the first save %+v", name, got, first)
+		}
+	}
+}
+
+// TestIdempotencyRacingSavesConverge: processes whose clocks disagree by
+// up to an hour each save under one key at once, then look it up, as an
+// API does before answering. Every one of them, and every later lookup,
+// gets the same entry.
+func TestIdempotencyRacingSavesConverge(t *testing.T) {
+	s := newStore(t)
+	since := time.Now().Add(-24 * time.Hour)
+	for round := range 3 {
+		key := fmt.Sprintf("race-%d", round)
+		const racers = 6
+		answers := make([]lookup, racers)
+		errs := make([]error, racers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range racers {
+			st := withClock(s, time.Duration(i-racers/2)*20*time.Minute)
+			wg.Go(func() {
+				<-start
+				hash := fmt.Sprintf("h%d", i)
+				if errs[i] = st.SaveIdempotent(context.Background(), "acme", "scope", key, hash, 200, []byte("answer "+hash)); errs[i] != nil {
+					return
+				}
+				h, status, body, found, err := st.LookupIdempotent(context.Background(), "acme", "scope", key, since)
+				answers[i], errs[i] = lookup{h, status, string(body), found}, err
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		final := lookupAt(t, s, "acme", "scope", key, since)
+		for i, a := range answers {
+			if a != final {
+				t.Errorf("round %d: racer %d answered %+v, the store now serves %+v", round, i, a, final)
+			}
 		}
 	}
 }
@@ -120,4 +218,49 @@ func TestIdempotencyBodyCap(t *testing.T) {
 	if got := lookupAt(t, s, "acme", "scope", "larger", time.Time{}); got.found {
 		t.Errorf("the refused body was saved (%d bytes)", len(got.body))
 	}
+}
+
+// TestIdempotencySlowSaveReported is the window that remains: a save that
+// read the server's clock first but whose insert commits after a racer
+// has already answered sorts first, so later lookups return it instead of
+// what the racer answered. The slow save reports it with ErrSlowSave.
+func TestIdempotencySlowSaveReported(t *testing.T) {
+	s := newStore(t)
+	since := time.Now().Add(-24 * time.Hour)
+	// Fixed clocks make the order within a server second certain: the
+	// slow save's nanoseconds are 0, the racer's 500.
+	slow, racer := New(s.conn), New(s.conn)
+	slow.now = func() time.Time { return time.Unix(0, 0) }
+	racer.now = func() time.Time { return time.Unix(0, 500) }
+	stamped, release := make(chan struct{}), make(chan struct{})
+	var delayed atomic.Bool
+	testHookBeforeIdempotentInsert = func() {
+		if delayed.CompareAndSwap(false, true) {
+			close(stamped)
+			<-release
+		}
+	}
+	t.Cleanup(func() { testHookBeforeIdempotentInsert = nil })
+
+	slowErr := make(chan error, 1)
+	go func() {
+		slowErr <- slow.SaveIdempotent(context.Background(), "acme", "scope", "k", "h-slow", 200, []byte("slow"))
+	}()
+	<-stamped
+	save(t, racer, "acme", "scope", "k", "h-racer", 200, "racer")
+	answered := lookupAt(t, racer, "acme", "scope", "k", since)
+	if answered != (lookup{"h-racer", 200, "racer", true}) {
+		t.Fatalf("the racer answered %+v", answered)
+	}
+	close(release)
+	if err := <-slowErr; !errors.Is(err, ErrSlowSave) {
+		t.Errorf("the slow save: %v, want ErrSlowSave", err)
+	}
+	if got := lookupAt(t, s, "acme", "scope", "k", since); got != (lookup{"h-slow", 200, "slow", true}) {
+		t.Errorf("after the slow save: %+v, want the slow save's entry (the documented window)", got)
+	}
+
+	// A slow save that nothing raced with is not reported.
+	testHookBeforeIdempotentInsert = func() { time.Sleep(2 * settleMargin) }
+	save(t, slow, "acme", "scope", "alone", "h", 200, "alone")
 }

@@ -61,7 +61,12 @@
 //     idempotency_key_reused. Errors are not saved, so a corrected request
 //     can reuse the key, and neither is a response over 1 MiB
 //     (maxSavedBody): it is answered with Idempotent-Stored: false and a
-//     retry computes it again. Racing requests converge on the response saved
-//     first. Without an idempotency store (Deps.Idempotency nil) the header
-//     is ignored: the endpoint only reads.
+//     retry computes it again. Racing requests may each compute and save,
+//     and converge on the response saved first by ClickHouse's clock, not
+//     the API processes' (catalogstore's idempotency_clock.go: the first
+//     save of a key waits up to about 1.25 s for that, and the window
+//     that remains is documented there). A fresh answer carries no
+//     Idempotent-Replayed header; one saved by another request does.
+//     Without an idempotency store (Deps.Idempotency nil) the header is
+//     ignored: the endpoint only reads.
 package measure

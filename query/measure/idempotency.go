@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,8 +11,9 @@ import (
 
 // Idempotency keeps the responses saved for requests that carry an
 // Idempotency-Key; *catalogstore.Store satisfies it. LookupIdempotent
-// returns the entry saved first under a key, so that racing requests
-// converge on one response.
+// returns the entry saved first under a key, and SaveIdempotent returns
+// once that entry can no longer change, so that racing requests converge
+// on one response. SaveIdempotent refuses bodies over maxSavedBody.
 type Idempotency interface {
 	SaveIdempotent(ctx context.Context, orgID, scope, key, requestHash string, status int, body []byte) error
 	LookupIdempotent(ctx context.Context, orgID, scope, key string, since time.Time) (requestHash string, status int, body []byte, found bool, err error)
@@ -51,8 +53,10 @@ func requestHash(method, path string, body []byte) string {
 // idempotent answers a request with Idempotency-Key key: the saved
 // response when the same request was answered within the window, 422 for
 // another request under the key, and otherwise compute's response, saved
-// when it is a success. After saving, it answers with what the store holds
-// first, which is its own response unless a racing request saved before.
+// when it is a success of at most maxSavedBody bytes. After saving, it
+// answers with what the store serves for the key from then on, which is
+// its own response unless a racing request saved first (the store's
+// SaveIdempotent returns once that can no longer change).
 func (h *handler) idempotent(ctx context.Context, orgID, key, hash string, compute func() response) response {
 	since := h.now().Add(-IdempotencyWindow)
 	if saved, found, err := h.lookup(ctx, orgID, key, hash, since); err != nil || found {
@@ -71,16 +75,21 @@ func (h *handler) idempotent(ctx context.Context, orgID, key, hash string, compu
 		resp.notStored = true
 		return resp
 	}
-	if err := h.idem.SaveIdempotent(ctx, orgID, idempotencyScope, key, hash, resp.status, resp.body); err != nil {
-		// The request only reads, so answering without saving is safe; a
-		// retry computes the answer again.
-		h.logger.Warn("save idempotent response", "org_id", orgID, "err", err)
-		resp.notStored = true
-		return resp
+	saveErr := h.idem.SaveIdempotent(ctx, orgID, idempotencyScope, key, hash, resp.status, resp.body)
+	if saveErr != nil {
+		// Saved too slowly for racers to agree, or not saved: either way
+		// the store's entry, if any, is still the best answer.
+		h.logger.Warn("save idempotent response", "org_id", orgID, "err", saveErr)
 	}
 	saved, found, err := h.lookup(ctx, orgID, key, hash, since)
-	if err != nil || !found {
+	switch {
+	case err != nil || !found:
+		// The request only reads, so answering without saving is safe; a
+		// retry computes the answer again.
+		resp.notStored = saveErr != nil
 		return resp
+	case saved.status == resp.status && bytes.Equal(saved.body, resp.body):
+		return resp // its own response: not a replay
 	}
 	return saved
 }

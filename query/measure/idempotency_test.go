@@ -19,9 +19,10 @@ func TestIdempotencyKey(t *testing.T) {
 	march := usageBody("ch_tokens", "2026-03-01T05:00:00Z", "2026-04-01T04:00:00Z")
 	key := func(k string) []string { return []string{"Idempotency-Key", k} }
 
-	code, first, _ := e.post(keyAcme, acmeUsagePath, march, key("k1")...)
-	if code != http.StatusOK {
-		t.Fatalf("first: %d %s", code, first)
+	code, first, header := e.post(keyAcme, acmeUsagePath, march, key("k1")...)
+	if code != http.StatusOK || header.Get("Idempotent-Replayed") != "" || header.Get("Idempotent-Stored") != "" {
+		t.Fatalf("first: %d %s (replayed %q, stored %q), want a fresh 200, stored",
+			code, first, header.Get("Idempotent-Replayed"), header.Get("Idempotent-Stored"))
 	}
 	// More usage arrives; a retry with the key still gets the first bytes.
 	e.insert(f.tokensAt("b", "2026-03-04T12:00:00Z", "8", "us"))
