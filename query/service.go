@@ -148,6 +148,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	routes = append(routes, priceops.Routes(priceops.Deps{Catalog: catalog, Logger: logger, Timeout: cfg.Timeout})...)
 	routes = append(routes, measure.Routes(measure.Deps{
 		Billing: billingSvc, Usage: usageSvc, Idempotency: catalog, Logger: logger, Timeout: cfg.Timeout,
+		MaxRows: cfg.MaxRows,
 	})...)
 	for _, r := range routes {
 		handle(r.Pattern, r.Path(), r.Handler)

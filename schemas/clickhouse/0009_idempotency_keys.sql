@@ -1,11 +1,13 @@
 -- Responses saved under an Idempotency-Key, so that a retried API request
 -- gets the answer of the first one instead of acting twice. A lookup reads
 -- the entries of (org_id, scope, key) saved since the start of the window
--- (24 hours) and takes the first one by version (the save time in Unix
--- nanoseconds), so two racing requests that both saved converge on one
--- answer. ORDER BY serves that lookup.
+-- (24 hours) and takes the first one by version (ClickHouse's own second
+-- of the save times 10^9, plus the saving process's nanoseconds within
+-- it; see internal/catalogstore/idempotency_clock.go), so two racing
+-- requests that both saved converge on one answer whatever their clocks
+-- say. ORDER BY serves that lookup.
 -- Plain MergeTree, not ReplacingMergeTree: a merge could fold two
--- different answers saved in the same nanosecond and change which one is
+-- different answers saved with one version and change which one is
 -- first. The row a retried insert writes twice is identical to the first,
 -- so keeping both is harmless.
 -- No expiry: ClickHouse 18.16 has no TTL, so entries stay and reads ignore
