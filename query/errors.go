@@ -1,15 +1,13 @@
 package query
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/schemas"
 )
@@ -62,34 +60,27 @@ func joinMessages(details []*errorDetail) string {
 // quoteKey quotes a key from the URL for a message; it may be anything.
 func quoteKey(key string) string { return strconv.Quote(key) }
 
-// ClickHouse error codes that mean "busy or too slow right now", worth a
-// retry, rather than a bug in the query.
-var retryableCodes = map[int32]bool{
-	159: true, // TIMEOUT_EXCEEDED
-	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
-	241: true, // MEMORY_LIMIT_EXCEEDED
-}
-
-// writeStorageError answers a failed ClickHouse operation and logs it,
-// once, here. ClickHouse unreachable, overloaded or slower than the
-// timeout is 503 (retry later); an exception about the query itself is a
-// bug of ours, 500.
+// writeStorageError answers a failed ClickHouse operation as
+// chclient.Classify says (unreachable, busy or slower than the timeout:
+// 503, retry later; anything else: a bug of ours, 500) and logs it, once,
+// here.
 func writeStorageError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, action string, err error) {
-	var ex *clickhouse.Exception
-	switch {
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	switch chclient.Classify(r.Context(), err) {
+	case chclient.FailureCanceled:
 		// The client went away; nobody reads the answer.
 		logger.Debug(action+": client gone", "path", r.URL.Path)
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded):
+	case chclient.FailureTimeout:
 		logger.Warn(action+": timed out", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
 			"ClickHouse did not answer in time; retry, or narrow the query (shorter range, larger window_size, fewer group_by keys)")
-	case errors.As(err, &ex) && !retryableCodes[ex.Code]:
+	case chclient.FailureUnavailable:
 		logger.Error(action+" failed", "path", r.URL.Path, "err", err)
-		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, action+" failed; the error is logged")
+		w.Header().Set("Retry-After", "1")
+		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, action+": ClickHouse is unavailable; retry later")
 	default:
 		logger.Error(action+" failed", "path", r.URL.Path, "err", err)
-		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, action+": ClickHouse is unavailable; retry later")
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, action+" failed; the error is logged")
 	}
 }

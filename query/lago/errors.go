@@ -3,13 +3,9 @@ package lago
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"syscall"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/query/usage"
 )
@@ -51,43 +47,19 @@ func failureOf(ctx context.Context, err error) Error {
 	unavailable := func(code, message string) Error {
 		return Error{Status: http.StatusServiceUnavailable, Error: "Service Unavailable", Code: code, Message: message}
 	}
-	switch {
-	case errors.Is(err, usage.ErrTooManyRows):
+	if errors.Is(err, usage.ErrTooManyRows) {
 		return Error{Status: http.StatusUnprocessableEntity, Error: "Unprocessable Entity", Code: "too_many_rows",
 			Message: "the current usage has more rows than the server's limit (query.max-rows); fewer group_by keys on the charged meters keep it smaller"}
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	}
+	switch chclient.Classify(ctx, err) {
+	case chclient.FailureCanceled:
 		return unavailable("canceled", "the request was canceled") // nobody reads it
-	case errors.Is(err, context.DeadlineExceeded):
+	case chclient.FailureTimeout:
 		return unavailable("timeout", "ClickHouse did not answer in time; retry later")
-	case retryable(err):
+	case chclient.FailureUnavailable:
 		return unavailable("unavailable", "ClickHouse is unavailable; retry later")
 	}
 	return Error{Status: http.StatusInternalServerError, Error: "Internal Server Error", Code: "internal"}
-}
-
-// retryableCodes are ClickHouse's "busy or too slow right now" errors,
-// worth a retry, rather than a bug in the query.
-var retryableCodes = map[int32]bool{
-	159: true, // TIMEOUT_EXCEEDED
-	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
-	241: true, // MEMORY_LIMIT_EXCEEDED
-}
-
-// retryable reports whether err is ClickHouse being unreachable (a
-// refused or timed-out connection, one closed midway) or busy.
-func retryable(err error) bool {
-	var ex *clickhouse.Exception
-	var netErr net.Error
-	switch {
-	case errors.As(err, &ex):
-		return retryableCodes[ex.Code]
-	case errors.As(err, &netErr),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, clickhouse.ErrAcquireConnTimeout), errors.Is(err, clickhouse.ErrConnectionClosed):
-		return true
-	}
-	return false
 }
 
 // writeFailure answers err as failureOf classifies it, with Retry-After

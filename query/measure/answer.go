@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/query/billing"
 	"github.com/tally-oss/tally/query/usage"
@@ -75,37 +74,29 @@ func (h *handler) internal(err error) response {
 	return errorResponse(http.StatusInternalServerError, httpapi.CodeInternal, "the subscription's charge could not be described; the error is logged", nil)
 }
 
-// retryableCodes are ClickHouse errors that mean "busy or too slow right
-// now", worth a retry, rather than a bug in the query.
-var retryableCodes = map[int32]bool{
-	159: true, // TIMEOUT_EXCEEDED
-	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
-	241: true, // MEMORY_LIMIT_EXCEEDED
-}
-
 // failure answers a failed read and logs it, once, here. A result over the
 // row limit (of one read, or of the whole response) is the client's to
 // narrow (400 naming period); storage unreachable, busy or slower than the
 // timeout is 503 (retry later); an exception about the query itself is a
 // bug of ours (500).
 func (h *handler) failure(ctx context.Context, action string, err error) response {
-	var ex *clickhouse.Exception
-	switch {
-	case errors.Is(err, usage.ErrTooManyRows) || errors.Is(err, errTooManyRows):
+	if errors.Is(err, usage.ErrTooManyRows) || errors.Is(err, errTooManyRows) {
 		problem := fieldError{"period", fmt.Sprintf("the daily breakdown of this range (a row per day and group) "+
 			"has more than the server's limit of %d rows; ask for a shorter range", h.maxRows)}
 		return errorResponse(http.StatusBadRequest, httpapi.CodeValidation, problem.Error(), []fieldError{problem})
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	}
+	switch chclient.Classify(ctx, err) {
+	case chclient.FailureCanceled:
 		h.logger.Debug(action + ": client gone")
 		return errorResponse(http.StatusServiceUnavailable, httpapi.CodeUnavailable, "request canceled", nil)
-	case errors.Is(err, context.DeadlineExceeded):
+	case chclient.FailureTimeout:
 		h.logger.Warn(action+": timed out", "err", err)
 		return errorResponse(http.StatusServiceUnavailable, httpapi.CodeUnavailable,
 			"ClickHouse did not answer in time; retry, or ask for a shorter period", nil)
-	case errors.As(err, &ex) && !retryableCodes[ex.Code]:
+	case chclient.FailureUnavailable:
 		h.logger.Error(action+" failed", "err", err)
-		return errorResponse(http.StatusInternalServerError, httpapi.CodeInternal, action+" failed; the error is logged", nil)
+		return errorResponse(http.StatusServiceUnavailable, httpapi.CodeUnavailable, action+": ClickHouse is unavailable; retry later", nil)
 	}
 	h.logger.Error(action+" failed", "err", err)
-	return errorResponse(http.StatusServiceUnavailable, httpapi.CodeUnavailable, action+": ClickHouse is unavailable; retry later", nil)
+	return errorResponse(http.StatusInternalServerError, httpapi.CodeInternal, action+" failed; the error is logged", nil)
 }
