@@ -13,12 +13,12 @@ package priceops
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/schemas"
 )
@@ -100,20 +100,24 @@ func sameOrg(w http.ResponseWriter, r *http.Request) (org string, ok bool) {
 	return org, true
 }
 
-// writeCatalogError answers a failed catalog read and logs it, once, here:
-// a timeout or an unreachable ClickHouse is 503 (retry later).
+// writeCatalogError answers a failed catalog read as chclient.Classify
+// says and logs it, once, here: a timeout or an unreachable ClickHouse is
+// 503 (retry later), anything else 500.
 func (h *handler) writeCatalogError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	switch chclient.Classify(r.Context(), err) {
+	case chclient.FailureCanceled:
 		h.logger.Debug("priceops customers: client gone", "path", r.URL.Path)
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded):
+	case chclient.FailureTimeout:
 		h.logger.Warn("priceops customers: timed out", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, "the catalog did not answer in time; retry")
-	default:
+	case chclient.FailureUnavailable:
 		h.logger.Error("priceops customers: read catalog", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable, "cannot read the catalog (ClickHouse); retry later")
+	default:
+		h.logger.Error("priceops customers: read catalog", "path", r.URL.Path, "err", err)
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "reading the catalog failed; the error is logged")
 	}
 }
