@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 )
@@ -12,7 +13,9 @@ import (
 // The seed document's examples (../shared/seeds/priceops-customers-and-usage-api.txt),
 // verbatim but for the comments of the usage record, which are not JSON,
 // and the array brackets the customers response leaves out around its
-// two objects.
+// two objects (kept with the priceops package's tests).
+var priceOpsSeedCustomers = readFile("../../query/priceops/testdata/seed-customers.json")
+
 const (
 	priceOpsSeedUsageRecord = `
 {
@@ -25,46 +28,6 @@ const (
         }
     ]
 }`
-	priceOpsSeedCustomers = `[{
-        "customer_id": "1007",
-        "customer_plans": [
-            {
-                "product_name": "Better",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "New Project"
-            },
-            {
-                "product_name": "Good_MVP",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "Project - MVP Launch"
-            }
-        ],
-        "resource_list": [
-            "API"
-        ]
-    },
-    {
-        "customer_id": "1008",
-        "customer_plans": [
-            {
-                "product_name": "Better",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "New Project"
-            },
-            {
-                "product_name": "Good_MVP",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "Project - MVP Launch"
-            }
-        ],
-        "resource_list": [
-            "API"
-        ]
-}]`
 )
 
 // priceOps sends a request the way the seed shows: "Authorization:
@@ -176,4 +139,12 @@ func sameJSONValue(t *testing.T, a, b []byte) bool {
 	ja, _ := json.Marshal(va)
 	jb, _ := json.Marshal(vb)
 	return bytes.Equal(ja, jb)
+}
+
+func readFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -26,48 +27,18 @@ const (
 // now is the clock of every test: subscriptions before it are active.
 var now = time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)
 
-// seedCustomers is the response of the seed document, verbatim but for
+// seedCustomers is the response of the seed document
+// (../shared/seeds/priceops-customers-and-usage-api.txt), verbatim but for
 // the array brackets the document leaves out around its two objects.
-const seedCustomers = `[{
-        "customer_id": "1007",
-        "customer_plans": [
-            {
-                "product_name": "Better",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "New Project"
-            },
-            {
-                "product_name": "Good_MVP",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "Project - MVP Launch"
-            }
-        ],
-        "resource_list": [
-            "API"
-        ]
-    },
-    {
-        "customer_id": "1008",
-        "customer_plans": [
-            {
-                "product_name": "Better",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "New Project"
-            },
-            {
-                "product_name": "Good_MVP",
-                "status": "active",
-                "scenario_name": "Product Launch",
-                "project_name": "Project - MVP Launch"
-            }
-        ],
-        "resource_list": [
-            "API"
-        ]
-}]`
+var seedCustomers = mustReadSeed("testdata/seed-customers.json")
+
+func mustReadSeed(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 // newCatalog returns a catalog store on a fresh, migrated database.
 func newCatalog(t *testing.T) *catalogstore.Store {
