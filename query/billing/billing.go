@@ -61,7 +61,9 @@ const (
 )
 
 // PeriodRequest is a named period (Current by default) or, when From and
-// To are set, an explicit range priced as one period.
+// To are set, an explicit range priced as one period (see Price: the fee
+// and minimum are prorated only when the range is exactly a billing
+// period).
 type PeriodRequest struct {
 	Which    Which
 	From, To time.Time
@@ -197,6 +199,15 @@ func (s *Service) SubscriptionUsage(ctx context.Context, orgID, subscriptionID s
 }
 
 // Price prices a loaded subscription's usage over period.
+//
+// When period is one of the subscription's billing periods, the plan's
+// fixed fee and minimum commitment are prorated by the days of it the
+// subscription is live in (rating.Schedule.Proration): a calendar
+// subscription that starts on the 25th of a 31-day month owes 7/31 of
+// them for its first period, as in Lago. Any other period (an explicit
+// from/to range that is not exactly a billing period) is a custom range
+// priced as one period, the fee and minimum whole: it has no whole
+// period to be a share of.
 func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, period rating.Period) (Usage, error) {
 	var charges []rating.ChargeUsage
 	for _, c := range sub.Plan.Charges {
@@ -209,7 +220,8 @@ func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, per
 		}
 		charges = append(charges, cu)
 	}
-	inv, err := rating.Rate(sub.Plan, period, charges)
+	proration, _ := sub.Schedule.Proration(period) // the zero Proration when period is a custom range
+	inv, err := rating.Rate(sub.Plan, period, proration, charges)
 	if err != nil {
 		return Usage{}, fmt.Errorf("price subscription %q: %w", sub.Subscription.ExternalID, err)
 	}

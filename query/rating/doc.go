@@ -13,6 +13,9 @@
 //     rounded once to the currency's minor unit, the fixed fee, the minimum
 //     commitment and its true-up, and each charge split over its groups so
 //     that the group amounts add up to the charge to the minor unit.
+//   - How much of the fixed fee and the minimum a partial period owes
+//     (proration.go): days of the period over days of the whole period it
+//     is part of, counted in the subscription's zone, as Lago does.
 //
 // Amounts are shopspring decimals until the single rounding per charge;
 // after it, every amount is also kept as an int64 count of minor units

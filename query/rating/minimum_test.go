@@ -13,7 +13,7 @@ import (
 func TestMinimumCommitmentIncludesFee(t *testing.T) {
 	plan := schemas.Plan{Code: "p", Interval: schemas.IntervalMonthly, AmountCents: 5000, AmountCurrency: "USD",
 		MinimumCommitmentCents: 10000, Charges: []schemas.Charge{withID("u", standard("10"))}}
-	inv, err := rating.Rate(plan, rating.Period{}, []rating.ChargeUsage{used("u", "3")})
+	inv, err := rating.Rate(plan, rating.Period{}, rating.Proration{}, []rating.ChargeUsage{used("u", "3")})
 	if err != nil {
 		t.Fatal(err)
 	}

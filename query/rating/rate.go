@@ -57,10 +57,17 @@ type Invoice struct {
 	Currency          string
 	Charges           []ChargeLine
 	ChargesTotal      Money // the sum of the rounded charge amounts
-	FixedFee          Money // the plan's amount_cents
-	MinimumCommitment Money // the plan's minimum_commitment_cents; 0 when none
+	FixedFee          Money // the plan's amount_cents, prorated in a partial period
+	MinimumCommitment Money // the plan's minimum_commitment_cents, prorated likewise; 0 when none
 	TrueUp            Money // what brings ChargesTotal + FixedFee up to the minimum
 	Total             Money
+
+	// FullFixedFee and FullMinimumCommitment are the plan's amounts for a
+	// whole period; FixedFeeProrated and MinimumCommitmentProrated say
+	// that FixedFee and MinimumCommitment are a share of them.
+	FullFixedFee, FullMinimumCommitment         Money
+	FixedFeeProrated, MinimumCommitmentProrated bool
+	Proration                                   Proration // copied from Rate's argument
 }
 
 // Rate prices usage on plan for period, in the plan's currency:
@@ -76,16 +83,21 @@ type Invoice struct {
 //     units add up to 0 every group gets 0, and a non-zero charge amount
 //     stays on the charge line only, allocated to no group (a MAX meter
 //     whose groups' maxima are 5 and -5).
-//  4. FixedFee is the plan's amount_cents for the whole period: Rate does
-//     not prorate a partial first or last period (nor the minimum); the
-//     caller that wants proration adjusts the plan it passes.
+//  4. FixedFee is the plan's amount_cents and MinimumCommitment its
+//     minimum_commitment_cents, each prorated by proration (see
+//     Proration): amount × days / proration.FullDays, computed exactly and
+//     rounded once to the minor unit, half away from zero. The minimum
+//     and a fee paid in arrears are owed for proration.Days, a fee paid in
+//     advance (plan.PayInAdvance) for proration.DaysToEnd, as in Lago. The
+//     zero Proration prorates nothing. Usage charges are never prorated:
+//     they are metered over the period as it is.
 //  5. With a minimum commitment (minimum_commitment_cents > 0), TrueUp is
-//     max(0, minimum - (ChargesTotal + FixedFee)): as in Lago, the minimum
-//     is what the whole period's spending, the subscription fee included,
-//     comes to at least.
+//     max(0, MinimumCommitment - (ChargesTotal + FixedFee)): as in Lago,
+//     the minimum is what the period's spending, the subscription fee
+//     included, comes to at least.
 //
 // Period is copied to the invoice; Rate does not read it.
-func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error) {
+func Rate(plan schemas.Plan, period Period, proration Proration, usage []ChargeUsage) (Invoice, error) {
 	exponent, err := exponentOf(plan.AmountCurrency)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("plan %q: %w", plan.Code, err)
@@ -111,12 +123,15 @@ func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error
 		inv.Charges = append(inv.Charges, line)
 	}
 
-	spent, err := addMinor(chargesTotal, plan.AmountCents)
+	feeDays := proration.feeDays(plan.PayInAdvance)
+	fee := proration.prorate(plan.AmountCents, feeDays)
+	minimum := proration.prorate(plan.MinimumCommitmentCents, proration.Days)
+	spent, err := addMinor(chargesTotal, fee)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("plan %q total: %w", plan.Code, err)
 	}
 	var trueUp int64
-	if minimum := plan.MinimumCommitmentCents; minimum > 0 && spent < minimum {
+	if minimum > 0 && spent < minimum {
 		if trueUp, err = subMinor(minimum, spent); err != nil {
 			return Invoice{}, fmt.Errorf("plan %q true-up: %w", plan.Code, err)
 		}
@@ -127,8 +142,13 @@ func Rate(plan schemas.Plan, period Period, usage []ChargeUsage) (Invoice, error
 	}
 
 	inv.ChargesTotal = minorMoney(chargesTotal, exponent)
-	inv.FixedFee = minorMoney(plan.AmountCents, exponent)
-	inv.MinimumCommitment = minorMoney(plan.MinimumCommitmentCents, exponent)
+	inv.FixedFee = minorMoney(fee, exponent)
+	inv.MinimumCommitment = minorMoney(minimum, exponent)
+	inv.FullFixedFee = minorMoney(plan.AmountCents, exponent)
+	inv.FullMinimumCommitment = minorMoney(plan.MinimumCommitmentCents, exponent)
+	inv.FixedFeeProrated = proration.prorates(feeDays)
+	inv.MinimumCommitmentProrated = proration.prorates(proration.Days)
+	inv.Proration = proration
 	inv.TrueUp = minorMoney(trueUp, exponent)
 	inv.Total = minorMoney(total, exponent)
 	return inv, nil

@@ -123,7 +123,7 @@ func TestRate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inv, err := rating.Rate(tt.plan, rating.Period{}, tt.usage)
+			inv, err := rating.Rate(tt.plan, rating.Period{}, rating.Proration{}, tt.usage)
 			if err != nil {
 				t.Fatalf("Rate: %v", err)
 			}
@@ -193,7 +193,7 @@ func TestRateLines(t *testing.T) {
 	period := rating.Period{From: instant(t, "2026-02-01T05:00:00Z"), To: instant(t, "2026-03-01T05:00:00Z")}
 	plan := usagePlan(0)
 	// Usage names its charge by id only; the line carries the plan's charge.
-	inv, err := rating.Rate(plan, period, []rating.ChargeUsage{
+	inv, err := rating.Rate(plan, period, rating.Proration{}, []rating.ChargeUsage{
 		{Charge: schemas.Charge{ID: "seats"}, Units: dec("3"), Events: 7},
 	})
 	if err != nil {
@@ -272,7 +272,7 @@ func TestRateGroups(t *testing.T) {
 			for i, g := range tt.groups {
 				u.Groups = append(u.Groups, rating.GroupUsage{Values: map[string]string{"region": g.value}, Units: dec(g.units), Events: uint64(i + 1)})
 			}
-			inv, err := rating.Rate(plan, rating.Period{}, []rating.ChargeUsage{u})
+			inv, err := rating.Rate(plan, rating.Period{}, rating.Proration{}, []rating.ChargeUsage{u})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,7 +339,7 @@ func TestRateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inv, err := rating.Rate(tt.plan, rating.Period{}, tt.usage)
+			inv, err := rating.Rate(tt.plan, rating.Period{}, rating.Proration{}, tt.usage)
 			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
 				t.Errorf("Rate = total %s, %v; want error %v", inv.Total.Amount, err, tt.want)
 			}

@@ -98,11 +98,18 @@ func NewSchedule(sub schemas.Subscription, interval schemas.Interval, loc *time.
 	return s, nil
 }
 
-// start returns the start of period k >= 0.
+// start returns the start of period k >= 0: boundary k, but for the
+// first period, which starts at SubscriptionAt.
 func (s Schedule) start(k int) time.Time {
 	if k == 0 {
 		return s.from
 	}
+	return s.boundary(k)
+}
+
+// boundary returns boundary k >= 0: the anchor plus k intervals. Boundary
+// 0 is the start of the first natural period, at or before SubscriptionAt.
+func (s Schedule) boundary(k int) time.Time {
 	a := s.anchor
 	if s.step.weeks > 0 {
 		return a.withDate(a.year, a.month, a.day+7*k*s.step.weeks).in(s.loc)
