@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -206,5 +207,69 @@ func TestSubscriptionUsageErrors(t *testing.T) {
 	}
 	if len(u.Invoice.Charges) != 1 || !u.Invoice.Charges[0].Units.IsZero() || u.Invoice.Total.Minor != 0 {
 		t.Errorf("deleted meter: %+v", u.Invoice)
+	}
+}
+
+// TestSubscriptionUsageProration: a calendar subscription that starts on
+// January 15th at 10:00 in New York owes 17 of January's 31 days of the
+// fixed fee and minimum for its first period (Lago counts the 15th whole),
+// and March, cut by termination on the 10th, owes 10 of 31. An explicit
+// from/to range is a custom range priced whole, unless it is exactly a
+// billing period (after being cut to the subscription's life).
+func TestSubscriptionUsageProration(t *testing.T) {
+	f, insert := newFixture(t, at("2026-02-20T12:00:00Z"))
+	calls := f.meter("acme", `{"key":"calls","event_type":"api","aggregation":"COUNT"}`)
+	f.plan("acme", `{"code":"pro","name":"Pro","interval":"monthly","amount_cents":4900,"amount_currency":"USD",
+		"minimum_commitment_cents":10000,
+		"charges":[{"id":"ch_calls","meter":"calls","charge_model":"standard","properties":{"amount":"1"}}]}`)
+	f.subscribe("acme", `{"external_id":"sub-1","external_customer_id":"c1","plan_code":"pro",
+		"subscription_at":"2026-01-15T10:00:00-05:00","timezone":"America/New_York"}`)
+	f.subscribe("acme", `{"external_id":"sub-2","external_customer_id":"c2","plan_code":"pro",
+		"subscription_at":"2026-01-01T00:00:00-05:00","ending_at":"2026-03-10T12:00:00-05:00","timezone":"America/New_York"}`)
+	reading := func(customer, id, when string) testenv.Reading {
+		return testenv.Reading{Org: "acme", Meter: calls.Key, Revision: calls.Revision, Customer: customer, EventID: id, Time: at(when), Value: "1"}
+	}
+	insert(reading("c1", "a", "2026-01-20T00:00:00Z"), reading("c1", "b", "2026-01-21T00:00:00Z"),
+		reading("c2", "c", "2026-03-05T00:00:00Z"))
+
+	tests := []struct {
+		name string
+		sub  string
+		req  billing.PeriodRequest
+		// in cents
+		fee, minimum, charges, trueUp, total int64
+		prorated                             bool
+	}{
+		// 4900 × 17/31 = 2687.10 -> 2687; 10000 × 17/31 = 5483.87 -> 5484;
+		// 2 calls = 200; true-up 5484 - 2887 = 2597.
+		{"the first period, from the 15th", "sub-1", billing.PeriodRequest{Which: billing.Previous}, 2687, 5484, 200, 2597, 5484, true},
+		{"a whole period", "sub-1", billing.PeriodRequest{}, 4900, 10000, 0, 5100, 10000, false},
+		// January asked for by range is cut to the subscription's life:
+		// exactly its first billing period, prorated.
+		{"a range that is the first period", "sub-1",
+			billing.PeriodRequest{From: at("2026-01-01T05:00:00Z"), To: at("2026-02-01T05:00:00Z")}, 2687, 5484, 200, 2597, 5484, true},
+		{"a custom range is priced whole", "sub-1",
+			billing.PeriodRequest{From: at("2026-01-16T05:00:00Z"), To: at("2026-02-10T05:00:00Z")}, 4900, 10000, 200, 4900, 10000, false},
+		// March 1st to the 10th at noon: 10 days of 31. 4900 × 10/31 =
+		// 1580.65 -> 1581; 10000 × 10/31 = 3225.81 -> 3226; 1 call.
+		{"the last period, to the end", "sub-2",
+			billing.PeriodRequest{From: at("2026-03-01T05:00:00Z"), To: at("2026-04-01T04:00:00Z")}, 1581, 3226, 100, 1545, 3226, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := f.svc.SubscriptionUsage(f.ctx, "acme", tt.sub, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv := u.Invoice
+			got := []int64{inv.FixedFee.Minor, inv.MinimumCommitment.Minor, inv.ChargesTotal.Minor, inv.TrueUp.Minor, inv.Total.Minor}
+			want := []int64{tt.fee, tt.minimum, tt.charges, tt.trueUp, tt.total}
+			if !slices.Equal(got, want) || inv.FixedFeeProrated != tt.prorated || inv.MinimumCommitmentProrated != tt.prorated {
+				t.Errorf("fee, minimum, charges, true-up, total = %v prorated %v; want %v prorated %v", got, inv.FixedFeeProrated, want, tt.prorated)
+			}
+			if inv.FullFixedFee.Minor != 4900 || inv.FullMinimumCommitment.Minor != 10000 {
+				t.Errorf("full fee %d, full minimum %d", inv.FullFixedFee.Minor, inv.FullMinimumCommitment.Minor)
+			}
+		})
 	}
 }
