@@ -111,11 +111,37 @@ type subscriptionUsageBody struct {
 	From                    string            `json:"from"`
 	To                      string            `json:"to"`
 	Charges                 []chargeUsageLine `json:"charges"`
-	FixedFee                moneyJSON         `json:"fixed_fee"`
-	MinimumCommitment       moneyJSON         `json:"minimum_commitment"`
+	FixedFee                proratedMoneyJSON `json:"fixed_fee"`
+	MinimumCommitment       proratedMoneyJSON `json:"minimum_commitment"`
 	MinimumCommitmentTrueUp moneyJSON         `json:"minimum_commitment_true_up"`
 	ChargesTotal            moneyJSON         `json:"charges_total"`
 	Total                   moneyJSON         `json:"total"`
+	// Proration is present when the fixed fee or the minimum is prorated.
+	Proration *prorationJSON `json:"proration,omitempty"`
+}
+
+// proratedMoneyJSON is the fixed fee or the minimum commitment. In a
+// partial billing period it is a share of the plan's amount: prorated is
+// true and full_amount is the whole period's. In a whole period it is
+// just the amount, as before proration existed.
+type proratedMoneyJSON struct {
+	moneyJSON
+	Prorated        bool   `json:"prorated,omitempty"`
+	FullAmount      string `json:"full_amount,omitempty"`
+	FullAmountCents *int64 `json:"full_amount_cents,omitempty"`
+}
+
+// prorationJSON says what a partial period is a share of: the whole
+// billing period and its days, the days the subscription is live in the
+// billed period (for the minimum, and a fee paid in arrears) and the days
+// the fixed fee is owed for (to the whole period's end when paid in
+// advance).
+type prorationJSON struct {
+	FullPeriodFrom string `json:"full_period_from"`
+	FullPeriodTo   string `json:"full_period_to"`
+	FullPeriodDays int    `json:"full_period_days"`
+	Days           int    `json:"days"`
+	FixedFeeDays   int    `json:"fixed_fee_days"`
 }
 
 type usageSubscription struct {
@@ -162,6 +188,14 @@ func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
 	money := func(m rating.Money) moneyJSON {
 		return moneyJSON{Amount: m.Amount.StringFixed(exponent), AmountCents: m.Minor}
 	}
+	prorated := func(m, full rating.Money, isProrated bool) proratedMoneyJSON {
+		out := proratedMoneyJSON{moneyJSON: money(m)}
+		if isProrated {
+			whole := money(full)
+			out.Prorated, out.FullAmount, out.FullAmountCents = true, whole.Amount, &whole.AmountCents
+		}
+		return out
+	}
 	body := subscriptionUsageBody{
 		Subscription: usageSubscription{ExternalID: sub.ExternalID, ExternalCustomerID: sub.ExternalCustomerID,
 			PlanCode: sub.PlanCode, Status: sub.Status},
@@ -169,11 +203,15 @@ func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
 		From:                    formatTime(inv.Period.From, u.Location),
 		To:                      formatTime(inv.Period.To, u.Location),
 		Charges:                 make([]chargeUsageLine, 0, len(inv.Charges)),
-		FixedFee:                money(inv.FixedFee),
-		MinimumCommitment:       money(inv.MinimumCommitment),
+		FixedFee:                prorated(inv.FixedFee, inv.FullFixedFee, inv.FixedFeeProrated),
+		MinimumCommitment:       prorated(inv.MinimumCommitment, inv.FullMinimumCommitment, inv.MinimumCommitmentProrated),
 		MinimumCommitmentTrueUp: money(inv.TrueUp),
 		ChargesTotal:            money(inv.ChargesTotal),
 		Total:                   money(inv.Total),
+	}
+	if p := inv.Proration; inv.FixedFeeProrated || inv.MinimumCommitmentProrated {
+		body.Proration = &prorationJSON{FullPeriodFrom: formatTime(p.Full.From, u.Location), FullPeriodTo: formatTime(p.Full.To, u.Location),
+			FullPeriodDays: p.FullDays, Days: p.Days, FixedFeeDays: p.FeeDays(u.Plan.PayInAdvance)}
 	}
 	for _, line := range inv.Charges {
 		name := line.Charge.InvoiceDisplayName

@@ -37,11 +37,12 @@ type usageJSONBody struct {
 			moneyJSON
 		} `json:"groups"`
 	} `json:"charges"`
-	FixedFee                moneyJSON `json:"fixed_fee"`
-	MinimumCommitment       moneyJSON `json:"minimum_commitment"`
-	MinimumCommitmentTrueUp moneyJSON `json:"minimum_commitment_true_up"`
-	ChargesTotal            moneyJSON `json:"charges_total"`
-	Total                   moneyJSON `json:"total"`
+	FixedFee                proratedMoneyJSON `json:"fixed_fee"`
+	MinimumCommitment       proratedMoneyJSON `json:"minimum_commitment"`
+	MinimumCommitmentTrueUp moneyJSON         `json:"minimum_commitment_true_up"`
+	ChargesTotal            moneyJSON         `json:"charges_total"`
+	Total                   moneyJSON         `json:"total"`
+	Proration               *prorationJSON    `json:"proration"`
 }
 
 func (c *catalogEnv) usage(key, id, query string) usageJSONBody {
@@ -134,22 +135,39 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 	}
 	wantMoney(t, "current", u, moneyJSON{"5.96", 596}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
 		moneyJSON{"4.04", 404}, moneyJSON{"20.00", 2000})
+	// A whole period says nothing of proration: the fields are as before it.
+	if u.FixedFee.Prorated || u.FixedFee.FullAmountCents != nil || u.MinimumCommitment.Prorated || u.Proration != nil {
+		t.Errorf("a whole period is prorated: fee %+v minimum %+v proration %+v", u.FixedFee, u.MinimumCommitment, u.Proration)
+	}
 
-	// The previous period starts at subscription_at: 5 calls, 0.05.
+	// The previous period starts at subscription_at: 5 calls, 0.05. It is
+	// January 10th to 31st, 22 days of 31 (calendar billing in UTC), so
+	// the fee and the minimum are prorated, as in Lago (this figure
+	// changed with proration; it was the whole 10.00 and 20.00, a true-up
+	// of 9.95): 10.00 × 22/31 = 7.0968 -> 7.10, 20.00 × 22/31 = 14.1935
+	// -> 14.19, true-up 14.19 - 7.15 = 7.04.
 	p := c.usage(keyAcme, "s1", "?period=previous")
 	if p.From != "2026-01-10T00:00:00Z" || p.To != "2026-02-01T00:00:00Z" || p.Charges[0].Units != "5" ||
 		p.Charges[1].Units != "0" || p.Charges[1].EventsCount != 0 {
 		t.Errorf("previous: %+v", p)
 	}
-	wantMoney(t, "previous", p, moneyJSON{"0.05", 5}, moneyJSON{"10.00", 1000}, moneyJSON{"20.00", 2000},
-		moneyJSON{"9.95", 995}, moneyJSON{"20.00", 2000})
+	wantMoney(t, "previous", p, moneyJSON{"0.05", 5}, moneyJSON{"7.10", 710}, moneyJSON{"14.19", 1419},
+		moneyJSON{"7.04", 704}, moneyJSON{"14.19", 1419})
+	if f, m := p.FixedFee, p.MinimumCommitment; !f.Prorated || f.FullAmount != "10.00" || f.FullAmountCents == nil || *f.FullAmountCents != 1000 ||
+		!m.Prorated || m.FullAmount != "20.00" || m.FullAmountCents == nil || *m.FullAmountCents != 2000 {
+		t.Errorf("previous: fee %+v minimum %+v, want both prorated from 10.00 and 20.00", f, m)
+	}
+	if want := (prorationJSON{"2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", 31, 22, 22}); p.Proration == nil || *p.Proration != want {
+		t.Errorf("previous: proration %+v, want %+v", p.Proration, want)
+	}
 	if cur := c.usage(keyAcme, "s1", "?period=current"); cur.ChargesTotal != u.ChargesTotal {
 		t.Errorf("period=current: %+v, default %+v", cur.ChargesTotal, u.ChargesTotal)
 	}
 
 	// An explicit range is priced as one period, from subscription_at at
 	// the earliest (the 3 calls before it are not the subscription's):
-	// 262 calls = 1 + 162 × 0.005 + 1 = 2.81.
+	// 262 calls = 1 + 162 × 0.005 + 1 = 2.81. It is not a billing period:
+	// the fee and the minimum are whole.
 	x := c.usage(keyAcme, "s1", "?from=2026-01-01T00:00:00Z&to=2026-03-02T00:00:00%2B01:00")
 	if x.From != "2026-01-10T00:00:00Z" || x.To != "2026-03-01T23:00:00Z" || x.Charges[0].Units != "262" ||
 		x.Charges[0].moneyJSON != (moneyJSON{"2.81", 281}) || x.Charges[1].moneyJSON != (moneyJSON{"3.21", 321}) {
@@ -172,7 +190,7 @@ func TestSubscriptionUsageAmounts(t *testing.T) {
 
 func wantMoney(t *testing.T, what string, u usageJSONBody, charges, fee, minimum, trueUp, total moneyJSON) {
 	t.Helper()
-	got := []moneyJSON{u.ChargesTotal, u.FixedFee, u.MinimumCommitment, u.MinimumCommitmentTrueUp, u.Total}
+	got := []moneyJSON{u.ChargesTotal, u.FixedFee.moneyJSON, u.MinimumCommitment.moneyJSON, u.MinimumCommitmentTrueUp, u.Total}
 	want := []moneyJSON{charges, fee, minimum, trueUp, total}
 	for i := range got {
 		if got[i] != want[i] {

@@ -43,8 +43,9 @@ type Proration struct {
 	DaysToEnd int
 }
 
-// feeDays is the number of days the fixed fee is owed for.
-func (p Proration) feeDays(payInAdvance bool) int {
+// FeeDays is the number of days the fixed fee is owed for: Days, or
+// DaysToEnd for a fee paid in advance.
+func (p Proration) FeeDays(payInAdvance bool) int {
 	if payInAdvance {
 		return p.DaysToEnd
 	}

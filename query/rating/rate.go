@@ -123,7 +123,7 @@ func Rate(plan schemas.Plan, period Period, proration Proration, usage []ChargeU
 		inv.Charges = append(inv.Charges, line)
 	}
 
-	feeDays := proration.feeDays(plan.PayInAdvance)
+	feeDays := proration.FeeDays(plan.PayInAdvance)
 	fee := proration.prorate(plan.AmountCents, feeDays)
 	minimum := proration.prorate(plan.MinimumCommitmentCents, proration.Days)
 	spent, err := addMinor(chargesTotal, fee)
