@@ -85,6 +85,7 @@ func checkSchedule(t *testing.T, sub schemas.Subscription, interval schemas.Inte
 			want := expectedBoundary(sub.BillingTime, interval, anchor, i)
 			checkBoundary(t, p.From, want, loc)
 		}
+		checkProration(t, s, p, interval, i == 0 && sub.BillingTime == schemas.BillingCalendar, i == len(periods)-1)
 	}
 	last := periods[len(periods)-1]
 	if end, ok := sub.EndAt(); ok && end.Before(horizon) {
@@ -175,5 +176,37 @@ func checkBoundary(t *testing.T, got time.Time, want wallTime, loc *time.Locatio
 		t.Fatalf("boundary %s, want the first time the clock reads %v: %s", got, want, found[0].In(loc))
 	case len(found) == 0 && !gotWall.asUTC().After(want.asUTC()):
 		t.Fatalf("boundary %s: %v does not occur in %s, want a later wall time", got, want, loc)
+	}
+}
+
+// wholeDays is how many days a whole period of each interval can have.
+var wholeDays = map[schemas.Interval][2]int{
+	schemas.IntervalWeekly:    {7, 7},
+	schemas.IntervalMonthly:   {28, 31},
+	schemas.IntervalQuarterly: {89, 92},
+	schemas.IntervalYearly:    {365, 366},
+}
+
+// checkProration: every period of a schedule is a share of a whole
+// period that holds it, of as many days as its interval has; only a
+// calendar subscription's first period and a last one may be a part of
+// it, every other period is its own whole period.
+func checkProration(t *testing.T, s rating.Schedule, p rating.Period, interval schemas.Interval, first, last bool) {
+	t.Helper()
+	pr, ok := s.Proration(p)
+	if !ok {
+		t.Fatalf("Proration(%s): not a period of the schedule", formatPeriod(p))
+	}
+	if bounds := wholeDays[interval]; pr.FullDays < bounds[0] || pr.FullDays > bounds[1] {
+		t.Fatalf("the whole period %s of %s has %d days", formatPeriod(pr.Full), formatPeriod(p), pr.FullDays)
+	}
+	if pr.Full.From.After(p.From) || pr.Full.To.Before(p.To) || !(pr.Days > 0 && pr.Days <= pr.DaysToEnd && pr.DaysToEnd <= pr.FullDays) {
+		t.Fatalf("Proration(%s) = %s, %d/%d days, %d to the end", formatPeriod(p), formatPeriod(pr.Full), pr.Days, pr.FullDays, pr.DaysToEnd)
+	}
+	if !first && !pr.Full.From.Equal(p.From) {
+		t.Fatalf("period %s starts within its whole period %s", formatPeriod(p), formatPeriod(pr.Full))
+	}
+	if !first && !last && (!pr.Full.To.Equal(p.To) || pr.Days != pr.FullDays) {
+		t.Fatalf("period %s is not whole: %s, %d/%d days", formatPeriod(p), formatPeriod(pr.Full), pr.Days, pr.FullDays)
 	}
 }
