@@ -190,3 +190,59 @@ func TestDeleteChargedMeter(t *testing.T) {
 		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`, http.StatusOK, nil)
 	c.mustCall("DELETE", "/api/v1/meters/storage", keyAcme, "", http.StatusNoContent, nil)
 }
+
+// TestPlanUpdateCountsTerminatedSubscriptions: a PUT that adds a meter to a
+// plan must not make a terminated subscription's last (not yet invoiced)
+// period bill a meter the customer's other subscription billed meanwhile.
+func TestPlanUpdateCountsTerminatedSubscriptions(t *testing.T) {
+	c := newCatalogEnv(t)
+	_, storage := c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "storage", "name": "storage", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createPlan(keyAcme, `{"code": "addon", "name": "addon", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.clock.set(at(t, "2026-02-01T00:00:00Z"))
+	c.createSubscription(keyAcme, `{"external_id": "s-storage", "external_customer_id": "c1", "plan_code": "storage"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s-addon", "external_customer_id": "c1", "plan_code": "addon"}`)
+	c.insert(storageReading(t, storage, "acme", "c1", "e1", "2026-02-05T00:00:00Z", "10"))
+	// The add-on ends mid-February; its February period is not invoiced yet.
+	c.clock.set(at(t, "2026-02-15T00:00:00Z"))
+	c.mustCall("DELETE", SubscriptionsRoute+"/s-addon", keyAcme, "", http.StatusOK, nil)
+	// The add-on plan later gets a storage charge (for new customers).
+	code, body := c.call("PUT", PlansRoute+"/addon", keyAcme, `{"name": "addon", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}},
+		            {"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	t.Logf("PUT addon: %d %.120s", code, body)
+	if code == http.StatusOK {
+		c.clock.set(at(t, "2026-02-20T00:00:00Z"))
+		storageSub := c.usage(keyAcme, "s-storage", "")
+		addon := c.usage(keyAcme, "s-addon", "") // its last period, Feb 1-15
+		t.Logf("s-storage Feb: total %d; s-addon Feb 1-15: %s..%s total %d", storageSub.Total.AmountCents, addon.From, addon.To, addon.Total.AmountCents)
+		if storageSub.Total.AmountCents > 0 && addon.Total.AmountCents > 0 {
+			t.Errorf("PUT %s accepted: the 10 GB of Feb 5 are billed by s-storage (%d cents) and by the terminated s-addon (%d cents)",
+				PlansRoute+"/addon", storageSub.Total.AmountCents, addon.Total.AmountCents)
+		}
+	}
+}
+
+// TestCanceledPendingSubscriptionHoldsNothing: a pending subscription
+// terminated before it started (DELETE, or DELETE of its customer) never
+// runs, so it holds no meter for anyone.
+func TestCanceledPendingSubscriptionHoldsNothing(t *testing.T) {
+	c := newCatalogEnv(t)
+	c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.clock.set(at(t, "2026-02-10T00:00:00Z"))
+	c.createSubscription(keyAcme, `{"external_id": "s-future", "external_customer_id": "c1", "plan_code": "p", "subscription_at": "2026-06-01T00:00:00Z"}`)
+	c.mustCall("DELETE", SubscriptionsRoute+"/s-future", keyAcme, "", http.StatusOK, nil) // canceled before it started
+	c.clock.set(at(t, "2026-02-12T00:00:00Z"))
+	// Backdated to the start of the month, as billing teams do when a
+	// contract is signed late.
+	if code, body := c.call("POST", SubscriptionsRoute, keyAcme, `{"external_id": "s-now", "external_customer_id": "c1", "plan_code": "p",
+		"subscription_at": "2026-02-01T00:00:00Z"}`); code != http.StatusCreated {
+		t.Errorf("s-future never ran, yet: %d %.300s", code, body)
+	}
+}
