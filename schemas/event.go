@@ -35,6 +35,20 @@ type Event struct {
 	Properties json.RawMessage `json:"properties,omitempty"`
 }
 
+// AddressedTypePrefix starts the type of an event addressed to one meter.
+// An event whose type is AddressedType(key) ("@<meter key>") is metered by
+// the meter of that key alone, whatever that meter's event_type, and by no
+// other meter: it is how the usage of one meter is written without another
+// meter of the same event_type counting it too (PriceOps usage records are
+// written so), now or when a meter created later is backfilled. A meter's
+// event_type may not start with the prefix (Meter.Validate), so no meter
+// sees an addressed event by its event_type.
+const AddressedTypePrefix = "@"
+
+// AddressedType is the type of an event metered by the meter of key alone.
+// Keys are at most 63 characters, so it is within MaxEventTypeLen.
+func AddressedType(meterKey string) string { return AddressedTypePrefix + meterKey }
+
 // FieldError names the field of an event or meter that is invalid, so that
 // the producer can fix exactly that.
 type FieldError struct {

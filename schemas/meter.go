@@ -44,7 +44,8 @@ const CustomerGroupKey = "customer_id"
 // MaxGroupKeys bounds group_by: every key multiplies result cardinality.
 const MaxGroupKeys = 16
 
-// Meter turns events of one type into usage. The server assigns Revision
+// Meter turns events of one type into usage, and the events addressed to
+// it (AddressedType). The server assigns Revision
 // and CreatedAt; a meter deleted and created again under the same key gets
 // a new revision, so readings of the old definition never mix in.
 type Meter struct {
@@ -149,6 +150,9 @@ func (m *Meter) Validate() error {
 		errs = append(errs, fieldErr("event_type", "is required"))
 	} else if utf8.RuneCountInString(m.EventType) > MaxEventTypeLen { // as ParseEvent counts it
 		errs = append(errs, fieldErr("event_type", "is longer than %d characters", MaxEventTypeLen))
+	} else if strings.HasPrefix(m.EventType, AddressedTypePrefix) {
+		errs = append(errs, fieldErr("event_type", "%q starts with %q, which is reserved: an event of type %q is addressed "+
+			"to the meter whose key follows it, whatever that meter's event_type", m.EventType, AddressedTypePrefix, AddressedTypePrefix+"<meter key>"))
 	}
 	if !slices.Contains(Aggregations, m.Aggregation) {
 		errs = append(errs, fieldErr("aggregation", "%q must be one of %v", m.Aggregation, Aggregations))

@@ -71,6 +71,26 @@ func TestMeterKeyCase(t *testing.T) {
 	}
 }
 
+// TestAddressedType: the type addressing a meter is reserved for that use
+// (no meter's event_type starts with its prefix, and only a prefix is
+// reserved), and is an event type ingest accepts for every meter key.
+func TestAddressedType(t *testing.T) {
+	if got := schemas.AddressedType("API"); got != "@API" {
+		t.Errorf("AddressedType(API) = %q, want @API", got)
+	}
+	mustParseMeter(t, `{"key":"k","event_type":"api@v2","aggregation":"COUNT"}`)
+	_, err := schemas.ParseMeter([]byte(`{"key":"k","event_type":"@API","aggregation":"COUNT"}`))
+	if err == nil || !strings.Contains(err.Error(), `event_type: "@API" starts with "@", which is reserved`) {
+		t.Errorf("a meter of event_type @API: %v, want the reserved prefix named", err)
+	}
+	longest := "a" + strings.Repeat("b", 62)
+	mustParseMeter(t, `{"key":"`+longest+`","event_type":"e","aggregation":"COUNT"}`)
+	raw := fmt.Sprintf(`{"id":"1","type":%q,"customer_id":"c"}`, schemas.AddressedType(longest))
+	if ev, err := schemas.ParseEvent([]byte(raw), schemas.EventRules{}); err != nil || ev.Type != "@"+longest {
+		t.Errorf("ParseEvent(%s) = %+v, %v; want an event addressed to %s", raw, ev, err, longest)
+	}
+}
+
 func TestParseMeterFields(t *testing.T) {
 	def := `{"key":"tokens","name":"Tokens","description":"LLM tokens","event_type":"llm","aggregation":"SUM",
 		"value_property":"$.tokens","revision":7,"created_at":"2026-03-01T00:00:00Z"}`
@@ -138,6 +158,8 @@ func TestParseMeterErrors(t *testing.T) {
 		{"event_type missing", `{"key":"k","aggregation":"COUNT"}`, []string{"event_type"}},
 		{"event_type empty", `{"key":"k","event_type":"","aggregation":"COUNT"}`, []string{"event_type"}},
 		{"event_type too long", fmt.Sprintf(`{"key":"k","event_type":%q,"aggregation":"COUNT"}`, strings.Repeat("é", schemas.MaxEventTypeLen+1)), []string{"event_type"}},
+		{"event_type addressed to a meter", `{"key":"k","event_type":"@API","aggregation":"COUNT"}`, []string{"event_type"}},
+		{"event_type the reserved prefix alone", `{"key":"k","event_type":"@","aggregation":"COUNT"}`, []string{"event_type"}},
 		{"event_type a list", `{"key":"k","event_type":["e"],"aggregation":"COUNT"}`, []string{"event_type"}},
 		{"aggregation missing", `{"key":"k","event_type":"e"}`, []string{"aggregation"}},
 		{"aggregation unknown", `{"key":"k","event_type":"e","aggregation":"MEDIAN","value_property":"v"}`, []string{"aggregation"}},
