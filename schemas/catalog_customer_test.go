@@ -81,6 +81,8 @@ func TestParseCustomer(t *testing.T) {
 		{"external_id too long", fmt.Sprintf(`{"external_id":%q}`, strings.Repeat("x", schemas.MaxCustomerIDLen+1)),
 			[]string{"external_id"}, "at most 256"},
 		{"external_id control", `{"external_id":"a\nb"}`, []string{"external_id"}, "control characters"},
+		{"external_id a dot", `{"external_id":"."}`, []string{"external_id"}, "path segment"},
+		{"external_id two dots", `{"external_id":".."}`, []string{"external_id"}, "path segment"},
 		{"external_id bad UTF-8", "{\"external_id\":\"a\xffb\"}", []string{"external_id"}, "UTF-8"},
 		{"external_id lone surrogate", `{"external_id":"a\ud800"}`, []string{"external_id"}, "UTF-8"},
 		{"name too long", fmt.Sprintf(`{"external_id":"c","name":%q}`, strings.Repeat("n", 257)), []string{"name"}, "at most 256"},

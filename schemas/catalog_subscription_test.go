@@ -58,6 +58,8 @@ func TestParseSubscription(t *testing.T) {
 		{"external_id too long", fmt.Sprintf(`{"external_id":%q,"external_customer_id":"c","plan_code":"p"}`, strings.Repeat("s", schemas.MaxSubscriptionIDLen+1)),
 			[]string{"external_id"}, "at most 256"},
 		{"external_id control", `{"external_id":"s\t1","external_customer_id":"c","plan_code":"p"}`, []string{"external_id"}, "control"},
+		{"external_id two dots", `{"external_id":"..","external_customer_id":"c","plan_code":"p"}`, []string{"external_id"}, "path segment"},
+		{"customer id a dot", `{"external_id":"s","external_customer_id":".","plan_code":"p"}`, []string{"external_customer_id"}, "path segment"},
 		{"customer id too long", fmt.Sprintf(`{"external_id":"s","external_customer_id":%q,"plan_code":"p"}`, strings.Repeat("c", schemas.MaxCustomerIDLen+1)),
 			[]string{"external_customer_id"}, "at most 256"},
 		{"customer id not a string", `{"external_id":"s","external_customer_id":7,"plan_code":"p"}`, []string{"external_customer_id"}, "string"},

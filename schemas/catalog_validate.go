@@ -99,6 +99,11 @@ func checkExternalID(id, field string, maxLen int) *FieldError {
 	if strings.ContainsFunc(id, unicode.IsControl) {
 		return fieldErr(field, "must not contain control characters")
 	}
+	if id == "." || id == ".." {
+		// Ids are path segments of the API (/customers/{external_id}),
+		// and HTTP clients and routers resolve these two away.
+		return fieldErr(field, "%q cannot be an id: it is not a path segment of its own in a URL", id)
+	}
 	return nil
 }
 
