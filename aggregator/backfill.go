@@ -152,7 +152,7 @@ func (b *backfiller) run(ctx context.Context) {
 func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBackfill).Inc() }
 
 // backfill evaluates the meter over the organization's stored events of its
-// type, writes readings and dead letters in chunks, then records
+// types (its event_type and its addressed type), writes readings and dead letters in chunks, then records
 // completion. The events table holds only first versions, so duplicates
 // are excluded; no FINAL, because unmerged copies of an event produce the
 // same rows, which fold. Dead letters go to the table only: the topic
@@ -163,7 +163,7 @@ func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) 
 	var readings []ReadingRow
 	var deadLetters []DeadLetterRow
 	n := 0
-	err := b.source.ScanEvents(ctx, w.org, w.meter.EventType, func(rec schemas.Record, pos Position) error {
+	err := b.source.ScanEvents(ctx, w.org, meteredTypes(&w.meter), func(rec schemas.Record, pos Position) error {
 		n++
 		rs, failures := evaluate(rec, rec.IngestedAt, meters)
 		readings = append(readings, rs...)

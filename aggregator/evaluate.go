@@ -13,17 +13,28 @@ import (
 // by event type. Meters of other organizations are never consulted.
 type meterIndex map[string]map[string][]*schemas.Meter
 
+// indexMeters indexes each meter under its event_type and under its
+// addressed type (schemas.AddressedType), which no event_type starts like:
+// an addressed event finds its meter alone.
 func indexMeters(all map[string][]schemas.Meter) meterIndex {
 	idx := make(meterIndex, len(all))
 	for org, meters := range all {
 		byType := make(map[string][]*schemas.Meter)
 		for i := range meters {
 			m := &meters[i]
-			byType[m.EventType] = append(byType[m.EventType], m)
+			for _, typ := range meteredTypes(m) {
+				byType[typ] = append(byType[typ], m)
+			}
 		}
 		idx[org] = byType
 	}
 	return idx
+}
+
+// meteredTypes are the event types a meter meters: its event_type and its
+// addressed type. The live path (indexMeters) and the backfill read both.
+func meteredTypes(m *schemas.Meter) []string {
+	return []string{m.EventType, schemas.AddressedType(m.Key)}
 }
 
 // evalFailure is why one meter cannot meter an event.
