@@ -108,3 +108,26 @@ func (s *Store) TerminateSubscription(ctx context.Context, orgID, externalID str
 	}
 	return sub, nil
 }
+
+// UpdateSubscription applies change to the live subscription externalID of
+// orgID and stores the result, keeping its revision and creation time. An
+// error from change is returned as it is and nothing is written.
+// ErrNotFound when orgID has no such subscription.
+func (s *Store) UpdateSubscription(ctx context.Context, orgID, externalID string, change func(*schemas.Subscription) error) (schemas.Subscription, error) {
+	r, err := live(ctx, s.subscriptions, orgID, externalID)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	sub, err := decode[schemas.Subscription](r)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	if err := change(&sub); err != nil {
+		return schemas.Subscription{}, err
+	}
+	sub.ExternalID = externalID // the key never changes
+	if err := s.writeSubscription(ctx, orgID, sub, r.Revision, s.begin(r)); err != nil {
+		return schemas.Subscription{}, err
+	}
+	return sub, nil
+}

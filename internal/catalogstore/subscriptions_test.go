@@ -162,3 +162,41 @@ func TestListSubscriptionsFilters(t *testing.T) {
 		})
 	}
 }
+
+func TestUpdateSubscription(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	created, err := s.CreateSubscription(ctx, "acme", subscription("sub_1", "cus_1", "pro"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Date(2026, 4, 1, 0, 0, 0, 0, paris)
+	updated, err := s.UpdateSubscription(ctx, "acme", "sub_1", func(sub *schemas.Subscription) error {
+		sub.EndingAt, sub.Name, sub.ExternalID = &end, "renamed", "ignored"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetSubscription(ctx, "acme", "sub_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "Get after update", got, updated)
+	if got.EndingAt == nil || !got.EndingAt.Equal(end) || got.Name != "renamed" || got.ExternalID != "sub_1" ||
+		!got.CreatedAt.Equal(created.CreatedAt) || revisionOf(t, s.subscriptions, "acme", "sub_1") == 0 {
+		t.Errorf("updated %+v", got)
+	}
+	refused := errors.New("no")
+	if _, err := s.UpdateSubscription(ctx, "acme", "sub_1", func(*schemas.Subscription) error { return refused }); !errors.Is(err, refused) {
+		t.Errorf("a refused change: %v", err)
+	}
+	if after, _ := s.GetSubscription(ctx, "acme", "sub_1"); after.Name != "renamed" {
+		t.Errorf("a refused change wrote: %+v", after)
+	}
+	for _, org := range []string{"globex", ""} {
+		if _, err := s.UpdateSubscription(ctx, org, "sub_1", func(*schemas.Subscription) error { return nil }); err == nil {
+			t.Errorf("org %q updated acme's subscription", org)
+		}
+	}
+}
