@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/shopspring/decimal"
 )
@@ -42,12 +43,52 @@ type AggregationSpec struct {
 	// (String), time_ns and event_id.
 	SQL    string
 	Column Column
+	// GuardSQL, when set, estimates column v in Float64 over the same
+	// readings, for a fold that can leave the range of v (see InRange);
+	// it is empty for a fold that cannot (MAX, MIN and LATEST pick one
+	// reading, COUNT and UNIQUE_COUNT are UInt64).
+	GuardSQL string
 	// Final turns a row's count n and column v into the value served.
 	Final func(n uint64, v decimal.Decimal) decimal.Decimal
+	// Additive says the values of disjoint sets of readings add up to the
+	// value of them all: the groups of a charge add up to its units, so
+	// its amount can be split over them (SUM and COUNT). The maximum, the
+	// latest value or the distinct count of a whole is not the sum of its
+	// parts'.
+	Additive bool
 	// LagoType is the aggregation_type of Lago's billable metrics;
 	// MeasureName is the metering rule's aggregator in Measure's API.
 	LagoType    string
 	MeasureName string
+}
+
+// foldLimit bounds column v: Decimal(38, ValueScale) holds |v| < 10^26,
+// the range of a value (maxValue). guardLimit is the same bound for the
+// Float64 estimate of GuardSQL.
+var (
+	foldLimit  = maxValue
+	guardLimit = math.Pow10(ValuePrecision - ValueScale)
+)
+
+// InRange reports whether a folded column v, with guard the value of
+// GuardSQL over the same readings, is the exact fold: |v| < 10^26.
+//
+// ClickHouse sums Decimal(38, 12) in a 128-bit integer that wraps around
+// silently: two values of 9e25 sum to -1.6e26. Wrapping around is
+// arithmetic modulo 2^128, so the sum is exact whenever the true total is
+// within the integer's range (±1.7e26), whatever the partial sums did;
+// past it, v is off by a multiple of 2^128 × 10^-12 (3.4e26). So |v| <
+// 10^26 with |guard| < 10^26 is exact: a wrapped v inside ±10^26 comes
+// from a true total of at least 2.4e26 in magnitude, and the Float64
+// estimate of that total would have to be wrong by 1.4e26 to pass, which
+// rounding (a relative error of about 10^-16 per reading) never comes
+// near. Only a true total within rounding of ±10^26 may be refused
+// though it fits.
+func (s AggregationSpec) InRange(v decimal.Decimal, guard float64) bool {
+	if s.GuardSQL == "" {
+		return true
+	}
+	return v.Abs().LessThan(foldLimit) && math.Abs(guard) < guardLimit
 }
 
 func countFinal(n uint64, _ decimal.Decimal) decimal.Decimal { return decimal.NewFromUint64(n) }
@@ -63,13 +104,19 @@ func avgFinal(n uint64, v decimal.Decimal) decimal.Decimal {
 	return v.DivRound(decimal.NewFromUint64(n), ValueScale)
 }
 
+// sumGuard estimates sum(value) in Float64, which does not wrap around
+// (ClickHouse 18.16 and later convert Decimal with toFloat64).
+const sumGuard = "sum(toFloat64(value))"
+
 var aggregationSpecs = map[Aggregation]AggregationSpec{
-	AggSum:   {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, Final: valueFinal, LagoType: "sum_agg", MeasureName: "sum"},
-	AggCount: {Input: InputNone, Column: ColumnNone, Final: countFinal, LagoType: "count_agg", MeasureName: "count"},
+	AggSum: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, Final: valueFinal, Additive: true,
+		LagoType: "sum_agg", MeasureName: "sum"},
+	AggCount: {Input: InputNone, Column: ColumnNone, Final: countFinal, Additive: true, LagoType: "count_agg", MeasureName: "count"},
 	AggMax:   {Input: InputNumber, SQL: "max(value)", Column: ColumnDecimal, Final: valueFinal, LagoType: "max_agg", MeasureName: "max"},
 	AggMin:   {Input: InputNumber, SQL: "min(value)", Column: ColumnDecimal, Final: valueFinal, LagoType: "min_agg", MeasureName: "min"},
 	// AVG folds to the exact sum; Final divides by the count.
-	AggAvg: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, Final: avgFinal, LagoType: "avg_agg", MeasureName: "average"},
+	AggAvg: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, Final: avgFinal,
+		LagoType: "avg_agg", MeasureName: "average"},
 	AggUniqueCount: {Input: InputScalar, SQL: "uniqExact(distinct_value)", Column: ColumnUint, Final: valueFinal,
 		LagoType: "unique_count_agg", MeasureName: "unique_count"},
 	// LATEST takes the value of the latest event by event time; the event
@@ -92,6 +139,14 @@ func (a Aggregation) Spec() (AggregationSpec, error) {
 func (a Aggregation) NeedsValue() bool {
 	spec, err := a.Spec()
 	return err == nil && spec.Input != InputNone
+}
+
+// IsAdditive reports whether the aggregation's values add up over
+// disjoint sets of readings (AggregationSpec.Additive); false for an
+// unknown aggregation.
+func (a Aggregation) IsAdditive() bool {
+	spec, err := a.Spec()
+	return err == nil && spec.Additive
 }
 
 // IsNumeric reports whether the aggregation needs a numeric value.
