@@ -23,12 +23,15 @@ import (
 //	 "usage_data": [{"resource": "API", "quantity": 5000}]}
 //
 // Each item of usage_data becomes one native event, metered by the meter
-// whose key is the resource, and by no other (priceops_meters.go):
+// whose key is the resource, and by no other:
 //
-//	{"id": "<usage_record_id>:<resource>", "type": <the meter's event_type>,
+//	{"id": "<usage_record_id>:<resource>", "type": "@<resource>",
 //	 "customer_id": <customer_id>, "properties": {<value_property>: quantity}}
 //
-// with the event time the arrival time. The id makes a record idempotent
+// with the event time the arrival time. Its type addresses the resource's
+// meter (schemas.AddressedType): the aggregator meters it with that meter
+// alone, whatever other meters share the meter's event_type, including
+// meters created later and backfilled from the stored events. The id makes a record idempotent
 // on (usage_record_id, resource): a retried record is the same events, and
 // the aggregator keeps the first version of each, so a retry that changes
 // a quantity does not change the usage.
@@ -40,8 +43,7 @@ import (
 // safe, see above).
 
 // MaxUsageItems bounds usage_data: a record is one customer's usage of a
-// few resources, and every item is checked against every meter of its
-// event type.
+// few resources, and every item is checked against its meter.
 const MaxUsageItems = 100
 
 // maxQuantityLen bounds the text of a quantity, and maxQuantityExponent
@@ -181,8 +183,8 @@ func sortProblems(problems []fieldProblem) []fieldProblem {
 
 // usageEvents reads the organization's meters (once per record) and
 // turns every item into a native event, checking that the resource's
-// meter, and no other, meters it. err is a catalog failure (503);
-// problems are the record's fault (400).
+// meter meters it. err is a catalog failure (503); problems are the
+// record's fault (400).
 func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) (raws []rawEvent, problems []fieldProblem, err error) {
 	// Bounded like Kafka's acknowledgement: a ClickHouse that does not
 	// answer is a 503 to retry, not a request held until the client
@@ -193,16 +195,19 @@ func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("meters: %w", err)
 	}
-	meters := newUsageMeters(all)
+	byKey := make(map[string]schemas.Meter, len(all))
+	for _, m := range all {
+		byKey[m.Key] = m
+	}
 	for _, item := range rec.items {
 		field := fmt.Sprintf("usage_data[%d]", item.index)
-		meter, ok := meters.byKey[item.resource]
+		meter, ok := byKey[item.resource]
 		if !ok {
 			problems = append(problems, problem(field+".resource",
 				"no meter has the key %q; a resource is the key of one of your meters (create it with POST /api/v1/meters)", item.resource))
 			continue
 		}
-		raw, p := usageEvent(rec, item, meter, meters, field)
+		raw, p := usageEvent(rec, item, meter, field)
 		if p != nil {
 			problems = append(problems, *p)
 			continue
@@ -212,11 +217,12 @@ func (h *handler) usageEvents(ctx context.Context, org string, rec usageRecord) 
 	return raws, problems, nil
 }
 
-// usageEvent builds the native event of one item and checks it with the
-// meter's own rules (schemas.Meter.Evaluate), so that nothing accepted here
-// is dead-lettered or silently left out by the aggregator, and with the
-// other meters of its event type, so that none of them meters it too.
-func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, meters usageMeters, field string) ([]byte, *fieldProblem) {
+// usageEvent builds the native event of one item, addressed to the
+// resource's meter, and checks it with the meter's own rules
+// (schemas.Meter.Evaluate), so that nothing accepted here is dead-lettered
+// or silently left out by the aggregator. No other meter is consulted: no
+// other meter sees an addressed event.
+func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, field string) ([]byte, *fieldProblem) {
 	if err := meter.Validate(); err != nil { // prepares Evaluate; stored meters are valid
 		p := problem(field+".resource", "the meter %q is not valid: %v", item.resource, err)
 		return nil, &p
@@ -263,13 +269,9 @@ func usageEvent(rec usageRecord, item usageItem, meter schemas.Meter, meters usa
 		p := problem(at, "the meter %q cannot meter it: %v", item.resource, err)
 		return nil, &p
 	}
-	if parts := meters.alsoMetering(meter, decoded); len(parts) > 0 {
-		p := otherMetersProblem(field, meter, parts)
-		return nil, &p
-	}
 	raw, err := json.Marshal(map[string]any{
 		"id":          rec.id + ":" + item.resource,
-		"type":        meter.EventType,
+		"type":        schemas.AddressedType(meter.Key),
 		"customer_id": rec.customerID,
 		"properties":  json.RawMessage(propsJSON),
 	})

@@ -39,9 +39,9 @@ func TestPriceOpsUsageIntoKafka(t *testing.T) {
 
 	msgs := readAll(t, brokers, topic, partitions, 4)
 	want := map[string]wantEvent{ // by id; the retry is a second record of the first
-		"123457:API":    {"123457:API", "api_request", `{"quantity":5000}`},
-		"123458:API":    {"123458:API", "api_request", `{"quantity":12.5}`},
-		"123458:tokens": {"123458:tokens", "llm", `{"usage":{"tokens":3}}`},
+		"123457:API":    {"123457:API", "@API", `{"quantity":5000}`},
+		"123458:API":    {"123458:API", "@API", `{"quantity":12.5}`},
+		"123458:tokens": {"123458:tokens", "@tokens", `{"usage":{"tokens":3}}`},
 	}
 	seen := map[string]int{}
 	for _, m := range msgs {

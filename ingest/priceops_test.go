@@ -167,27 +167,27 @@ func TestPriceOpsUsage(t *testing.T) {
 		events     []wantEvent
 	}{
 		{name: "seed example", req: usageRequest{body: seedUsageRecord}, wantCode: 202,
-			events: []wantEvent{{"123457:API", "api_request", `{"quantity":5000}`}}},
+			events: []wantEvent{{"123457:API", "@API", `{"quantity":5000}`}}},
 		{name: "bearer key and JSON content type", req: usageRequest{body: seedUsageRecord, auth: "Bearer " + acmeKey, contentType: "application/json; charset=utf-8"},
-			wantCode: 202, events: []wantEvent{{"123457:API", "api_request", `{"quantity":5000}`}}},
+			wantCode: 202, events: []wantEvent{{"123457:API", "@API", `{"quantity":5000}`}}},
 		{
 			name: "every kind of meter",
 			req: usageRequest{body: record("r1", item("API", "0.25"), item("tokens", "12.5"), item("calls", "1.0"),
 				item("users", "42"), item("peak", "-3"), item("positive", "7e2"))},
 			wantCode: 202,
 			events: []wantEvent{
-				{"r1:API", "api_request", `{"quantity":0.25}`},
-				{"r1:tokens", "llm", `{"usage":{"tokens":12.5}}`},
-				{"r1:calls", "call", `{}`},
-				{"r1:users", "login", `{"user":42}`},
-				{"r1:peak", "gauge", `{"quantity":-3}`},
-				{"r1:positive", "transfer", `{"quantity":7e2}`},
+				{"r1:API", "@API", `{"quantity":0.25}`},
+				{"r1:tokens", "@tokens", `{"usage":{"tokens":12.5}}`},
+				{"r1:calls", "@calls", `{}`},
+				{"r1:users", "@users", `{"user":42}`},
+				{"r1:peak", "@peak", `{"quantity":-3}`},
+				{"r1:positive", "@positive", `{"quantity":7e2}`},
 			},
 		},
 		{name: "id with a colon", req: usageRequest{body: record("2026-03:day:1", item("API", "1"))}, wantCode: 202,
-			events: []wantEvent{{"2026-03:day:1:API", "api_request", `{"quantity":1}`}}},
+			events: []wantEvent{{"2026-03:day:1:API", "@API", `{"quantity":1}`}}},
 		{name: "longest usage_record_id", req: usageRequest{body: record(id124, item("API", "1"))}, wantCode: 202,
-			events: []wantEvent{{id124 + ":API", "api_request", `{"quantity":1}`}}},
+			events: []wantEvent{{id124 + ":API", "@API", `{"quantity":1}`}}},
 
 		// Organizations.
 		{name: "another organization's ORG_ID", req: usageRequest{org: "globex", body: seedUsageRecord}, wantCode: 403, wantError: httpapi.CodeForbidden},
@@ -252,33 +252,24 @@ func TestPriceOpsUsage(t *testing.T) {
 		{name: "meter filter the quantity fails", req: usageRequest{body: record("r1", item("positive", "0"))}, wantCode: 400, wantError: httpapi.CodeValidation,
 			wantFields: []string{"usage_data[0].resource"}, wantMsg: "filter"},
 
-		// Another meter of the resource's event_type would meter the item too.
+		// Other meters of the resource's event_type never see an item's
+		// event, which is addressed to the resource's meter.
 		{name: "a COUNT meter of the same event_type", req: usageRequest{body: seedUsageRecord},
 			meters:   []string{`{"key": "requests", "event_type": "api_request", "aggregation": "COUNT"}`},
-			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"},
-			wantMsg: `usage_data[0].resource: events of type "api_request", the event_type of the meter "API", are metered by other meters too: ` +
-				`the meter "requests" would count this item too. An item is metered by the meter of its resource alone: give the meter "API" an event_type of its own`},
-		{name: "a meter of the same event_type whose filter the item passes", req: usageRequest{body: record("r1", item("API", "5000"))},
-			meters:   []string{`{"key": "bulk", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gte": 1000}}}`},
-			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"}, wantMsg: `the meter "bulk" would count this item too`},
-		{name: "a meter of the same event_type whose filter excludes the item", req: usageRequest{body: record("r1", item("API", "5"))},
-			meters:   []string{`{"key": "bulk", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.quantity", "filter": {"$.quantity": {"gte": 1000}}}`},
-			wantCode: 202, events: []wantEvent{{"r1:API", "api_request", `{"quantity":5}`}}},
+			wantCode: 202, events: []wantEvent{{"123457:API", "@API", `{"quantity":5000}`}}},
 		{name: "a meter of the same event_type that would dead-letter the item", req: usageRequest{body: seedUsageRecord},
 			meters:   []string{`{"key": "bytes", "event_type": "api_request", "aggregation": "SUM", "value_property": "$.bytes"}`},
-			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource"},
-			wantMsg: `the meter "bytes" would dead-letter this item (value_missing: $.bytes is missing)`},
-		{name: "every other meter named, each item on its own", req: usageRequest{body: record("r1", item("API", "1"), item("requests", "1"), item("tokens", "1"))},
+			wantCode: 202, events: []wantEvent{{"123457:API", "@API", `{"quantity":5000}`}}},
+		{name: "meters of one event_type, each item addressed to its own", req: usageRequest{body: record("r1", item("API", "1"), item("requests", "1"), item("tokens", "1"))},
 			meters: []string{
 				`{"key": "requests", "event_type": "api_request", "aggregation": "COUNT"}`,
 				`{"key": "a_requests", "event_type": "api_request", "aggregation": "COUNT"}`,
 			},
-			wantCode: 400, wantError: httpapi.CodeValidation, wantFields: []string{"usage_data[0].resource", "usage_data[1].resource"},
-			wantMsg: `other meters too: the meter "a_requests" would count this item too; the meter "requests" would count this item too. ` +
-				`An item is metered by the meter of its resource alone: give the meter "API" an event_type of its own, ` +
-				`or give the other meters filters that exclude its event (which carries only the quantity); ` +
-				`usage_data[1].resource: events of type "api_request", the event_type of the meter "requests", are metered by other meters too: ` +
-				`the meter "API" would dead-letter this item (value_missing: $.quantity is missing); the meter "a_requests" would count this item too.`},
+			wantCode: 202, events: []wantEvent{
+				{"r1:API", "@API", `{"quantity":1}`},
+				{"r1:requests", "@requests", `{}`},
+				{"r1:tokens", "@tokens", `{"usage":{"tokens":1}}`},
+			}},
 		{name: "every problem named, in record order", req: usageRequest{body: `{"customer_id": "c", "usage_data": [` + item("nope", "1") + "," + item("API", `"5"`) + "," + item("calls", "2") + `]}`},
 			wantCode: 400, wantError: httpapi.CodeValidation,
 			wantFields: []string{"usage_record_id", "usage_data[0].resource", "usage_data[1].quantity", "usage_data[2].quantity"}},
@@ -434,7 +425,7 @@ func TestPriceOpsKafkaFailureBesideARejectedItem(t *testing.T) {
 	// Room for the record of item API, not for the long meter's.
 	now := time.Now().UTC()
 	key, value, err := schemas.EncodeRecord(schemas.Record{OrgID: "acme", IngestedAt: now, Event: schemas.Event{
-		ID: "r1:API", Type: "api_request", CustomerID: "1008", Time: now, Properties: json.RawMessage(`{"quantity":1}`)}})
+		ID: "r1:API", Type: schemas.AddressedType("API"), CustomerID: "1008", Time: now, Properties: json.RawMessage(`{"quantity":1}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
