@@ -46,6 +46,7 @@ type CatalogStore interface {
 	GetSubscription(ctx context.Context, orgID, externalID string) (schemas.Subscription, error)
 	ListSubscriptions(ctx context.Context, orgID string, f catalogstore.SubscriptionFilter) ([]schemas.Subscription, error)
 	TerminateSubscription(ctx context.Context, orgID, externalID string, at time.Time) (schemas.Subscription, error)
+	UpdateSubscription(ctx context.Context, orgID, externalID string, change func(*schemas.Subscription) error) (schemas.Subscription, error)
 }
 
 var _ CatalogStore = (*catalogstore.Store)(nil)
@@ -93,8 +94,9 @@ func catalogRoutes(d catalogDeps) []httpapi.Route {
 		{Pattern: "GET " + SubscriptionsRoute, Handler: h.timed(h.listSubscriptions)},
 		{Pattern: SubscriptionsRoute, Handler: methodNotAllowed("GET, POST")},
 		{Pattern: "GET " + SubscriptionRoute, Handler: h.timed(h.getSubscription)},
+		{Pattern: "PUT " + SubscriptionRoute, Handler: h.timed(h.updateSubscription)},
 		{Pattern: "DELETE " + SubscriptionRoute, Handler: h.timed(h.terminateSubscription)},
-		{Pattern: SubscriptionRoute, Handler: methodNotAllowed("GET, DELETE")},
+		{Pattern: SubscriptionRoute, Handler: methodNotAllowed("GET, PUT, DELETE")},
 		{Pattern: "GET " + SubscriptionUsageRoute, Handler: h.timed(h.subscriptionUsage)},
 		{Pattern: SubscriptionUsageRoute, Handler: methodNotAllowed("GET")},
 	}

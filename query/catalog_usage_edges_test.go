@@ -11,6 +11,7 @@ import (
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/query/billing"
 	"github.com/tally-oss/tally/query/usage"
+	"github.com/tally-oss/tally/schemas"
 )
 
 // An explicit ?from=&to= range counts only the subscription's own life:
@@ -244,5 +245,58 @@ func TestCanceledPendingSubscriptionHoldsNothing(t *testing.T) {
 	if code, body := c.call("POST", SubscriptionsRoute, keyAcme, `{"external_id": "s-now", "external_customer_id": "c1", "plan_code": "p",
 		"subscription_at": "2026-02-01T00:00:00Z"}`); code != http.StatusCreated {
 		t.Errorf("s-future never ran, yet: %d %.300s", code, body)
+	}
+}
+
+// TestPlanChangeAtPeriodEnd: a subscription's end can be scheduled (PUT
+// ending_at), so that the next plan starts when the period ends; the
+// immediate change is DELETE then POST at terminated_at.
+func TestPlanChangeAtPeriodEnd(t *testing.T) {
+	c := newCatalogEnv(t)
+	c.catalogMeters(keyAcme)
+	for _, code := range []string{"team", "solo"} {
+		c.createPlan(keyAcme, `{"code": "`+code+`", "name": "`+code+`", "interval": "monthly", "amount_currency": "USD",
+			"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
+	}
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.clock.set(at(t, "2026-02-10T00:00:00Z"))
+	c.createSubscription(keyAcme, `{"external_id": "s-team", "external_customer_id": "c1", "plan_code": "team", "subscription_at": "2026-01-01T00:00:00Z"}`)
+	solo := `{"external_id": "s-solo", "external_customer_id": "c1", "plan_code": "solo", "subscription_at": "2026-03-01T00:00:00Z"}`
+	if code, _ := c.call("POST", SubscriptionsRoute, keyAcme, solo); code != http.StatusBadRequest {
+		t.Fatalf("solo from March while team runs on: %d, want 400", code)
+	}
+
+	for _, tt := range []struct {
+		name, body string
+		want       int
+		field      string
+	}{
+		{"in the past", `{"ending_at": "2026-02-01T00:00:00Z"}`, 400, "ending_at"},
+		{"not a time", `{"ending_at": "March"}`, 400, "ending_at"},
+		{"another field", `{"plan_code": "solo"}`, 400, "plan_code"},
+		{"another id", `{"external_id": "s-other", "ending_at": "2026-03-01T00:00:00Z"}`, 400, "external_id"},
+		{"at the end of February, Lago's wrapper", `{"subscription": {"ending_at": "2026-03-01T00:00:00Z", "name": "Team until March"}}`, 200, ""},
+	} {
+		code, body := c.call("PUT", SubscriptionsRoute+"/s-team", keyAcme, tt.body)
+		if code != tt.want || (tt.field != "" && !strings.Contains(string(body), `"field":"`+tt.field+`"`)) {
+			t.Errorf("%s: %d %s, want %d naming %s", tt.name, code, body, tt.want, tt.field)
+		}
+	}
+	c.createSubscription(keyAcme, solo) // starts where team ends
+	if s := c.getSubscription(keyAcme, "s-team"); s.EndingAt == nil || s.Name != "Team until March" || s.Status != schemas.StatusActive {
+		t.Errorf("s-team after PUT: %+v", s)
+	}
+	// Clearing the end again would make team overlap solo.
+	if code, body := c.call("PUT", SubscriptionsRoute+"/s-team", keyAcme, `{"ending_at": null}`); code != http.StatusBadRequest ||
+		!strings.Contains(string(body), "s-solo") {
+		t.Errorf("clearing team's end while solo follows: %d %s, want 400 naming s-solo", code, body)
+	}
+	// An ended subscription does not change.
+	c.clock.set(at(t, "2026-03-05T00:00:00Z"))
+	if code, _ := c.call("PUT", SubscriptionsRoute+"/s-team", keyAcme, `{"name": "x"}`); code != http.StatusBadRequest {
+		t.Errorf("renaming an ended subscription: %d, want 400", code)
+	}
+	if code, _ := c.call("PUT", SubscriptionsRoute+"/nope", keyAcme, `{"name": "x"}`); code != http.StatusNotFound {
+		t.Errorf("unknown subscription: %d, want 404", code)
 	}
 }

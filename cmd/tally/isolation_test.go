@@ -64,6 +64,7 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 		{"GET /api/v1/subscriptions/{external_id}", "GET", "/api/v1/subscriptions/acme-sub", "", []int{404}},
 		{"GET /api/v1/subscriptions/{external_id}/usage", "GET", "/api/v1/subscriptions/acme-sub/usage", "", []int{404}},
 		{"DELETE /api/v1/subscriptions/{external_id}", "DELETE", "/api/v1/subscriptions/acme-sub", "", []int{404}},
+		{"PUT /api/v1/subscriptions/{external_id}", "PUT", "/api/v1/subscriptions/acme-sub", `{"ending_at": "2099-01-01T00:00:00Z"}`, []int{404}},
 		{"POST /api/v1/subscriptions", "POST", "/api/v1/subscriptions", `{"external_id": "acme-sub", "external_customer_id": "acme-cust", "plan_code": "acme-plan"}`, []int{400}},
 		{"GET /api/v1/customers/{external_customer_id}/current_usage", "GET", "/api/v1/customers/acme-cust/current_usage?external_subscription_id=acme-sub", "", []int{404}},
 		{"GET /api/v1/integration/organization/{org_id}/customers", "GET", "/api/v1/integration/organization/acme/customers", "", []int{403}},
