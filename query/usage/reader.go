@@ -30,6 +30,26 @@ type Reader interface {
 // ErrTooManyRows means the result exceeds the configured row limit.
 var ErrTooManyRows = errors.New("usage result exceeds the row limit")
 
+// ErrOutOfRange means a total (or the sum an average divides) is beyond
+// the ±10^26 Tally computes exactly: ClickHouse's sum of Decimal128
+// readings wraps around silently, so the read is refused rather than
+// serving a wrong number. Every value is within range, but a sum of
+// enough of them is not; a retry does not change it, a narrower window
+// may. Reads fail with an *OutOfRangeError, which wraps it.
+var ErrOutOfRange = errors.New("the total exceeds the range Tally can represent exactly (±10^26)")
+
+// OutOfRangeError names the meter whose usage is out of range.
+type OutOfRangeError struct {
+	Meter string
+}
+
+func (e *OutOfRangeError) Error() string {
+	return fmt.Sprintf("the usage of meter %q is out of range: %v", e.Meter, ErrOutOfRange)
+}
+
+// Unwrap makes errors.Is(err, ErrOutOfRange) true.
+func (e *OutOfRangeError) Unwrap() error { return ErrOutOfRange }
+
 // Observer is told about every ClickHouse call and result size; the query
 // service's metrics implement it.
 type Observer interface {
@@ -94,6 +114,7 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 		count  uint64
 		dec    decimal.Decimal
 		uniq   uint64
+		guard  float64
 	)
 	dest := []any{}
 	if q.WindowSize != WindowNone {
@@ -112,6 +133,9 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 	default:
 		return nil, fmt.Errorf("aggregation %s: unknown column kind %d", q.Aggregation, spec.Column)
 	}
+	if spec.GuardSQL != "" {
+		dest = append(dest, &guard)
+	}
 
 	var out []Row
 	for rows.Next() {
@@ -123,6 +147,9 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 		}
 		if len(out) == r.maxRows {
 			return nil, ErrTooManyRows
+		}
+		if !spec.InRange(dec, guard) {
+			return nil, &OutOfRangeError{Meter: q.MeterKey}
 		}
 		row := Row{GroupValues: append([]string(nil), groups...), WindowStart: q.From, WindowEnd: q.To, Events: count}
 		if q.WindowSize != WindowNone {
