@@ -90,6 +90,13 @@ func (h *catalogHandler) checkMeters(r *http.Request, org string, plan schemas.P
 	return details, nil
 }
 
+// planBatch is how many plans one store read returns: a plan is at most
+// about 1 MiB (maxCatalogBytes), so a read holds at most about 50 MiB.
+const planBatch = 50
+
+// listPlans serves GET /api/v1/plans, sorted by code, paginated; a page
+// holds at most maxPageBytes of plans (see fillPage), fewer than ?limit=
+// when the plans are large.
 func (h *catalogHandler) listPlans(w http.ResponseWriter, r *http.Request) {
 	params, details := queryParams(r, pageParams...)
 	p, pageDetails := parsePage(params)
@@ -97,12 +104,15 @@ func (h *catalogHandler) listPlans(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, "the query", details)
 		return
 	}
-	plans, err := h.store.ListPlans(r.Context(), httpapi.OrgID(r.Context()), p.after, p.limit+1)
+	ctx, org := r.Context(), httpapi.OrgID(r.Context())
+	body, err := fillPage(p, planBatch, func(after string, n int) ([]schemas.Plan, error) {
+		return h.store.ListPlans(ctx, org, after, n)
+	}, func(p schemas.Plan) string { return p.Code }, nil)
 	if err != nil {
 		h.storeFailed(w, r, "list plans", err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, pageOf(plans, p.limit, func(p schemas.Plan) string { return p.Code }))
+	httpapi.WriteJSON(w, http.StatusOK, body)
 }
 
 func (h *catalogHandler) getPlan(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,6 @@ package query
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tally-oss/tally/internal/httpapi"
 )
@@ -21,12 +19,6 @@ import (
 // maxCatalogBytes bounds a catalog request body: a plan with 100 charges
 // of 100 tiers each fits.
 const maxCatalogBytes = 1 << 20
-
-// Pagination of the catalog lists.
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-)
 
 // readCatalogBody reads a JSON request body of at most maxCatalogBytes, or
 // writes the error response.
@@ -105,60 +97,4 @@ func queryParams(r *http.Request, allowed ...string) (map[string]string, []*erro
 		}
 	}
 	return out, details
-}
-
-// page is a validated ?limit= and ?cursor=.
-type page struct {
-	limit int
-	after string // list keys greater than this
-}
-
-// pageParams are the parameters of every list.
-var pageParams = []string{"limit", "cursor"}
-
-// parsePage reads limit (1 to maxPageSize, default defaultPageSize) and
-// cursor (the next_cursor of the previous page).
-func parsePage(params map[string]string) (page, []*errorDetail) {
-	p := page{limit: defaultPageSize}
-	var details []*errorDetail
-	if v, ok := params["limit"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageSize {
-			details = append(details, &errorDetail{Field: "limit", Message: strconv.Quote(v) + " must be a whole number from 1 to " + strconv.Itoa(maxPageSize)})
-		} else {
-			p.limit = n
-		}
-	}
-	if v, ok := params["cursor"]; ok {
-		after, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || len(after) == 0 || !utf8.Valid(after) {
-			details = append(details, &errorDetail{Field: "cursor", Message: "is not a cursor this API returned; pass next_cursor of the previous page as it is"})
-		} else {
-			p.after = string(after)
-		}
-	}
-	return p, details
-}
-
-// listBody is a page of a catalog list. NextCursor is null on the last
-// page.
-type listBody[T any] struct {
-	Data       []T     `json:"data"`
-	NextCursor *string `json:"next_cursor"`
-}
-
-// pageOf returns the body for items, of which the store was asked for
-// limit+1: one more than the page means there is a next page, which starts
-// after the page's last key.
-func pageOf[T any](items []T, limit int, key func(T) string) listBody[T] {
-	body := listBody[T]{Data: items}
-	if len(items) > limit {
-		body.Data = items[:limit]
-		cursor := base64.RawURLEncoding.EncodeToString([]byte(key(items[limit-1])))
-		body.NextCursor = &cursor
-	}
-	if body.Data == nil {
-		body.Data = []T{} // "data": [], not null
-	}
-	return body
 }

@@ -124,10 +124,15 @@ func subscriptionIDInUse(id string) *errorDetail {
 // subscriptionStatuses are the values of ?status=.
 var subscriptionStatuses = []schemas.SubscriptionStatus{schemas.StatusPending, schemas.StatusActive, schemas.StatusTerminated}
 
+// subscriptionBatch is how many subscriptions one store read returns at
+// most: a subscription is a few hundred bytes.
+const subscriptionBatch = maxPageSize + 1
+
 // listSubscriptions serves GET /api/v1/subscriptions, filtered by
-// ?external_customer_id=, ?plan_code= and ?status=. Status is derived at
-// now, so its filter runs here, on the store's pages, until the page is
-// full.
+// ?external_customer_id=, ?plan_code= and ?status=, sorted by
+// external_id, paginated; a page holds at most maxPageBytes of
+// subscriptions (see fillPage). Status is derived at now, so its filter
+// runs here, on the store's pages, until the page is full.
 func (h *catalogHandler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	params, details := queryParams(r, "external_customer_id", "plan_code", "status", "limit", "cursor")
 	p, pageDetails := parsePage(params)
@@ -143,29 +148,25 @@ func (h *catalogHandler) listSubscriptions(w http.ResponseWriter, r *http.Reques
 		writeInvalid(w, "the query", details)
 		return
 	}
-	f := catalogstore.SubscriptionFilter{CustomerID: params["external_customer_id"], PlanCode: params["plan_code"], After: p.after}
-	// Ask for one more than the page, to know whether there is a next one.
-	f.Limit = max(p.limit+1, defaultPageSize)
-	now := h.now()
-	var subs []schemas.Subscription
-	for len(subs) <= p.limit {
-		batch, err := h.store.ListSubscriptions(r.Context(), httpapi.OrgID(r.Context()), f)
-		if err != nil {
-			h.storeFailed(w, r, "list subscriptions", err)
-			return
-		}
-		for _, s := range batch {
-			s.Status = s.StatusAt(now)
-			if (!filterStatus || s.Status == status) && len(subs) <= p.limit {
-				subs = append(subs, s)
-			}
-		}
-		if len(batch) < f.Limit {
-			break
-		}
-		f.After = batch[len(batch)-1].ExternalID
+	ctx, org, now := r.Context(), httpapi.OrgID(r.Context()), h.now()
+	f := catalogstore.SubscriptionFilter{CustomerID: params["external_customer_id"], PlanCode: params["plan_code"]}
+	var keep func(schemas.Subscription) bool
+	if filterStatus {
+		keep = func(s schemas.Subscription) bool { return s.Status == status }
 	}
-	httpapi.WriteJSON(w, http.StatusOK, pageOf(subs, p.limit, func(s schemas.Subscription) string { return s.ExternalID }))
+	body, err := fillPage(p, subscriptionBatch, func(after string, n int) ([]schemas.Subscription, error) {
+		f.After, f.Limit = after, n
+		subs, err := h.store.ListSubscriptions(ctx, org, f)
+		for i := range subs {
+			subs[i].Status = subs[i].StatusAt(now)
+		}
+		return subs, err
+	}, func(s schemas.Subscription) string { return s.ExternalID }, keep)
+	if err != nil {
+		h.storeFailed(w, r, "list subscriptions", err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, body)
 }
 
 func (h *catalogHandler) getSubscription(w http.ResponseWriter, r *http.Request) {

@@ -188,7 +188,8 @@ func ignoreExpected(err error) error {
 }
 
 // plansCharging returns the codes of the plans that charge meter key, at
-// most 10.
+// most 10. It reads planBatch plans at a time: a plan may be about 1 MiB,
+// so a page of 1000 could hold a gigabyte.
 func (h *metersHandler) plansCharging(ctx context.Context, org, key string) ([]string, error) {
 	if h.plans == nil {
 		return nil, nil
@@ -196,7 +197,7 @@ func (h *metersHandler) plansCharging(ctx context.Context, org, key string) ([]s
 	var codes []string
 	after := ""
 	for {
-		page, err := h.plans.ListPlans(ctx, org, after, 1000)
+		page, err := h.plans.ListPlans(ctx, org, after, planBatch)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +208,7 @@ func (h *metersHandler) plansCharging(ctx context.Context, org, key string) ([]s
 				}
 			}
 		}
-		if len(page) < 1000 {
+		if len(page) < planBatch {
 			return codes, nil
 		}
 		after = page[len(page)-1].Code
