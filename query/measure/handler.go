@@ -146,6 +146,6 @@ func (h *handler) serveUsage(w http.ResponseWriter, r *http.Request) {
 		errorResponse(http.StatusBadRequest, httpapi.CodeValidation, "Idempotency-Key is longer than 255 characters",
 			[]fieldError{{"Idempotency-Key", fmt.Sprintf("is longer than %d characters", maxIdempotencyKey)}}).write(w)
 	default:
-		h.idempotent(ctx, orgID, key, requestHash(r.Method, r.URL.Path, raw), compute).write(w)
+		h.idempotent(ctx, orgID, key, requestHash(subID, raw), compute).write(w)
 	}
 }

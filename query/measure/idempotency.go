@@ -41,11 +41,13 @@ const maxIdempotencyKey = 255
 // different request.
 const codeIdempotencyKeyReused = "idempotency_key_reused"
 
-// requestHash identifies a request: its method, path and body. The
-// organization is not in it; saved responses are scoped by organization.
-func requestHash(method, path string, body []byte) string {
+// requestHash identifies a request: the subscription it asks about and
+// its body. The company's spelling (with or without cmp_) does not matter
+// and the organization is not in it: saved responses are scoped by
+// organization.
+func requestHash(subscriptionID string, body []byte) string {
 	h := sha256.New()
-	h.Write([]byte(method + "\n" + path + "\n"))
+	h.Write([]byte("POST subscription usage\n" + subscriptionID + "\n"))
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
