@@ -55,8 +55,9 @@
 //     shorter range.
 //   - Idempotency-Key: the first 2xx response to a request is saved for
 //     IdempotencyWindow under the key, scoped to the organization and this
-//     endpoint; a retry with the same key and the same request (method,
-//     path and body) gets the saved status and bytes, even if more usage
+//     endpoint; a retry with the same key and the same request (the
+//     subscription and the body; cmp_acme and acme are one company) gets
+//     the saved status and bytes, even if more usage
 //     arrived since; the same key with another request is 422
 //     idempotency_key_reused. Errors are not saved, so a corrected request
 //     can reuse the key, and neither is a response over 1 MiB
