@@ -9,6 +9,7 @@ import (
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/query/billing"
 	"github.com/tally-oss/tally/query/rating"
+	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -40,6 +41,9 @@ func (h *catalogHandler) subscriptionUsage(w http.ResponseWriter, r *http.Reques
 			field = "from"
 		}
 		writeInvalid(w, "the query", []*errorDetail{{Field: field, Message: err.Error()}})
+	case errors.Is(err, usage.ErrOutOfRange):
+		httpapi.WriteError(w, http.StatusUnprocessableEntity, codeOutOfRange, fmt.Sprintf(
+			"subscription %s cannot be priced: %v", quoteKey(id), outOfRange(err)))
 	case isRatingError(err):
 		h.logger.Error("price subscription usage", "path", r.URL.Path, "err", err)
 		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal,
@@ -90,6 +94,15 @@ func parsePeriodRequest(params map[string]string) (billing.PeriodRequest, []*err
 			"%s must be before to (%s); the range is half-open [from, to)", from, to)})
 	}
 	return req, details
+}
+
+// outOfRange is the *usage.OutOfRangeError in err, which names the meter.
+func outOfRange(err error) error {
+	var rangeErr *usage.OutOfRangeError
+	if errors.As(err, &rangeErr) {
+		return rangeErr
+	}
+	return usage.ErrOutOfRange
 }
 
 // isRatingError reports a plan the pricing code cannot price: a bug or a

@@ -31,6 +31,11 @@ type usageHandler struct {
 	now     func() time.Time
 }
 
+// codeOutOfRange is the error code of usage whose total Tally cannot
+// represent exactly (usage.ErrOutOfRange): 422, as a retry gives the
+// same answer.
+const codeOutOfRange = "usage_out_of_range"
+
 // usageResponse is the JSON body of a usage query.
 type usageResponse struct {
 	Meter          string            `json:"meter"`
@@ -76,6 +81,11 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, usage.ErrTooManyRows):
 		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, fmt.Sprintf(
 			"the result has more than %d rows; use a larger window_size, a shorter range, fewer group_by keys or filters", h.maxRows))
+		return
+	case errors.Is(err, usage.ErrOutOfRange):
+		httpapi.WriteError(w, http.StatusUnprocessableEntity, codeOutOfRange, fmt.Sprintf(
+			"the usage of meter %s is out of range: %v; a smaller window_size or a shorter range keeps each window's total within it",
+			quoteKey(meter.Key), usage.ErrOutOfRange))
 		return
 	case err != nil:
 		writeStorageError(w, r, h.logger, "query usage", err)

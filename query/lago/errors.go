@@ -40,9 +40,9 @@ func writeMethodNotAllowed(w http.ResponseWriter, code string) {
 // failureOf is the answer to an error of the catalog, ClickHouse or
 // pricing, classified as the native routes classify storage errors
 // (query/errors.go): ClickHouse unreachable, busy or slower than the
-// timeout is 503, which a client retries; a result over the row limit is
-// 422, which a retry does not change; anything else is a bug of ours,
-// 500.
+// timeout is 503, which a client retries; a result over the row limit,
+// or a total out of the range Tally represents exactly, is 422, which a
+// retry does not change; anything else is a bug of ours, 500.
 func failureOf(ctx context.Context, err error) Error {
 	unavailable := func(code, message string) Error {
 		return Error{Status: http.StatusServiceUnavailable, Error: "Service Unavailable", Code: code, Message: message}
@@ -50,6 +50,15 @@ func failureOf(ctx context.Context, err error) Error {
 	if errors.Is(err, usage.ErrTooManyRows) {
 		return Error{Status: http.StatusUnprocessableEntity, Error: "Unprocessable Entity", Code: "too_many_rows",
 			Message: "the current usage has more rows than the server's limit (query.max-rows); fewer group_by keys on the charged meters keep it smaller"}
+	}
+	if errors.Is(err, usage.ErrOutOfRange) {
+		var rangeErr *usage.OutOfRangeError
+		message := usage.ErrOutOfRange.Error()
+		if errors.As(err, &rangeErr) {
+			message = rangeErr.Error() // names the meter
+		}
+		return Error{Status: http.StatusUnprocessableEntity, Error: "Unprocessable Entity", Code: "usage_out_of_range",
+			Message: message + "; the current usage cannot be priced"}
 	}
 	switch chclient.Classify(ctx, err) {
 	case chclient.FailureCanceled:

@@ -74,9 +74,14 @@ func (h *handler) internal(err error) response {
 	return errorResponse(http.StatusInternalServerError, httpapi.CodeInternal, "the subscription's charge could not be described; the error is logged", nil)
 }
 
+// codeOutOfRange is the error code of usage whose total Tally cannot
+// represent exactly (usage.ErrOutOfRange).
+const codeOutOfRange = "usage_out_of_range"
+
 // failure answers a failed read and logs it, once, here. A result over the
 // row limit (of one read, or of the whole response) is the client's to
-// narrow (400 naming period); storage unreachable, busy or slower than the
+// narrow (400 naming period); a total out of the range Tally represents
+// exactly is 422, which no retry changes; storage unreachable, busy or slower than the
 // timeout is 503 (retry later); an exception about the query itself is a
 // bug of ours (500).
 func (h *handler) failure(ctx context.Context, action string, err error) response {
@@ -84,6 +89,14 @@ func (h *handler) failure(ctx context.Context, action string, err error) respons
 		problem := fieldError{"period", fmt.Sprintf("the daily breakdown of this range (a row per day and group) "+
 			"has more than the server's limit of %d rows; ask for a shorter range", h.maxRows)}
 		return errorResponse(http.StatusBadRequest, httpapi.CodeValidation, problem.Error(), []fieldError{problem})
+	}
+	if errors.Is(err, usage.ErrOutOfRange) {
+		var rangeErr *usage.OutOfRangeError
+		message := usage.ErrOutOfRange.Error()
+		if errors.As(err, &rangeErr) {
+			message = rangeErr.Error() // names the meter
+		}
+		return errorResponse(http.StatusUnprocessableEntity, codeOutOfRange, message, nil)
 	}
 	switch chclient.Classify(ctx, err) {
 	case chclient.FailureCanceled:
