@@ -8,7 +8,9 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// allocate splits total minor units over weights in proportion to them,
+// allocate splits total minor units over weights in proportion to them
+// (Rate calls it for additive charges only, whose groups' units add up to
+// the charge's),
 // by the largest-remainder method, so that the parts add up to total
 // exactly:
 //

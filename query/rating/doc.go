@@ -11,8 +11,9 @@
 //     standard, graduated, volume and package models, computed exactly.
 //   - What the invoice says (rate.go, money.go, allocate.go): every charge
 //     rounded once to the currency's minor unit, the fixed fee, the minimum
-//     commitment and its true-up, and each charge split over its groups so
-//     that the group amounts add up to the charge to the minor unit.
+//     commitment and its true-up, and each charge of an additive meter
+//     (SUM, COUNT) split over its groups so that the group amounts add up
+//     to the charge to the minor unit.
 //   - How much of the fixed fee and the minimum a partial period owes
 //     (proration.go): days of the period over days of the whole period it
 //     is part of, counted in the subscription's zone, as Lago does.

@@ -18,6 +18,13 @@ type ChargeUsage struct {
 	Units  decimal.Decimal
 	Events uint64
 	Groups []GroupUsage
+	// Additive says the meter's aggregation adds up across groups (SUM
+	// and COUNT: schemas.Aggregation.IsAdditive), so the groups' units
+	// add up to Units and the charge's amount is split over them. The
+	// zero value splits nothing: the maximum, the latest value, the
+	// average or the distinct count of a charge is not the sum of its
+	// groups', and a split in proportion to them would be nonsense.
+	Additive bool
 	// GroupsOmitted says the meter has more groups than a response may
 	// hold: the charge is priced on Units all the same, without lines per
 	// group.
@@ -40,14 +47,20 @@ type ChargeLine struct {
 	Amount        Money
 	Groups        []GroupLine
 	GroupsOmitted bool // copied from ChargeUsage
+	// GroupAmounts says the groups' Amounts are their shares of Amount
+	// (the usage was Additive). When false, the groups carry units and
+	// events only: every GroupLine.Amount is zero, which means "not
+	// split", not "free".
+	GroupAmounts bool
 }
 
-// GroupLine is one group's share of a charge line.
+// GroupLine is one group of a charge line: its usage and, when the
+// charge line has GroupAmounts, its share of the charge's amount.
 type GroupLine struct {
 	Values map[string]string
 	Units  decimal.Decimal
 	Events uint64
-	Amount Money
+	Amount Money // zero unless the charge line has GroupAmounts
 }
 
 // Invoice is what a plan costs for one billing period. Total =
@@ -77,12 +90,17 @@ type Invoice struct {
 //     plan does not have is ErrUnknownCharge.
 //  2. A charge's amount is computed exactly (ChargeAmount) and rounded
 //     once (Round); ChargesTotal adds the rounded amounts.
-//  3. A charge's amount is split over its groups in proportion to their
-//     units (allocate: largest remainder, ties to the earlier group), so
-//     the group amounts add up to the charge amount. When the groups'
-//     units add up to 0 every group gets 0, and a non-zero charge amount
-//     stays on the charge line only, allocated to no group (a MAX meter
-//     whose groups' maxima are 5 and -5).
+//  3. The amount of a charge whose usage is Additive (SUM, COUNT) is split
+//     over its groups in proportion to their units (allocate: largest
+//     remainder, ties to the earlier group), so the group amounts add up
+//     to the charge amount. When the groups' units add up to 0 every
+//     group gets 0, and a non-zero charge amount stays on the charge line
+//     only, allocated to no group. Any other charge's groups carry their
+//     units and events without an amount (GroupAmounts is false): a MAX,
+//     MIN, LATEST, AVG or UNIQUE_COUNT charge is not the sum of its
+//     groups, so no split of it is meaningful (a LATEST charge of -5 with
+//     groups at 10 and -5 would give the first a credit of 10.00 and the
+//     second a debit of 5.00).
 //  4. FixedFee is the plan's amount_cents and MinimumCommitment its
 //     minimum_commitment_cents, each prorated by proration (see
 //     Proration): amount × days / proration.FullDays, computed exactly and
@@ -177,7 +195,8 @@ func usageByCharge(plan schemas.Plan, usage []ChargeUsage) (map[string]ChargeUsa
 	return byID, nil
 }
 
-// rateCharge prices one charge and splits its amount over its groups.
+// rateCharge prices one charge and, when its usage is additive, splits
+// its amount over its groups.
 func rateCharge(charge schemas.Charge, usage ChargeUsage, currency string, exponent int32) (ChargeLine, error) {
 	exact, err := ChargeAmount(charge, usage.Units)
 	if err != nil {
@@ -187,16 +206,18 @@ func rateCharge(charge schemas.Charge, usage ChargeUsage, currency string, expon
 	if err != nil {
 		return ChargeLine{}, err
 	}
-	weights := make([]decimal.Decimal, len(usage.Groups))
-	for i, g := range usage.Groups {
-		weights[i] = g.Units
-	}
-	parts, err := allocate(minor, weights)
-	if err != nil {
-		return ChargeLine{}, err
+	parts := make([]int64, len(usage.Groups)) // zeros: not split
+	if usage.Additive {
+		weights := make([]decimal.Decimal, len(usage.Groups))
+		for i, g := range usage.Groups {
+			weights[i] = g.Units
+		}
+		if parts, err = allocate(minor, weights); err != nil {
+			return ChargeLine{}, err
+		}
 	}
 	line := ChargeLine{Charge: charge, Units: usage.Units, Events: usage.Events, Amount: minorMoney(minor, exponent),
-		GroupsOmitted: usage.GroupsOmitted}
+		GroupsOmitted: usage.GroupsOmitted, GroupAmounts: usage.Additive}
 	for i, g := range usage.Groups {
 		line.Groups = append(line.Groups, GroupLine{
 			Values: maps.Clone(g.Values),

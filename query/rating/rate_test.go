@@ -153,7 +153,8 @@ func equalInvoiceWant(got, want invoiceWant) bool {
 
 // checkInvoiceAddsUp checks what every invoice promises: each Money's two
 // forms agree, the charges add up to ChargesTotal, the total to Total,
-// and each charge's groups to the charge (unless their units add up to 0).
+// and each charge's groups to the charge when they have amounts (unless
+// their units add up to 0); when they have none, every group amount is 0.
 func checkInvoiceAddsUp(t *testing.T, inv rating.Invoice) {
 	t.Helper()
 	exponent, _ := schemas.CurrencyExponent(inv.Currency)
@@ -173,8 +174,13 @@ func checkInvoiceAddsUp(t *testing.T, inv rating.Invoice) {
 			groups += g.Amount.Minor
 			groupUnits = groupUnits.Add(g.Units)
 		}
-		if len(line.Groups) > 0 && !groupUnits.IsZero() && groups != line.Amount.Minor {
+		if line.GroupAmounts && len(line.Groups) > 0 && !groupUnits.IsZero() && groups != line.Amount.Minor {
 			t.Errorf("charge %s: groups add up to %d, the charge is %d", line.Charge.ID, groups, line.Amount.Minor)
+		}
+		for _, g := range line.Groups {
+			if !line.GroupAmounts && (g.Amount.Minor != 0 || !g.Amount.Amount.IsZero()) {
+				t.Errorf("charge %s: group %v has amount %s without GroupAmounts", line.Charge.ID, g.Values, g.Amount.Amount)
+			}
 		}
 	}
 	for what, m := range map[string]rating.Money{"charges total": inv.ChargesTotal, "fixed fee": inv.FixedFee,
@@ -216,17 +222,21 @@ func TestRateLines(t *testing.T) {
 	}
 }
 
+// TestRateGroups: an additive charge (SUM, COUNT) is split over its
+// groups in proportion to their units; any other charge's groups carry
+// units and events, no amount.
 func TestRateGroups(t *testing.T) {
 	type group struct {
 		value, units string
 		want         string // amount
 	}
 	tests := []struct {
-		name   string
-		charge schemas.Charge
-		units  string
-		groups []group
-		want   string // the charge's amount
+		name        string
+		charge      schemas.Charge
+		units       string
+		notAdditive bool // a MAX, MIN, LATEST, AVG or UNIQUE_COUNT charge
+		groups      []group
+		want        string // the charge's amount
 	}{
 		{
 			name:   "in proportion to units",
@@ -259,16 +269,40 @@ func TestRateGroups(t *testing.T) {
 			want:   "13.5",
 		},
 		{
-			name:   "groups whose units add up to 0: the amount stays on the charge, allocated to no group",
-			charge: standard("1"), units: "5", // a MAX meter: max(5, -5)
+			name:   "groups whose units add up to 0 (a refund netting out usage): nothing to split",
+			charge: standard("1"), units: "0",
+			groups: []group{{"eu", "5", "0"}, {"us", "-5", "0"}},
+			want:   "0",
+		},
+		{
+			name:   "not additive: MAX of groups at 5 and -3",
+			charge: standard("1"), units: "5", notAdditive: true,
+			groups: []group{{"eu", "5", "0"}, {"us", "-3", "0"}},
+			want:   "5",
+		},
+		{
+			name:   "not additive: LATEST -5, in the second group; the first last read 10",
+			charge: standard("1"), units: "-5", notAdditive: true,
+			groups: []group{{"eu", "10", "0"}, {"us", "-5", "0"}},
+			want:   "-5",
+		},
+		{
+			name:   "not additive: groups whose maxima add up to 0",
+			charge: standard("1"), units: "5", notAdditive: true,
 			groups: []group{{"eu", "5", "0"}, {"us", "-5", "0"}},
 			want:   "5",
+		},
+		{
+			name:   "not additive: UNIQUE_COUNT of 3 users, seen in both groups",
+			charge: standard("1"), units: "3", notAdditive: true,
+			groups: []group{{"eu", "3", "0"}, {"us", "2", "0"}},
+			want:   "3",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			plan := schemas.Plan{Code: "groups", AmountCurrency: "USD", Charges: []schemas.Charge{withID("c", tt.charge)}}
-			u := rating.ChargeUsage{Charge: schemas.Charge{ID: "c"}, Units: dec(tt.units)}
+			u := rating.ChargeUsage{Charge: schemas.Charge{ID: "c"}, Units: dec(tt.units), Additive: !tt.notAdditive}
 			for i, g := range tt.groups {
 				u.Groups = append(u.Groups, rating.GroupUsage{Values: map[string]string{"region": g.value}, Units: dec(g.units), Events: uint64(i + 1)})
 			}
@@ -280,6 +314,9 @@ func TestRateGroups(t *testing.T) {
 			line := inv.Charges[0]
 			if !line.Amount.Amount.Equal(dec(tt.want)) {
 				t.Errorf("charge amount %s, want %s", line.Amount.Amount, tt.want)
+			}
+			if line.GroupAmounts != !tt.notAdditive {
+				t.Errorf("GroupAmounts %v for additive %v", line.GroupAmounts, !tt.notAdditive)
 			}
 			if len(line.Groups) != len(tt.groups) {
 				t.Fatalf("%d group lines, want %d", len(line.Groups), len(tt.groups))
