@@ -19,7 +19,8 @@ import (
 // charge's amount is exact and rounded once to the currency's minor unit;
 // totals add the rounded amounts. Every amount is given twice: as a
 // decimal string in major units ("12.30") and as an integer in minor units
-// (1230).
+// (1230). The groups of a SUM or COUNT charge share its amount; those of
+// any other charge have units and no amount (group_amounts: false).
 func (h *catalogHandler) subscriptionUsage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("external_id")
 	params, details := queryParams(r, "period", "from", "to")
@@ -186,13 +187,20 @@ type chargeUsageLine struct {
 	// response may hold (-query.max-rows): the charge is whole, its lines
 	// per group are left out.
 	GroupsOmitted bool `json:"groups_omitted,omitempty"`
+	// GroupAmounts says the groups have amounts, their shares of the
+	// charge's, which add up to it: the meter is a SUM or COUNT. A MAX,
+	// MIN, LATEST, AVG or UNIQUE_COUNT charge is not the sum of its
+	// groups: they have units and events, and no amount.
+	GroupAmounts bool `json:"group_amounts"`
 }
 
+// groupUsageLine is one group of a charge: its amount and amount_cents
+// are there only when the charge line has group_amounts.
 type groupUsageLine struct {
 	GroupBy     map[string]string `json:"group_by"`
 	Units       json.Number       `json:"units"`
 	EventsCount uint64            `json:"events_count"`
-	moneyJSON
+	*moneyJSON                    // nil: the charge is not split over its groups
 }
 
 func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
@@ -239,11 +247,15 @@ func usageWithAmounts(u billing.Usage) subscriptionUsageBody {
 			ChargeID: line.Charge.ID, Meter: line.Charge.Meter, ChargeModel: line.Charge.ChargeModel,
 			InvoiceDisplayName: name, Units: json.Number(line.Units.String()), EventsCount: line.Events,
 			moneyJSON: money(line.Amount), Groups: make([]groupUsageLine, 0, len(line.Groups)),
-			GroupsOmitted: line.GroupsOmitted,
+			GroupsOmitted: line.GroupsOmitted, GroupAmounts: line.GroupAmounts,
 		}
 		for _, g := range line.Groups {
-			out.Groups = append(out.Groups, groupUsageLine{GroupBy: g.Values, Units: json.Number(g.Units.String()),
-				EventsCount: g.Events, moneyJSON: money(g.Amount)})
+			group := groupUsageLine{GroupBy: g.Values, Units: json.Number(g.Units.String()), EventsCount: g.Events}
+			if line.GroupAmounts {
+				amount := money(g.Amount)
+				group.moneyJSON = &amount
+			}
+			out.Groups = append(out.Groups, group)
 		}
 		body.Charges = append(body.Charges, out)
 	}
