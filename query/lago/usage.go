@@ -68,7 +68,13 @@ type ChargeFilter struct {
 	Values             map[string]string `json:"values"`
 }
 
-// GroupedUsage is the usage of one group of a meter with group_by.
+// GroupedUsage is the usage of one group of a meter with group_by. Its
+// amount_cents is the group's share of the charge when the charge is
+// split over its groups (a SUM or COUNT meter); a MAX, MIN, LATEST, AVG
+// or UNIQUE_COUNT charge is not the sum of its groups, and its groups
+// have amount_cents 0, which means "not split", not "free": Lago's typed
+// clients (lago-types) require the field, so it cannot be left out. The
+// billable metric's aggregation_type tells which.
 type GroupedUsage struct {
 	AmountCents int64             `json:"amount_cents"`
 	EventsCount uint64            `json:"events_count"`
@@ -133,8 +139,12 @@ func chargeUsage(orgID string, line rating.ChargeLine, meter schemas.Meter, curr
 		GroupedUsage:   make([]GroupedUsage, 0, len(line.Groups)),
 	}
 	for _, g := range line.Groups {
+		var amount int64 // 0 unless the charge is split over its groups
+		if line.GroupAmounts {
+			amount = g.Amount.Minor
+		}
 		cu.GroupedUsage = append(cu.GroupedUsage, GroupedUsage{
-			AmountCents: g.Amount.Minor,
+			AmountCents: amount,
 			EventsCount: g.Events,
 			Units:       g.Units.String(),
 			GroupedBy:   g.Values,

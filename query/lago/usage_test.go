@@ -16,12 +16,14 @@ import (
 // compares the whole JSON: every field of Lago's documentation, in its
 // shape, with the period's last second and the issuing date a day later.
 // A billable metric's code is its meter's event_type (what a Lago event
-// carries as code to be metered), its name the meter's name.
+// carries as code to be metered), its name the meter's name. The groups
+// of a charge split over them have their share as amount_cents; those of
+// a charge that is not (a MAX meter) have 0.
 func TestCustomerUsageShape(t *testing.T) {
 	money := func(minor int64) rating.Money { return rating.Money{Amount: decimal.New(minor, -2), Minor: minor} }
 	u := billing.Usage{
 		Subscription: billing.Subscription{Meters: map[string]schemas.Meter{
-			"api_calls": {Key: "api_calls", Name: "API calls", EventType: "api.call", Aggregation: schemas.AggSum},
+			"api_calls": {Key: "api_calls", Name: "API calls", EventType: "api.call", Aggregation: schemas.AggSum, GroupBy: map[string]string{"model": "$.model"}},
 			"storage":   {Key: "storage", EventType: "storage", Aggregation: schemas.AggMax},
 		}},
 		Invoice: rating.Invoice{
@@ -30,7 +32,10 @@ func TestCustomerUsageShape(t *testing.T) {
 			Charges: []rating.ChargeLine{
 				{
 					Charge: schemas.Charge{ID: "ch_1", Meter: "api_calls", ChargeModel: schemas.ChargeStandard, InvoiceDisplayName: "Calls"},
-					Units:  decimal.RequireFromString("12.5"), Events: 3, Amount: money(25),
+					Units:  decimal.RequireFromString("12.5"), Events: 3, Amount: money(25), GroupAmounts: true,
+					Groups: []rating.GroupLine{
+						{Values: map[string]string{"model": "a"}, Units: decimal.RequireFromString("10"), Events: 2, Amount: money(20)},
+						{Values: map[string]string{"model": "b"}, Units: decimal.RequireFromString("2.5"), Events: 1, Amount: money(5)}},
 				},
 				{
 					Charge: schemas.Charge{ID: "ch_2", Meter: "storage", ChargeModel: schemas.ChargeGraduated},
@@ -53,11 +58,12 @@ func TestCustomerUsageShape(t *testing.T) {
 		`{"units":"12.5","events_count":3,"amount_cents":25,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"ch_1","charge_model":"standard","invoice_display_name":"Calls"},` +
 		`"billable_metric":{"lago_id":"` + MetricID("acme", "api_calls") + `","name":"API calls","code":"api.call","aggregation_type":"sum_agg"},` +
-		`"filters":[],"grouped_usage":[]},` +
+		`"filters":[],"grouped_usage":[{"amount_cents":20,"events_count":2,"units":"10","grouped_by":{"model":"a"},"filters":[]},` +
+		`{"amount_cents":5,"events_count":1,"units":"2.5","grouped_by":{"model":"b"},"filters":[]}]},` +
 		`{"units":"7","events_count":2,"amount_cents":98,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"ch_2","charge_model":"graduated","invoice_display_name":null},` +
 		`"billable_metric":{"lago_id":"` + MetricID("acme", "storage") + `","name":"storage","code":"storage","aggregation_type":"max_agg"},` +
-		`"filters":[],"grouped_usage":[{"amount_cents":98,"events_count":2,"units":"7","grouped_by":{"region":"eu"},"filters":[]}]},` +
+		`"filters":[],"grouped_usage":[{"amount_cents":0,"events_count":2,"units":"7","grouped_by":{"region":"eu"},"filters":[]}]},` +
 		`{"units":"0","events_count":0,"amount_cents":0,"amount_currency":"EUR",` +
 		`"charge":{"lago_id":"ch_3","charge_model":"package","invoice_display_name":null},` +
 		`"billable_metric":{"lago_id":"` + MetricID("acme", "deleted") + `","name":"deleted","code":"deleted","aggregation_type":""},` +
