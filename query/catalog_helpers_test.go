@@ -52,6 +52,13 @@ func (c *testClock) set(t time.Time) {
 
 func newCatalogEnv(t *testing.T) *catalogEnv {
 	t.Helper()
+	return newCatalogEnvRows(t, DefaultMaxRows)
+}
+
+// newCatalogEnvRows is newCatalogEnv with a row limit (query.max-rows) of
+// maxRows.
+func newCatalogEnvRows(t *testing.T, maxRows int) *catalogEnv {
+	t.Helper()
 	e := newEnv(t)
 	keys := &httpapi.Keys{}
 	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
@@ -60,8 +67,8 @@ func newCatalogEnv(t *testing.T) *catalogEnv {
 	clock := &testClock{}
 	store := catalogstore.New(e.conn)
 	meters := meterstore.New(e.conn)
-	usageSvc := usage.NewService(meters, usage.NewClickHouseReader(e.conn, DefaultMaxRows, nil), meterstore.ErrNotFound)
-	billingSvc := billing.New(store, usageSvc, catalogstore.ErrNotFound)
+	usageSvc := usage.NewService(meters, usage.NewClickHouseReader(e.conn, maxRows, nil), meterstore.ErrNotFound)
+	billingSvc := billing.New(store, usageSvc, catalogstore.ErrNotFound, maxRows)
 	billingSvc.SetClock(clock.now)
 	routes := catalogRoutes(catalogDeps{
 		store: store, meters: meters, billing: billingSvc,

@@ -1,16 +1,11 @@
 package query
 
 import (
+	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/httpapi"
-	"github.com/tally-oss/tally/internal/meterstore"
-	"github.com/tally-oss/tally/query/billing"
-	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -137,26 +132,7 @@ func TestPlanUpdateKeepsOneSubscriptionPerMeter(t *testing.T) {
 // still prices its charge, on the total, and says its groups are left out;
 // it is not a failure (a 503 would be retried forever).
 func TestGroupsOverRowLimit(t *testing.T) {
-	e := newEnv(t)
-	keys := &httpapi.Keys{}
-	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
-		t.Fatal(err)
-	}
-	clock := &testClock{}
-	store := catalogstore.New(e.conn)
-	meters := meterstore.New(e.conn)
-	usageSvc := usage.NewService(meters, usage.NewClickHouseReader(e.conn, 2, nil), meterstore.ErrNotFound) // max rows 2
-	billingSvc := billing.New(store, usageSvc, catalogstore.ErrNotFound)
-	billingSvc.SetClock(clock.now)
-	mux := http.NewServeMux()
-	for _, rt := range catalogRoutes(catalogDeps{store: store, meters: meters, billing: billingSvc, timeout: DefaultTimeout, now: clock.now}) {
-		mux.Handle(rt.Pattern, httpapi.Authenticate(keys, rt.Handler))
-	}
-	mux.Handle("/", e.svc.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	c := &catalogEnv{env: e, store: store, clock: clock}
+	c := newCatalogEnvRows(t, 2)
 	callsMeter, _ := c.catalogMeters(keyAcme)
 	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
 		"charges": [{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`)
@@ -169,6 +145,46 @@ func TestGroupsOverRowLimit(t *testing.T) {
 	code, body := c.call("GET", SubscriptionsRoute+"/s1/usage", keyAcme, "")
 	if code != http.StatusOK || !strings.Contains(string(body), `"units":3,"events_count":3,"amount":"3.00","amount_cents":300,"groups":[],"groups_omitted":true`) {
 		t.Errorf("3 groups over a 2-row limit: %d %s, want the charge of 3 calls priced with its groups omitted", code, body)
+	}
+}
+
+// TestGroupRowsSharedByCharges: the row limit bounds the group lines of
+// the whole response, not of each charge: with a limit of 2, the first of
+// five grouped charges lists its 2 groups, the others omit theirs, and
+// every charge is priced on its total.
+func TestGroupRowsSharedByCharges(t *testing.T) {
+	c := newCatalogEnvRows(t, 2)
+	callsMeter, _ := c.catalogMeters(keyAcme)
+	charges := strings.Repeat(`{"meter": "calls", "charge_model": "standard", "properties": {"amount": "1"}},`, 5)
+	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [`+strings.TrimSuffix(charges, ",")+`]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s1", "external_customer_id": "c1", "plan_code": "p", "subscription_at": "2026-02-01T00:00:00Z"}`)
+	for _, region := range []string{"eu", "us"} {
+		c.insert(calls(t, callsMeter, "acme", "c1", region, "2026-02-02T00:00:00Z", 1)...)
+	}
+	c.clock.set(at(t, "2026-02-20T00:00:00Z"))
+	code, body := c.call("GET", SubscriptionsRoute+"/s1/usage", keyAcme, "")
+	if code != http.StatusOK {
+		t.Fatalf("usage: %d %s", code, body)
+	}
+	var u struct {
+		Charges []struct {
+			AmountCents   int64             `json:"amount_cents"`
+			Groups        []json.RawMessage `json:"groups"`
+			GroupsOmitted bool              `json:"groups_omitted"`
+		} `json:"charges"`
+	}
+	decodeJSON(t, body, &u)
+	if len(u.Charges) != 5 {
+		t.Fatalf("%d charges: %s", len(u.Charges), body)
+	}
+	for i, ch := range u.Charges {
+		if wantOmitted := i > 0; ch.GroupsOmitted != wantOmitted || (!wantOmitted && len(ch.Groups) != 2) ||
+			(wantOmitted && len(ch.Groups) != 0) || ch.AmountCents != 200 {
+			t.Errorf("charge %d: %d groups, omitted %v, %d cents; want the first with 2 groups, the rest omitted, each 200 cents",
+				i, len(ch.Groups), ch.GroupsOmitted, ch.AmountCents)
+		}
 	}
 }
 

@@ -122,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		meters: meters, usage: usageSvc,
 		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,
 	}
-	billingSvc := billing.New(catalog, usageSvc, catalogstore.ErrNotFound)
+	billingSvc := billing.New(catalog, usageSvc, catalogstore.ErrNotFound, cfg.MaxRows)
 	s.usageHTTP = usageH
 	// Metrics wrap authentication so that 401s are counted too; the route
 	// label is the pattern, never the path with its meter key.

@@ -40,12 +40,24 @@ type Service struct {
 	catalog  Catalog
 	usage    *usage.Service
 	notFound error
+	maxRows  int // group lines of one Price, over all its charges
 	now      func() time.Time
 }
 
+// DefaultMaxRows is the row limit when New is given 0: the query
+// service's default (query.max-rows).
+const DefaultMaxRows = 100_000
+
 // New returns a Service; notFound is the catalog store's not-found error.
-func New(catalog Catalog, usageSvc *usage.Service, notFound error) *Service {
-	return &Service{catalog: catalog, usage: usageSvc, notFound: notFound, now: time.Now}
+// maxRows (query.max-rows; 0 is DefaultMaxRows) bounds the group lines of
+// one priced usage over all its charges: the usage reader bounds each
+// query, so a plan of n grouped charges would otherwise answer n times
+// that.
+func New(catalog Catalog, usageSvc *usage.Service, notFound error, maxRows int) *Service {
+	if maxRows <= 0 {
+		maxRows = DefaultMaxRows
+	}
+	return &Service{catalog: catalog, usage: usageSvc, notFound: notFound, maxRows: maxRows, now: time.Now}
 }
 
 // SetClock replaces the clock (tests).
@@ -208,15 +220,22 @@ func (s *Service) SubscriptionUsage(ctx context.Context, orgID, subscriptionID s
 // from/to range that is not exactly a billing period) is a custom range
 // priced as one period, the fee and minimum whole: it has no whole
 // period to be a share of.
+//
+// The charges' group lines together are at most the row limit given to
+// New. Charges take them in plan order; a charge whose groups do not fit
+// in what is left lists none and says so (GroupsOmitted), and is priced
+// on its total all the same.
 func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, period rating.Period) (Usage, error) {
 	var charges []rating.ChargeUsage
+	groupRows := s.maxRows // left for the charges to come
 	for _, c := range sub.Plan.Charges {
 		cu := rating.ChargeUsage{Charge: c}
 		if m, ok := sub.Meters[c.Meter]; ok {
 			var err error
-			if cu, err = s.chargeUsage(ctx, orgID, sub.Subscription.ExternalCustomerID, c, m, period); err != nil {
+			if cu, err = s.chargeUsage(ctx, orgID, sub.Subscription.ExternalCustomerID, c, m, period, groupRows); err != nil {
 				return Usage{}, err
 			}
+			groupRows -= len(cu.Groups)
 		}
 		charges = append(charges, cu)
 	}
@@ -230,9 +249,11 @@ func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, per
 
 // chargeUsage reads the units of one charge: the meter's aggregation over
 // the period for the customer, and per group when the meter has group
-// keys (unless there are more groups than the row limit). The total is its own query, not a sum of the groups: MAX, AVG,
-// UNIQUE_COUNT and LATEST do not add up across groups.
-func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c schemas.Charge, m schemas.Meter, period rating.Period) (rating.ChargeUsage, error) {
+// keys, unless there are more groups than groupRows, the group lines the
+// response has left. The total is its own query, not a sum of the
+// groups: MAX, AVG, UNIQUE_COUNT and LATEST do not add up across groups.
+func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c schemas.Charge, m schemas.Meter, period rating.Period,
+	groupRows int) (rating.ChargeUsage, error) {
 	cu := rating.ChargeUsage{Charge: c}
 	q := usage.ForMeter(orgID, m, period.From, period.To)
 	q.CustomerIDs = []string{customerID}
@@ -243,13 +264,17 @@ func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c s
 	for _, r := range rows { // at most one row: no windows, no groups
 		cu.Units, cu.Events = r.Value, r.Events
 	}
-	if keys := m.GroupKeys(); len(keys) > 0 {
+	if keys := m.GroupKeys(); len(keys) > 0 && cu.Events > 0 { // no readings, no groups
 		q.GroupBy = keys
-		rows, err := s.usage.Read(ctx, q)
+		var rows []usage.Row
+		if groupRows > 0 { // else earlier charges took every line
+			rows, err = s.usage.Read(ctx, q)
+		}
 		switch {
-		case errors.Is(err, usage.ErrTooManyRows):
-			// More groups than a response may hold: the charge is priced
-			// on its total all the same, and says its groups are left out.
+		case groupRows <= 0, errors.Is(err, usage.ErrTooManyRows), err == nil && len(rows) > groupRows:
+			// More groups than the response may still hold: the charge is
+			// priced on its total all the same, and says its groups are
+			// left out.
 			cu.GroupsOmitted = true
 			return cu, nil
 		case err != nil:

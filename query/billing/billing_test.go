@@ -22,6 +22,7 @@ type fixture struct {
 	ctx     context.Context
 	meters  *meterstore.Store
 	catalog *catalogstore.Store
+	usage   *usage.Service // rows at most 1000 per query
 	svc     *billing.Service
 }
 
@@ -29,8 +30,8 @@ func newFixture(t *testing.T, now time.Time) (*fixture, func(...testenv.Reading)
 	t.Helper()
 	conn := testenv.MigratedDatabase(t)
 	f := &fixture{t: t, ctx: context.Background(), meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
-	usageSvc := usage.NewService(f.meters, usage.NewClickHouseReader(conn, 1000, nil), meterstore.ErrNotFound)
-	f.svc = billing.New(f.catalog, usageSvc, catalogstore.ErrNotFound)
+	f.usage = usage.NewService(f.meters, usage.NewClickHouseReader(conn, 1000, nil), meterstore.ErrNotFound)
+	f.svc = billing.New(f.catalog, f.usage, catalogstore.ErrNotFound, 1000)
 	f.svc.SetClock(func() time.Time { return now })
 	return f, func(rs ...testenv.Reading) { testenv.InsertReadings(t, conn, rs...) }
 }

@@ -76,7 +76,7 @@ func TestCurrentUsageWhenClickHouseFails(t *testing.T) {
 	billingOn := func(catalogConn, readerConn driver.Conn) *billing.Service {
 		meters := meterstore.New(catalogConn)
 		svc := billing.New(catalogstore.New(catalogConn), usage.NewService(meters, usage.NewClickHouseReader(readerConn, 10_000, nil), meterstore.ErrNotFound),
-			catalogstore.ErrNotFound)
+			catalogstore.ErrNotFound, 10_000)
 		svc.SetClock(func() time.Time { return now })
 		return svc
 	}

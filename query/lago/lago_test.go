@@ -41,7 +41,7 @@ func newLagoEnv(t *testing.T, now time.Time) *lagoEnv {
 	conn := testenv.MigratedDatabase(t)
 	e := &lagoEnv{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
 	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, 10_000, nil), meterstore.ErrNotFound)
-	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound)
+	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound, 10_000)
 	bill.SetClock(func() time.Time { return now })
 
 	keys := &httpapi.Keys{}

@@ -67,7 +67,7 @@ func newEnvRows(t *testing.T, maxRows int) *env {
 	}
 	mux := http.NewServeMux()
 	routes := Routes(Deps{
-		Billing: billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound), Usage: usageSvc,
+		Billing: billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound, maxRows), Usage: usageSvc,
 		Idempotency: e.catalog, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Timeout: 30 * time.Second, Now: e.now,
 		MaxRows: maxRows,
 	})

@@ -131,7 +131,7 @@ func TestUsageEqualsBilling(t *testing.T) {
 		f.tokensAt("d", "2026-04-01T03:59:59Z", "3", "eu"), // still March in New York
 	)
 	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(e.conn, 10000, nil), meterstore.ErrNotFound)
-	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound)
+	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound, 10000)
 	ctx := context.Background()
 	sub, err := bill.Load(ctx, "acme", "sub-1")
 	if err != nil {
