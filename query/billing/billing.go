@@ -254,7 +254,9 @@ func (s *Service) Price(ctx context.Context, orgID string, sub Subscription, per
 // groups: MAX, AVG, UNIQUE_COUNT and LATEST do not add up across groups.
 func (s *Service) chargeUsage(ctx context.Context, orgID, customerID string, c schemas.Charge, m schemas.Meter, period rating.Period,
 	groupRows int) (rating.ChargeUsage, error) {
-	cu := rating.ChargeUsage{Charge: c}
+	// Group lines share the charge's amount only when group units add up
+	// to the total (SUM, COUNT).
+	cu := rating.ChargeUsage{Charge: c, Additive: m.Aggregation.IsAdditive()}
 	q := usage.ForMeter(orgID, m, period.From, period.To)
 	q.CustomerIDs = []string{customerID}
 	rows, err := s.usage.Read(ctx, q)
