@@ -89,7 +89,7 @@ func TestCatalogIsolation(t *testing.T) {
 	c.mustCall("POST", SubscriptionsRoute, keyGlobex, `{"external_id": "s1", "external_customer_id": "c1", "plan_code": "basic",
 		"subscription_at": "2026-02-01T00:00:00Z"}`, http.StatusCreated, nil)
 	c.mustCall("DELETE", SubscriptionsRoute+"/s1", keyGlobex, "", http.StatusOK, nil)
-	c.mustCall("DELETE", PlansRoute+"/basic", keyGlobex, "", http.StatusNoContent, nil)
+	c.mustCall("DELETE", PlansRoute+"/basic", keyGlobex, "", http.StatusConflict, nil) // its subscription keeps it
 	c.mustCall("DELETE", CustomersRoute+"/c1", keyGlobex, "", http.StatusNoContent, nil)
 
 	custAfter, planAfter, subAfter, usageAfter := snapshot()

@@ -134,21 +134,28 @@ func (h *catalogHandler) getPlan(w http.ResponseWriter, r *http.Request) {
 // it.
 func (h *catalogHandler) deletePlan(w http.ResponseWriter, r *http.Request) {
 	ctx, org, code := r.Context(), httpapi.OrgID(r.Context()), r.PathValue("code")
-	live, err := h.liveSubscriptions(r, org, catalogstore.SubscriptionFilter{PlanCode: code})
+	// Every subscription on the plan counts, ended ones too: their periods
+	// (the last one may not be invoiced yet) are priced with the plan, and
+	// a plan created again under the code would change what they bill.
+	subs, err := h.store.ListSubscriptions(ctx, org, catalogstore.SubscriptionFilter{PlanCode: code})
 	if err != nil {
 		h.storeFailed(w, r, "list the plan's subscriptions", err)
 		return
 	}
-	if len(live) > 0 {
-		named := live[:min(len(live), maxNamedSubscriptions)]
+	if len(subs) > 0 {
+		ids := make([]string, 0, maxNamedSubscriptions)
+		for _, s := range subs[:min(len(subs), maxNamedSubscriptions)] {
+			ids = append(ids, s.ExternalID)
+		}
 		more := ""
-		if len(live) > len(named) {
-			more = fmt.Sprintf(" and %d more", len(live)-len(named))
+		if len(subs) > len(ids) {
+			more = fmt.Sprintf(" and %d more", len(subs)-len(ids))
 		}
 		httpapi.WriteErrorDetails(w, http.StatusConflict, httpapi.CodeConflict, fmt.Sprintf(
-			"plan %s has %d pending or active subscriptions (%s%s); terminate them first with DELETE %s/{external_id}",
-			quoteKey(code), len(live), strings.Join(named, ", "), more, SubscriptionsRoute),
-			planInUse{Subscriptions: named, Count: len(live)})
+			"plan %s is the plan of %d subscriptions (%s%s), ended ones included: their billing periods are priced with it, "+
+				"so it stays; a plan no subscription ever used can be deleted",
+			quoteKey(code), len(subs), strings.Join(ids, ", "), more),
+			planInUse{Subscriptions: ids, Count: len(subs)})
 		return
 	}
 	err = h.store.DeletePlan(ctx, org, code)

@@ -164,8 +164,10 @@ func TestPlanInUse(t *testing.T) {
 		} `json:"details"`
 	}
 	decodeJSON(t, body, &conflict)
-	if code != http.StatusConflict || conflict.Code != httpapi.CodeConflict || conflict.Details.Count != 11 ||
-		!slices.Equal(conflict.Details.Subscriptions, ids[1:11]) {
+	// Every subscription counts, the terminated sub-00 too: its periods
+	// are priced with the plan.
+	if code != http.StatusConflict || conflict.Code != httpapi.CodeConflict || conflict.Details.Count != 12 ||
+		!slices.Equal(conflict.Details.Subscriptions, ids[0:10]) {
 		t.Fatalf("DELETE a plan in use: %d %s", code, body)
 	}
 
@@ -178,10 +180,13 @@ func TestPlanInUse(t *testing.T) {
 	c.mustCall("PUT", PlansRoute+"/basic", keyAcme, `{"name": "Basic", "interval": "monthly", "amount_currency": "USD", "amount_cents": 5}`,
 		http.StatusOK, nil)
 
+	// Ended, its subscriptions still keep it; a plan nobody used goes.
 	for _, id := range ids[1:] {
 		c.mustCall("DELETE", SubscriptionsRoute+"/"+id, keyAcme, "", http.StatusOK, nil)
 	}
-	c.mustCall("DELETE", PlansRoute+"/basic", keyAcme, "", http.StatusNoContent, nil)
+	c.mustCall("DELETE", PlansRoute+"/basic", keyAcme, "", http.StatusConflict, nil)
+	c.createPlan(keyAcme, `{"code": "unused", "name": "Unused", "interval": "monthly", "amount_currency": "USD"}`)
+	c.mustCall("DELETE", PlansRoute+"/unused", keyAcme, "", http.StatusNoContent, nil)
 }
 
 func TestPlansPagination(t *testing.T) {

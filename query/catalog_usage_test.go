@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -235,7 +236,12 @@ func TestSubscriptionUsageErrors(t *testing.T) {
 	c.createSubscription(keyAcme, `{"external_id": "new", "external_customer_id": "c1", "plan_code": "metered", "subscription_at": "2026-02-10T00:00:00Z"}`)
 	c.createSubscription(keyAcme, `{"external_id": "orphan", "external_customer_id": "c1", "plan_code": "gone"}`)
 	c.mustCall("DELETE", SubscriptionsRoute+"/orphan", keyAcme, "", http.StatusOK, nil)
-	c.mustCall("DELETE", PlansRoute+"/gone", keyAcme, "", http.StatusNoContent, nil)
+	// The API keeps a plan its subscriptions use; one removed underneath
+	// (by an older Tally, or by hand) leaves its subscription unpriceable.
+	c.mustCall("DELETE", PlansRoute+"/gone", keyAcme, "", http.StatusConflict, nil)
+	if err := c.store.DeletePlan(context.Background(), "acme", "gone"); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tt := range []struct{ query, field string }{
 		{"?period=next", "period"},
