@@ -144,6 +144,12 @@ func (h *catalogHandler) listSubscriptions(w http.ResponseWriter, r *http.Reques
 			details = append(details, &errorDetail{Field: "status", Message: fmt.Sprintf("%q must be one of %v", status, subscriptionStatuses)})
 		}
 	}
+	for _, name := range []string{"external_customer_id", "plan_code"} {
+		if v, given := params[name]; given && v == "" {
+			// An empty filter would list every subscription.
+			details = append(details, &errorDetail{Field: name, Message: "must not be empty; leave it out to list every subscription"})
+		}
+	}
 	if len(details) > 0 {
 		writeInvalid(w, "the query", details)
 		return

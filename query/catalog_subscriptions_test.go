@@ -171,6 +171,8 @@ func TestSubscriptionsList(t *testing.T) {
 		{"status=active&status=pending", "status"},
 		{"customer=c1", "customer"},
 		{"limit=-1", "limit"},
+		{"external_customer_id=", "external_customer_id"},
+		{"plan_code=", "plan_code"},
 	} {
 		code, body := c.call("GET", SubscriptionsRoute+"?"+tt.query, keyAcme, "")
 		wantFieldError(t, code, body, http.StatusBadRequest, httpapi.CodeValidation, tt.field)
