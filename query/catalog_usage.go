@@ -45,6 +45,11 @@ func (h *catalogHandler) subscriptionUsage(w http.ResponseWriter, r *http.Reques
 	case errors.Is(err, usage.ErrOutOfRange):
 		httpapi.WriteError(w, http.StatusUnprocessableEntity, codeOutOfRange, fmt.Sprintf(
 			"subscription %s cannot be priced: %v", quoteKey(id), outOfRange(err)))
+	case errors.Is(err, rating.ErrOverflow):
+		// Exact units whose price exceeds what an amount in minor units
+		// (int64) holds: the data, not a bug, and no retry changes it.
+		httpapi.WriteError(w, http.StatusUnprocessableEntity, codeOutOfRange, fmt.Sprintf(
+			"subscription %s cannot be priced: an amount exceeds the range of amounts in minor units (%v)", quoteKey(id), err))
 	case isRatingError(err):
 		h.logger.Error("price subscription usage", "path", r.URL.Path, "err", err)
 		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal,
@@ -110,7 +115,7 @@ func outOfRange(err error) error {
 // stored plan that no longer validates, never the client's request.
 func isRatingError(err error) bool {
 	for _, target := range []error{rating.ErrUnknownChargeModel, rating.ErrInvalidCharge, rating.ErrUnknownCurrency,
-		rating.ErrOverflow, rating.ErrInvalidPlan, rating.ErrUnknownCharge, rating.ErrInvalidSchedule} {
+		rating.ErrInvalidPlan, rating.ErrUnknownCharge, rating.ErrInvalidSchedule} {
 		if errors.Is(err, target) {
 			return true
 		}

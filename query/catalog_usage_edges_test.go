@@ -316,3 +316,20 @@ func TestPlanChangeAtPeriodEnd(t *testing.T) {
 		t.Errorf("unknown subscription: %d, want 404", code)
 	}
 }
+
+// TestAmountOutOfRange: exact units whose price does not fit an amount in
+// minor units are a 422 naming the problem, not a 500 bug.
+func TestAmountOutOfRange(t *testing.T) {
+	c := newCatalogEnv(t)
+	_, storage := c.catalogMeters(keyAcme)
+	c.createPlan(keyAcme, `{"code": "p", "name": "p", "interval": "monthly", "amount_currency": "USD",
+		"charges": [{"meter": "storage", "charge_model": "standard", "properties": {"amount": "1000000"}}]}`)
+	c.createCustomer(keyAcme, `{"external_id": "c1"}`)
+	c.createSubscription(keyAcme, `{"external_id": "s1", "external_customer_id": "c1", "plan_code": "p", "subscription_at": "2026-02-01T00:00:00Z"}`)
+	c.insert(storageReading(t, storage, "acme", "c1", "e1", "2026-02-03T00:00:00Z", "90000000000000000000000000"[:25]))
+	c.clock.set(at(t, "2026-02-20T00:00:00Z"))
+	code, body := c.call("GET", SubscriptionsRoute+"/s1/usage", keyAcme, "")
+	if code != http.StatusUnprocessableEntity || !strings.Contains(string(body), "usage_out_of_range") {
+		t.Errorf("9e23 units at $1,000,000: %d %s, want 422 usage_out_of_range", code, body)
+	}
+}

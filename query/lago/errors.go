@@ -7,6 +7,7 @@ import (
 
 	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/query/rating"
 	"github.com/tally-oss/tally/query/usage"
 )
 
@@ -59,6 +60,10 @@ func failureOf(ctx context.Context, err error) Error {
 		}
 		return Error{Status: http.StatusUnprocessableEntity, Error: "Unprocessable Entity", Code: "usage_out_of_range",
 			Message: message + "; the current usage cannot be priced"}
+	}
+	if errors.Is(err, rating.ErrOverflow) {
+		return Error{Status: http.StatusUnprocessableEntity, Error: "Unprocessable Entity", Code: "amount_out_of_range",
+			Message: "an amount of the current usage exceeds the range of amounts in cents; it cannot be priced"}
 	}
 	switch chclient.Classify(ctx, err) {
 	case chclient.FailureCanceled:

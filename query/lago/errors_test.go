@@ -131,6 +131,7 @@ func TestFailureStatus(t *testing.T) {
 		{"a plan rating cannot price", live, fmt.Errorf("price subscription \"s\": %w", rating.ErrInvalidPlan), 500},
 		{"canceled while the client waits", live, context.Canceled, 500},
 		{"over the row limit", live, fmt.Errorf("usage of meter storage by group: %w", usage.ErrTooManyRows), 422},
+		{"an amount beyond int64 cents", live, fmt.Errorf("price subscription \"s\": %w", rating.ErrOverflow), 422},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
