@@ -16,9 +16,10 @@ import (
 // of the previous charge on the same meter when that is unambiguous (see
 // catalogstore), so usage and invoices keep referring to the same charge.
 //
-// While pending or active subscriptions bill the plan, its currency and
+// While subscriptions use the plan, ended ones included, its currency and
 // interval cannot change: the subscriptions' customers are billed in the
-// plan's currency, and a period already under way would change length.
+// plan's currency, and their periods, the last of an ended one too, would
+// change length.
 func (h *catalogHandler) updatePlan(w http.ResponseWriter, r *http.Request) {
 	ctx, org, code := r.Context(), httpapi.OrgID(r.Context()), r.PathValue("code")
 	prev, err := h.store.GetPlan(ctx, org, code)
@@ -58,12 +59,16 @@ func (h *catalogHandler) updatePlan(w http.ResponseWriter, r *http.Request) {
 	}
 	details = append(details, meterDetails...)
 	if plan.AmountCurrency != prev.AmountCurrency || plan.Interval != prev.Interval {
-		live, err := h.liveSubscriptions(r, org, catalogstore.SubscriptionFilter{PlanCode: code})
+		subs, err := h.store.ListSubscriptions(ctx, org, catalogstore.SubscriptionFilter{PlanCode: code})
 		if err != nil {
 			h.storeFailed(w, r, "list the plan's subscriptions", err)
 			return
 		}
-		details = append(details, lockedTerms(prev, plan, live)...)
+		ids := make([]string, len(subs))
+		for i, s := range subs {
+			ids[i] = s.ExternalID
+		}
+		details = append(details, lockedTerms(prev, plan, ids)...)
 	}
 	if len(details) == 0 {
 		clash, err := h.planClash(ctx, org, prev, plan)
@@ -106,8 +111,8 @@ func chargeIDsKnown(prev, next schemas.Plan) []*errorDetail {
 	return details
 }
 
-// lockedTerms reports a change of currency or interval while the live
-// subscriptions bill the plan.
+// lockedTerms reports a change of currency or interval while
+// subscriptions (live holds their ids) use the plan.
 func lockedTerms(prev, next schemas.Plan, live []string) []*errorDetail {
 	if len(live) == 0 {
 		return nil
@@ -116,12 +121,12 @@ func lockedTerms(prev, next schemas.Plan, live []string) []*errorDetail {
 	var details []*errorDetail
 	if next.AmountCurrency != prev.AmountCurrency {
 		details = append(details, &errorDetail{Field: "amount_currency", Message: fmt.Sprintf(
-			"cannot change from %s while %d pending or active subscriptions bill the plan (%v); terminate them, or create a new plan",
+			"cannot change from %s while %d subscriptions, ended ones included, use the plan (%v); create a new plan",
 			prev.AmountCurrency, len(live), named)})
 	}
 	if next.Interval != prev.Interval {
 		details = append(details, &errorDetail{Field: "interval", Message: fmt.Sprintf(
-			"cannot change from %s while %d pending or active subscriptions bill the plan (%v); terminate them, or create a new plan",
+			"cannot change from %s while %d subscriptions, ended ones included, use the plan (%v); create a new plan",
 			prev.Interval, len(live), named)})
 	}
 	return details

@@ -128,10 +128,10 @@ func (h *catalogHandler) getPlan(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// deletePlan serves DELETE /api/v1/plans/{code}. A plan that pending or
-// active subscriptions bill cannot be deleted (409 naming them): their
-// usage could no longer be priced. Terminated subscriptions do not hold
-// it.
+// deletePlan serves DELETE /api/v1/plans/{code}. A plan that any
+// subscription uses, ended ones included, cannot be deleted (409 naming
+// them): their periods could no longer be priced, and a plan created
+// again under the code would change what they bill.
 func (h *catalogHandler) deletePlan(w http.ResponseWriter, r *http.Request) {
 	ctx, org, code := r.Context(), httpapi.OrgID(r.Context()), r.PathValue("code")
 	// Every subscription on the plan counts, ended ones too: their periods
@@ -176,19 +176,3 @@ type planInUse struct {
 	Count         int      `json:"count"`
 }
 
-// liveSubscriptions returns the external ids of the pending and active
-// subscriptions that match f.
-func (h *catalogHandler) liveSubscriptions(r *http.Request, org string, f catalogstore.SubscriptionFilter) ([]string, error) {
-	subs, err := h.store.ListSubscriptions(r.Context(), org, f)
-	if err != nil {
-		return nil, err
-	}
-	now := h.now()
-	var ids []string
-	for _, s := range subs {
-		if s.StatusAt(now) != schemas.StatusTerminated {
-			ids = append(ids, s.ExternalID)
-		}
-	}
-	return ids, nil
-}
