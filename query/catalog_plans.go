@@ -175,4 +175,3 @@ type planInUse struct {
 	Subscriptions []string `json:"subscriptions"`
 	Count         int      `json:"count"`
 }
-
