@@ -80,7 +80,9 @@ func TestOneCustomerThreeDialects(t *testing.T) {
 		// Units, not the amount: 5250.25 units would price 950 cents too.
 		cu := lago.CustomerUsage.ChargesUsage
 		return len(cu) == 1 && cu[0].Units == "5250.75" && cu[0].EventsCount == 3
-	}, func() string { return fmt.Sprintf("Lago current usage %+v, want 5250.75 units from 3 events", lago.CustomerUsage) })
+	}, func() string {
+		return fmt.Sprintf("Lago current usage %+v, want 5250.75 units from 3 events", lago.CustomerUsage)
+	})
 	cu := lago.CustomerUsage
 	if cu.TotalAmountCents != 950 || cu.Currency != "USD" || len(cu.ChargesUsage) != 1 ||
 		cu.ChargesUsage[0].Units != "5250.75" || cu.ChargesUsage[0].EventsCount != 3 || cu.ChargesUsage[0].AmountCents != 950 {
