@@ -23,11 +23,7 @@ func TestOneCustomerThreeDialects(t *testing.T) {
 	waitPastMonthEnd(t, "America/New_York")
 	call := func(method, path, body string, want int, header ...string) []byte {
 		t.Helper()
-		code, resp := p.do(method, p.apiURL+path, acmeKey, "application/json", []byte(body), header...)
-		if code != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, code, resp, want)
-		}
-		return resp
+		return p.mustAPI(acmeKey, method, path, body, want, header...)
 	}
 
 	call("POST", "/api/v1/meters", `{"key": "API", "name": "API usage", "event_type": "api", "aggregation": "SUM", "value_property": "$.quantity"}`, http.StatusCreated)

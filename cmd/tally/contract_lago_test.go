@@ -37,11 +37,7 @@ func TestLagoContract(t *testing.T) {
 	api := p.apiURL
 	call := func(method, path, key string, body string, want int) []byte {
 		t.Helper()
-		code, resp := p.do(method, api+path, key, "application/json", []byte(body))
-		if code != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, code, resp, want)
-		}
-		return resp
+		return p.mustAPI(key, method, path, body, want)
 	}
 
 	// The meters are the billable metrics: a Lago event's code is the

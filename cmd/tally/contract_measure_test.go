@@ -51,11 +51,7 @@ func TestMeasureContract(t *testing.T) {
 	api := p.apiURL
 	mustDo := func(method, path, key, body string, want int) []byte {
 		t.Helper()
-		code, out := p.do(method, api+path, key, "application/json", []byte(body))
-		if code != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, code, out, want)
-		}
-		return out
+		return p.mustAPI(key, method, path, body, want)
 	}
 	p.createMeter(acmeKey, `{"key": "tokens", "event_type": "completion", "aggregation": "SUM",
 		"value_property": "tokens", "group_by": {"region": "region"}}`)

@@ -21,11 +21,7 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 	}
 	must := func(key, method, path, body string, want int) string {
 		t.Helper()
-		code, resp := call(key, method, path, body)
-		if code != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, code, resp, want)
-		}
-		return resp
+		return string(p.mustAPI(key, method, path, body, want))
 	}
 	// acme's data; "acme-secret" marks every name that must never reach globex.
 	must(acmeKey, "POST", "/api/v1/meters", `{"key": "acme_calls", "name": "acme-secret meter", "event_type": "call", "aggregation": "COUNT"}`, http.StatusCreated)

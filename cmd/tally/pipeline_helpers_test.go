@@ -170,6 +170,17 @@ func (p *pipeline) do(method, url, key, contentType string, body []byte, header 
 	return resp.StatusCode, b
 }
 
+// mustAPI sends a JSON request to the one base URL as the organization of
+// key and fails the test unless the status is want; it returns the body.
+func (p *pipeline) mustAPI(key, method, path, body string, want int, header ...string) []byte {
+	p.t.Helper()
+	code, resp := p.do(method, p.apiURL+path, key, "application/json", []byte(body), header...)
+	if code != want {
+		p.t.Fatalf("%s %s: %d %s, want %d", method, path, code, resp, want)
+	}
+	return resp
+}
+
 // createMeter creates a meter for the organization of key.
 func (p *pipeline) createMeter(key, definition string) {
 	p.t.Helper()

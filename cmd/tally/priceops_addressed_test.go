@@ -19,11 +19,7 @@ func TestPriceOpsItemsStayTheirMetersLater(t *testing.T) {
 	p := startPipeline(t)
 	call := func(method, path, body string, want int) []byte {
 		t.Helper()
-		code, resp := p.do(method, p.apiURL+path, acmeKey, "application/json", []byte(body))
-		if code != want {
-			t.Fatalf("%s %s: %d %s, want %d", method, path, code, resp, want)
-		}
-		return resp
+		return p.mustAPI(acmeKey, method, path, body, want)
 	}
 	const usagePath = "/api/v1/integration/organization/acme/usage"
 	record := func(id string, quantity int) string {
