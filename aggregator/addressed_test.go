@@ -138,3 +138,15 @@ func TestBackfillAddressedEvents(t *testing.T) {
 		t.Errorf("%d dead letters, want none", n)
 	}
 }
+
+// TestMeteredTypesOnce: a stored meter whose event_type is its own
+// addressed type is indexed once, so each event meters once.
+func TestMeteredTypesOnce(t *testing.T) {
+	m := &schemas.Meter{Key: "k", EventType: schemas.AddressedType("k")}
+	if got := meteredTypes(m); len(got) != 1 || got[0] != "@k" {
+		t.Errorf("meteredTypes = %v, want [@k]", got)
+	}
+	if got := meteredTypes(&schemas.Meter{Key: "k", EventType: "e"}); len(got) != 2 {
+		t.Errorf("meteredTypes = %v, want [e @k]", got)
+	}
+}

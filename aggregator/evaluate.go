@@ -34,7 +34,13 @@ func indexMeters(all map[string][]schemas.Meter) meterIndex {
 // meteredTypes are the event types a meter meters: its event_type and its
 // addressed type. The live path (indexMeters) and the backfill read both.
 func meteredTypes(m *schemas.Meter) []string {
-	return []string{m.EventType, schemas.AddressedType(m.Key)}
+	if addressed := schemas.AddressedType(m.Key); addressed != m.EventType {
+		return []string{m.EventType, addressed}
+	}
+	// A meter stored before the prefix was reserved, whose event_type is
+	// its own addressed type: index it once, or it would meter each event
+	// twice (the readings would fold, but the work would not).
+	return []string{m.EventType}
 }
 
 // evalFailure is why one meter cannot meter an event.

@@ -80,10 +80,19 @@ type meterInput struct {
 	CreatedAt     time.Time         `json:"created_at"`
 }
 
-// ParseMeter decodes and validates a meter definition. Unknown fields are
-// rejected: a misspelt "filter" silently ignored would meter the wrong
+// ParseMeter decodes and validates a new meter definition. Unknown fields
+// are rejected: a misspelt "filter" silently ignored would meter the wrong
 // events. Errors are *FieldError values, joined with errors.Join.
-func ParseMeter(raw []byte) (Meter, error) {
+func ParseMeter(raw []byte) (Meter, error) { return parseMeter(raw, false) }
+
+// ParseStoredMeter decodes a definition stored earlier. It applies the
+// rules that have held since meters were first stored, but not rules
+// added later for new meters (the reserved AddressedTypePrefix): a meter
+// stored before a rule existed keeps metering instead of silently
+// dropping out of every batch.
+func ParseStoredMeter(raw []byte) (Meter, error) { return parseMeter(raw, true) }
+
+func parseMeter(raw []byte, stored bool) (Meter, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var in meterInput
@@ -110,7 +119,7 @@ func ParseMeter(raw []byte) (Meter, error) {
 			m.Filter = &f
 		}
 	}
-	if err := m.Validate(); err != nil {
+	if err := m.validate(stored); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -133,9 +142,11 @@ func meterDecodeError(err error) error {
 	return fieldErr("meter", "invalid JSON: %v", err)
 }
 
-// Validate checks the definition and prepares it for Evaluate. Every
+// Validate checks a new definition and prepares it for Evaluate. Every
 // problem is reported, each naming its field.
-func (m *Meter) Validate() error {
+func (m *Meter) Validate() error { return m.validate(false) }
+
+func (m *Meter) validate(stored bool) error {
 	var errs []error
 	if !MeterKeyPattern.MatchString(m.Key) {
 		errs = append(errs, fieldErr("key", "%q must match %s", m.Key, MeterKeyPattern))
@@ -150,7 +161,7 @@ func (m *Meter) Validate() error {
 		errs = append(errs, fieldErr("event_type", "is required"))
 	} else if utf8.RuneCountInString(m.EventType) > MaxEventTypeLen { // as ParseEvent counts it
 		errs = append(errs, fieldErr("event_type", "is longer than %d characters", MaxEventTypeLen))
-	} else if strings.HasPrefix(m.EventType, AddressedTypePrefix) {
+	} else if !stored && strings.HasPrefix(m.EventType, AddressedTypePrefix) {
 		errs = append(errs, fieldErr("event_type", "%q starts with %q, which is reserved: an event of type %q is addressed "+
 			"to the meter whose key follows it, whatever that meter's event_type", m.EventType, AddressedTypePrefix, AddressedTypePrefix+"<meter key>"))
 	}

@@ -403,3 +403,19 @@ func TestMeterValidateCopies(t *testing.T) {
 		t.Errorf("Validate of a copy changed the shared group_by map: %v", shared)
 	}
 }
+
+// TestParseStoredMeter: a meter stored before the addressed prefix was
+// reserved still decodes (and meters); a new one may not use the prefix.
+func TestParseStoredMeter(t *testing.T) {
+	def := []byte(`{"key":"mentions","event_type":"@mention","aggregation":"COUNT"}`)
+	if _, err := schemas.ParseMeter(def); err == nil {
+		t.Error("a new meter with the reserved prefix was accepted")
+	}
+	m, err := schemas.ParseStoredMeter(def)
+	if err != nil || m.EventType != "@mention" {
+		t.Errorf("stored meter: %+v, %v", m, err)
+	}
+	if _, err := schemas.ParseStoredMeter([]byte(`{"key":"-bad","event_type":"e","aggregation":"COUNT"}`)); err == nil {
+		t.Error("a stored meter with an invalid key decoded")
+	}
+}

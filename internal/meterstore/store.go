@@ -58,7 +58,7 @@ func (s *Store) current(ctx context.Context, orgID, key string) (docstore.Row, b
 }
 
 func decode(r docstore.Row) (schemas.Meter, error) {
-	m, err := schemas.ParseMeter([]byte(r.Definition))
+	m, err := schemas.ParseStoredMeter([]byte(r.Definition))
 	if err != nil {
 		return schemas.Meter{}, fmt.Errorf("stored meter %s/%s is invalid: %w", r.OrgID, r.Key, err)
 	}
