@@ -91,8 +91,9 @@ func (h *catalogHandler) checkMeters(r *http.Request, org string, plan schemas.P
 }
 
 // planBatch is how many plans one store read returns: a plan is at most
-// about 1 MiB (maxCatalogBytes), so a read holds at most about 50 MiB.
-const planBatch = 50
+// about 1 MiB (maxCatalogBytes), so a read holds at most about 5 MiB,
+// about what one page (maxPageBytes) may send.
+const planBatch = 5
 
 // listPlans serves GET /api/v1/plans, sorted by code, paginated; a page
 // holds at most maxPageBytes of plans (see fillPage), fewer than ?limit=

@@ -125,6 +125,9 @@ func (t *Table) List(ctx context.Context, orgID, after string, limit int, matche
 	if err := RequireOrg(orgID); err != nil {
 		return nil, err
 	}
+	if limit > 0 && len(matches) == 0 {
+		return t.listPage(ctx, orgID, after, limit)
+	}
 	query := t.selectCurrent() + `
 	        WHERE org_id = ? AND key > ?
 	        GROUP BY org_id, key
@@ -140,6 +143,25 @@ func (t *Table) List(ctx context.Context, orgID, after string, limit int, matche
 		args = append(args, limit)
 	}
 	return t.query(ctx, orgID, query, args...)
+}
+
+// listPage is List of one page without matches in two steps: the page's
+// keys first, from the small key, version and deleted columns, then the
+// definitions of those keys only. One step would read (and aggregate) the
+// definition of every key after the cursor for each page, which makes
+// paging through large documents (a plan can be a megabyte) quadratic.
+func (t *Table) listPage(ctx context.Context, orgID, after string, limit int) ([]Row, error) {
+	return t.query(ctx, orgID, t.selectCurrent()+`
+	        WHERE org_id = ? AND key IN (
+	            SELECT key FROM `+t.name+`
+	            WHERE org_id = ? AND key > ?
+	            GROUP BY key
+	            HAVING argMax(deleted, version) = 0
+	            ORDER BY key
+	            LIMIT ?)
+	        GROUP BY org_id, key
+	        HAVING argMax(deleted, version) = 0
+	        ORDER BY key`, orgID, orgID, after, limit)
 }
 
 // CurrentOfAllOrganizations returns the current row of every key of every

@@ -89,6 +89,8 @@ func TestList(t *testing.T) {
 		{"after", "b", 2, nil, []string{"d", "e"}},
 		{"after a deleted key", "c", 0, nil, []string{"d", "e"}},
 		{"past the end", "e", 10, nil, nil},
+		{"a page over a deleted key", "b", 1, nil, []string{"d"}},
+		{"a page of one", "", 1, nil, []string{"a"}},
 		{"match the current version", "", 0, []Match{{"tier", "silver"}}, []string{"b"}},
 		{"match skips old versions", "", 0, []Match{{"tier", "gold"}}, []string{"a", "d", "e"}},
 		{"two matches", "", 0, []Match{{"tier", "gold"}, {"key", "d"}}, []string{"d"}},
@@ -111,6 +113,16 @@ func TestList(t *testing.T) {
 				t.Errorf("keys %v, want %v", keys, tc.want)
 			}
 		})
+	}
+
+	// A page carries each key's current definition, and only the
+	// organization's own rows.
+	page, err := tb.List(ctx, "acme", "a", 1)
+	if err != nil || len(page) != 1 || page[0].Definition != `{"key":"b","tier":"silver"}` || page[0].Version != 100 {
+		t.Errorf("page after a: %+v, %v", page, err)
+	}
+	if page, err := tb.List(ctx, "globex", "", 5); err != nil || len(page) != 1 || page[0].Definition != `{"tier":"gold"}` {
+		t.Errorf("globex's page: %+v, %v", page, err)
 	}
 
 	all, err := tb.CurrentOfAllOrganizations(ctx)
