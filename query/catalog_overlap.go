@@ -68,13 +68,24 @@ func (c *clashCheck) against(sub schemas.Subscription, others []schemas.Subscrip
 			continue // its plan is gone: it bills nothing (and a plan code in use cannot be deleted)
 		}
 		for _, ch := range otherPlan.Charges {
-			if charged[ch.Meter] {
-				return &errorDetail{Field: "plan_code", Message: fmt.Sprintf(
-					"customer %s's subscription %s (plan %s) charges meter %s while this one would run; "+
-						"a meter's usage is billed to one subscription at a time: end %s first, or start this one after it ends",
-					quoteKey(sub.ExternalCustomerID), quoteKey(other.ExternalID), quoteKey(other.PlanCode), quoteKey(ch.Meter),
-					quoteKey(other.ExternalID))}, nil
+			if !charged[ch.Meter] {
+				continue
 			}
+			if end, ends := other.EndAt(); ends && !end.After(c.h.now()) {
+				// Ended: it cannot be ended again. Its periods are still
+				// priced with its plan, and with this one's.
+				return &errorDetail{Field: "plan_code", Message: fmt.Sprintf(
+					"customer %s's subscription %s (plan %s) charged meter %s until %s, while this one would run; "+
+						"a meter's usage is billed to one subscription at a time, and plans are not versioned per period: "+
+						"give the new charge a plan of its own (a new code)",
+					quoteKey(sub.ExternalCustomerID), quoteKey(other.ExternalID), quoteKey(other.PlanCode), quoteKey(ch.Meter),
+					end.Format(timeLayout))}, nil
+			}
+			return &errorDetail{Field: "plan_code", Message: fmt.Sprintf(
+				"customer %s's subscription %s (plan %s) charges meter %s while this one would run; "+
+					"a meter's usage is billed to one subscription at a time: end %s first, or start this one after it ends",
+				quoteKey(sub.ExternalCustomerID), quoteKey(other.ExternalID), quoteKey(other.PlanCode), quoteKey(ch.Meter),
+				quoteKey(other.ExternalID))}, nil
 		}
 	}
 	return nil, nil
