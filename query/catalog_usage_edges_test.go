@@ -115,8 +115,9 @@ func TestPlanUpdateKeepsOneSubscriptionPerMeter(t *testing.T) {
 	// period, so s-calls' past periods, which overlap s-storage, would be
 	// repriced with storage too.
 	c.mustCall("DELETE", SubscriptionsRoute+"/s-storage", keyAcme, "", http.StatusOK, nil)
-	if code, body := c.call("PUT", PlansRoute+"/calls", keyAcme, both); code != http.StatusBadRequest {
-		t.Errorf("once s-storage is terminated: %d %s, want 400", code, body)
+	if code, body := c.call("PUT", PlansRoute+"/calls", keyAcme, both); code != http.StatusBadRequest ||
+		!strings.Contains(string(body), "a new code") {
+		t.Errorf("once s-storage is terminated: %d %s, want 400 pointing to a new plan code", code, body)
 	}
 	// Another customer's subscription is no obstacle.
 	c.createCustomer(keyAcme, `{"external_id": "c2"}`)
