@@ -163,7 +163,7 @@ func TestOrganizationRequired(t *testing.T) {
 			t.Errorf("%s without an organization: %v, want ErrNoOrg", tc.method, err)
 		}
 	}
-	for _, table := range []string{customersTable, plansTable, subscriptionsTable, idempotencyKeyTable} {
+	for _, table := range []string{customersTable, plansTable, subscriptionsTable, idempotencyKeyTable, subscriptionTerminationsTable} {
 		var n uint64
 		if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil {
 			t.Fatal(err)

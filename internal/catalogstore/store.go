@@ -38,12 +38,13 @@ var (
 // reach a query.
 var errNoOrg = fmt.Errorf("catalogstore: %w", docstore.ErrNoOrg)
 
-// The catalog's tables (schemas/clickhouse/0006-0009).
+// The catalog's tables (schemas/clickhouse/0006-0010).
 const (
-	customersTable      = "customers"
-	plansTable          = "plans"
-	subscriptionsTable  = "subscriptions"
-	idempotencyKeyTable = "idempotency_keys"
+	customersTable                = "customers"
+	plansTable                    = "plans"
+	subscriptionsTable            = "subscriptions"
+	idempotencyKeyTable           = "idempotency_keys"
+	subscriptionTerminationsTable = "subscription_terminations"
 )
 
 // Store reads and writes the catalog.

@@ -45,11 +45,8 @@ func (s *Store) writeSubscription(ctx context.Context, orgID string, sub schemas
 // GetSubscription returns the subscription externalID of orgID, terminated
 // or not, or ErrNotFound.
 func (s *Store) GetSubscription(ctx context.Context, orgID, externalID string) (schemas.Subscription, error) {
-	r, err := live(ctx, s.subscriptions, orgID, externalID)
-	if err != nil {
-		return schemas.Subscription{}, err
-	}
-	return decode[schemas.Subscription](r)
+	_, sub, err := s.liveSubscription(ctx, orgID, externalID)
+	return sub, err
 }
 
 // SubscriptionFilter narrows ListSubscriptions. Empty fields do not
@@ -64,6 +61,8 @@ type SubscriptionFilter struct {
 // ListSubscriptions returns the subscriptions of orgID that match f,
 // terminated ones included, sorted by external_id. The filters are applied
 // in SQL to the current version of each subscription, so pages are full.
+// The terminations of the listed subscriptions are read in one more query
+// (several for a list of many thousand ids).
 func (s *Store) ListSubscriptions(ctx context.Context, orgID string, f SubscriptionFilter) ([]schemas.Subscription, error) {
 	if orgID == "" {
 		return nil, errNoOrg
@@ -81,30 +80,50 @@ func (s *Store) ListSubscriptions(ctx context.Context, orgID string, f Subscript
 	if err != nil {
 		return nil, err
 	}
-	return decodeAll[schemas.Subscription](rows)
+	subs, err := decodeAll[schemas.Subscription](rows)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.Key
+	}
+	terms, err := s.terminations(ctx, orgID, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rows {
+		overlay(&subs[i], r, terms)
+	}
+	return subs, nil
 }
 
-// TerminateSubscription sets the subscription's TerminatedAt to at and
-// returns it. A subscription already terminated is returned unchanged, so
-// a retried termination keeps the first time. ErrNotFound when orgID has
-// no such subscription.
+// TerminateSubscription terminates the subscription at at and returns it.
+// The termination is inserted into its own append-only table (see
+// terminations.go), which no later write of the document can undo; the
+// document itself is not rewritten, so a termination cannot lose a
+// concurrent update either. A subscription already terminated is returned
+// unchanged, so a retried termination keeps the first time; terminations
+// racing each other both insert, and every read (this one's answer too)
+// shows the earliest. ErrNotFound when orgID has no such subscription.
 func (s *Store) TerminateSubscription(ctx context.Context, orgID, externalID string, at time.Time) (schemas.Subscription, error) {
-	r, err := live(ctx, s.subscriptions, orgID, externalID)
-	if err != nil {
-		return schemas.Subscription{}, err
-	}
-	sub, err := decode[schemas.Subscription](r)
+	r, sub, err := s.liveSubscription(ctx, orgID, externalID)
 	if err != nil {
 		return schemas.Subscription{}, err
 	}
 	if sub.TerminatedAt != nil {
 		return sub, nil
 	}
-	at = at.UTC()
-	sub.TerminatedAt = &at
-	ch := s.begin(r)
-	if err := s.writeSubscription(ctx, orgID, sub, r.Revision, ch); err != nil {
+	if err := s.insertTermination(ctx, orgID, externalID, r.Revision, at.UTC()); err != nil {
 		return schemas.Subscription{}, err
+	}
+	terms, err := s.terminations(ctx, orgID, []string{externalID})
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	overlay(&sub, r, terms)
+	if sub.TerminatedAt == nil {
+		return schemas.Subscription{}, fmt.Errorf("termination of subscription %s was stored but is not read back", externalID)
 	}
 	return sub, nil
 }
@@ -113,19 +132,27 @@ func (s *Store) TerminateSubscription(ctx context.Context, orgID, externalID str
 // orgID and stores the result, keeping its revision and creation time. An
 // error from change is returned as it is and nothing is written.
 // ErrNotFound when orgID has no such subscription.
+//
+// change sees the subscription with its termination overlaid, and cannot
+// terminate it or undo a termination: TerminatedAt is restored after it.
+// A termination that lands between this read and this write is not in
+// the document written, but reads overlay it from its table, so the
+// subscription stays terminated.
 func (s *Store) UpdateSubscription(ctx context.Context, orgID, externalID string, change func(*schemas.Subscription) error) (schemas.Subscription, error) {
-	r, err := live(ctx, s.subscriptions, orgID, externalID)
+	r, sub, err := s.liveSubscription(ctx, orgID, externalID)
 	if err != nil {
 		return schemas.Subscription{}, err
 	}
-	sub, err := decode[schemas.Subscription](r)
-	if err != nil {
-		return schemas.Subscription{}, err
+	var terminatedAt *time.Time
+	if sub.TerminatedAt != nil {
+		at := *sub.TerminatedAt
+		terminatedAt = &at
 	}
 	if err := change(&sub); err != nil {
 		return schemas.Subscription{}, err
 	}
 	sub.ExternalID = externalID // the key never changes
+	sub.TerminatedAt = terminatedAt
 	if err := s.writeSubscription(ctx, orgID, sub, r.Revision, s.begin(r)); err != nil {
 		return schemas.Subscription{}, err
 	}
