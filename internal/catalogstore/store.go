@@ -12,7 +12,9 @@
 // then append: ClickHouse has no transactions, so two concurrent creates
 // of one key (on two API replicas) can both succeed, and the later version
 // is what every reader then sees. Requests that must not act twice carry
-// an Idempotency-Key (SaveIdempotent, LookupIdempotent).
+// an Idempotency-Key (SaveIdempotent, LookupIdempotent). Terminations of
+// subscriptions are the exception to one-table-per-kind: they are appended
+// to a table of their own that no update rewrites (terminations.go).
 package catalogstore
 
 import (
