@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/query/billing"
 	"github.com/tally-oss/tally/query/usage"
 	"github.com/tally-oss/tally/schemas"
@@ -60,10 +60,6 @@ func newCatalogEnv(t *testing.T) *catalogEnv {
 func newCatalogEnvRows(t *testing.T, maxRows int) *catalogEnv {
 	t.Helper()
 	e := newEnv(t)
-	keys := &httpapi.Keys{}
-	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
-		t.Fatal(err)
-	}
 	clock := &testClock{}
 	store := catalogstore.New(e.conn)
 	meters := meterstore.New(e.conn)
@@ -74,10 +70,7 @@ func newCatalogEnvRows(t *testing.T, maxRows int) *catalogEnv {
 		store: store, meters: meters, billing: billingSvc,
 		timeout: DefaultTimeout, now: clock.now,
 	})
-	mux := http.NewServeMux()
-	for _, rt := range routes {
-		mux.Handle(rt.Pattern, httpapi.Authenticate(keys, rt.Handler))
-	}
+	mux := testenv.RoutesMux(t, "acme:"+keyAcme+",globex:"+keyGlobex, routes)
 	mux.Handle("/", e.svc.Handler()) // the meters API
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

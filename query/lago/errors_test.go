@@ -16,8 +16,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/query/billing"
 	"github.com/tally-oss/tally/query/rating"
 	"github.com/tally-oss/tally/query/usage"
@@ -44,14 +44,7 @@ func unreachableClickHouse(t *testing.T) driver.Conn {
 // serveLago serves Lago's routes built from d and GETs current usage.
 func serveLago(t *testing.T, d Deps, customer, subscription string) (*http.Response, string) {
 	t.Helper()
-	keys := &httpapi.Keys{}
-	if err := keys.AddSpec("acme:" + acmeKey); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	for _, r := range Routes(d) {
-		mux.Handle(r.Pattern, httpapi.Authenticate(keys, r.Handler))
-	}
+	mux := testenv.RoutesMux(t, "acme:"+acmeKey, Routes(d))
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/customers/"+customer+"/current_usage?external_subscription_id="+subscription, nil)
 	req.Header.Set("Authorization", "Bearer "+acmeKey)
 	rec := httptest.NewRecorder()

@@ -12,7 +12,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/query/billing"
@@ -44,14 +43,8 @@ func newLagoEnv(t *testing.T, now time.Time) *lagoEnv {
 	bill := billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound, 10_000)
 	bill.SetClock(func() time.Time { return now })
 
-	keys := &httpapi.Keys{}
-	if err := keys.AddSpec("acme:" + acmeKey + ",globex:" + globexKey); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	for _, r := range Routes(Deps{Billing: bill, Catalog: e.catalog, Timeout: 10 * time.Second}) {
-		mux.Handle(r.Pattern, httpapi.Authenticate(keys, r.Handler))
-	}
+	mux := testenv.RoutesMux(t, "acme:"+acmeKey+",globex:"+globexKey,
+		Routes(Deps{Billing: bill, Catalog: e.catalog, Timeout: 10 * time.Second}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL

@@ -17,7 +17,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/internal/catalogstore"
-	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/query/billing"
@@ -61,20 +60,12 @@ func newEnvRows(t *testing.T, maxRows int) *env {
 	conn := testenv.MigratedDatabase(t)
 	e := &env{t: t, conn: conn, meters: meterstore.New(conn), catalog: catalogstore.New(conn)}
 	usageSvc := usage.NewService(e.meters, usage.NewClickHouseReader(conn, maxRows, nil), meterstore.ErrNotFound)
-	keys := &httpapi.Keys{}
-	if err := keys.AddSpec("acme:" + keyAcme + ",globex:" + keyGlobex); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
 	routes := Routes(Deps{
 		Billing: billing.New(e.catalog, usageSvc, catalogstore.ErrNotFound, maxRows), Usage: usageSvc,
 		Idempotency: e.catalog, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Timeout: 30 * time.Second, Now: e.now,
 		MaxRows: maxRows,
 	})
-	for _, r := range routes {
-		mux.Handle(r.Pattern, httpapi.Authenticate(keys, r.Handler))
-	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(testenv.RoutesMux(t, "acme:"+keyAcme+",globex:"+keyGlobex, routes))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e

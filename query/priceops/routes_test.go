@@ -89,15 +89,7 @@ func subscribe(t *testing.T, store *catalogstore.Store, org, id, customer, planC
 // serveRoutes serves routes behind authentication, as query does.
 func serveRoutes(t *testing.T, routes []httpapi.Route) http.Handler {
 	t.Helper()
-	var keys httpapi.Keys
-	if err := keys.AddSpec("acme:" + acmeKey + ",globex:" + globexKey); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	for _, r := range routes {
-		mux.Handle(r.Pattern, httpapi.Authenticate(&keys, r.Handler))
-	}
-	return mux
+	return testenv.RoutesMux(t, "acme:"+acmeKey+",globex:"+globexKey, routes)
 }
 
 // get requests org's customers with the Authorization header auth.
