@@ -43,11 +43,13 @@ type AggregationSpec struct {
 	// (String), time_ns and event_id.
 	SQL    string
 	Column Column
-	// GuardSQL, when set, estimates column v in Float64 over the same
-	// readings, for a fold that can leave the range of v (see InRange);
-	// it is empty for a fold that cannot (MAX, MIN and LATEST pick one
+	// GuardSQL and MagnitudeSQL, when set, are two Float64 columns over
+	// the same readings, for a fold that can leave the range of v (see
+	// InRange): an estimate of v and the sum of the magnitudes it adds,
+	// which bounds the estimate's rounding error. They are empty for a
+	// fold that cannot leave the range (MAX, MIN and LATEST pick one
 	// reading, COUNT and UNIQUE_COUNT are UInt64).
-	GuardSQL string
+	GuardSQL, MagnitudeSQL string
 	// Final turns a row's count n and column v into the value served.
 	Final func(n uint64, v decimal.Decimal) decimal.Decimal
 	// Additive says the values of disjoint sets of readings add up to the
@@ -62,33 +64,58 @@ type AggregationSpec struct {
 	MeasureName string
 }
 
-// foldLimit bounds column v: Decimal(38, ValueScale) holds |v| < 10^26,
-// the range of a value (maxValue). guardLimit is the same bound for the
-// Float64 estimate of GuardSQL.
-var (
-	foldLimit  = maxValue
-	guardLimit = math.Pow10(ValuePrecision - ValueScale)
+// The range of a sum. foldLimit bounds column v: Decimal(38, ValueScale)
+// holds |v| < 10^26, the range of a value (maxValue). wrapGap is how far
+// from 0 a true total that wrapped around into (-10^26, 10^26) must be:
+// 2^128 × 10^-12 (3.4e26, the period of the wrap-around) less 10^26.
+// A Float64 estimate whose error is proven below errorLimit is then
+// within guardLimit of 0 for every total in range, and outside it for
+// every wrapped one (guardLimit + errorLimit <= wrapGap).
+var foldLimit = maxValue
+
+const (
+	wrapGap    = 2.4e26
+	guardLimit = 1.5e26
+	errorLimit = 0.5e26
+	// maxGuardedReadings bounds n in the error bound, where (n+4) × 2^-52
+	// stays far below 1, so that the rounded sum of magnitudes bounds the
+	// true one (readings of one window and group, a trillion).
+	maxGuardedReadings = 1 << 40
 )
 
-// InRange reports whether a folded column v, with guard the value of
-// GuardSQL over the same readings, is the exact fold: |v| < 10^26.
+// InRange reports whether a folded column v over n readings is the exact
+// fold and within |v| < 10^26; guard and magnitude are the values of
+// GuardSQL and MagnitudeSQL over the same readings.
 //
 // ClickHouse sums Decimal(38, 12) in a 128-bit integer that wraps around
 // silently: two values of 9e25 sum to -1.6e26. Wrapping around is
-// arithmetic modulo 2^128, so the sum is exact whenever the true total is
-// within the integer's range (±1.7e26), whatever the partial sums did;
-// past it, v is off by a multiple of 2^128 × 10^-12 (3.4e26). So |v| <
-// 10^26 with |guard| < 10^26 is exact: a wrapped v inside ±10^26 comes
-// from a true total of at least 2.4e26 in magnitude, and the Float64
-// estimate of that total would have to be wrong by 1.4e26 to pass, which
-// rounding (a relative error of about 10^-16 per reading) never comes
-// near. Only a true total within rounding of ±10^26 may be refused
-// though it fits.
-func (s AggregationSpec) InRange(v decimal.Decimal, guard float64) bool {
+// arithmetic modulo 2^128 units of 10^-12 (3.4e26), so v is the exact sum
+// whenever the true total is within the integer's range (±1.7e26),
+// whatever the partial sums did; otherwise it is off by a non-zero
+// multiple of 3.4e26. A wrapped v inside ±10^26 therefore comes from a
+// true total of at least wrapGap (2.4e26) in magnitude.
+//
+// guard estimates the true total in Float64, which does not wrap. Each
+// reading converted to Float64 is off by at most 2 units of rounding
+// (2^-53 of it) and n-1 additions in any order add at most (n-1) × 2^-53
+// of the sum of magnitudes, so |guard - total| <= (n+1) × 2^-53 ×
+// magnitude, to first order; InRange uses (n+4) × 2^-52 × magnitude, more
+// than twice that. With that bound below errorLimit, |guard| < guardLimit
+// holds for every total in range and fails for every wrapped one, so
+// the answer is exact: every total in range is served, even at 10^26 less
+// 10^-12, and nothing wrapped is. The bound reaches errorLimit only when
+// n² × (average magnitude) reaches 2 × 10^41 (47 million readings near
+// 10^26, or 470 million near 10^24, in one window and group); such a row
+// is refused, though its total may be in range.
+func (s AggregationSpec) InRange(n uint64, v decimal.Decimal, guard, magnitude float64) bool {
 	if s.GuardSQL == "" {
 		return true
 	}
-	return v.Abs().LessThan(foldLimit) && math.Abs(guard) < guardLimit
+	if n > maxGuardedReadings || math.IsNaN(guard) || math.IsNaN(magnitude) {
+		return false
+	}
+	roundingBound := float64(n+4) * 0x1p-52 * magnitude
+	return v.Abs().LessThan(foldLimit) && roundingBound < errorLimit && math.Abs(guard) < guardLimit
 }
 
 func countFinal(n uint64, _ decimal.Decimal) decimal.Decimal { return decimal.NewFromUint64(n) }
@@ -105,17 +132,21 @@ func avgFinal(n uint64, v decimal.Decimal) decimal.Decimal {
 }
 
 // sumGuard estimates sum(value) in Float64, which does not wrap around
-// (ClickHouse 18.16 and later convert Decimal with toFloat64).
-const sumGuard = "sum(toFloat64(value))"
+// (ClickHouse 18.16 and later convert Decimal with toFloat64), and
+// sumMagnitude bounds its rounding error.
+const (
+	sumGuard     = "sum(toFloat64(value))"
+	sumMagnitude = "sum(abs(toFloat64(value)))"
+)
 
 var aggregationSpecs = map[Aggregation]AggregationSpec{
-	AggSum: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, Final: valueFinal, Additive: true,
+	AggSum: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, MagnitudeSQL: sumMagnitude, Final: valueFinal, Additive: true,
 		LagoType: "sum_agg", MeasureName: "sum"},
 	AggCount: {Input: InputNone, Column: ColumnNone, Final: countFinal, Additive: true, LagoType: "count_agg", MeasureName: "count"},
 	AggMax:   {Input: InputNumber, SQL: "max(value)", Column: ColumnDecimal, Final: valueFinal, LagoType: "max_agg", MeasureName: "max"},
 	AggMin:   {Input: InputNumber, SQL: "min(value)", Column: ColumnDecimal, Final: valueFinal, LagoType: "min_agg", MeasureName: "min"},
 	// AVG folds to the exact sum; Final divides by the count.
-	AggAvg: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, Final: avgFinal,
+	AggAvg: {Input: InputNumber, SQL: "sum(value)", Column: ColumnDecimal, GuardSQL: sumGuard, MagnitudeSQL: sumMagnitude, Final: avgFinal,
 		LagoType: "avg_agg", MeasureName: "average"},
 	AggUniqueCount: {Input: InputScalar, SQL: "uniqExact(distinct_value)", Column: ColumnUint, Final: valueFinal,
 		LagoType: "unique_count_agg", MeasureName: "unique_count"},

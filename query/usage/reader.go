@@ -33,9 +33,11 @@ var ErrTooManyRows = errors.New("usage result exceeds the row limit")
 // ErrOutOfRange means a total (or the sum an average divides) is beyond
 // the ±10^26 Tally computes exactly: ClickHouse's sum of Decimal128
 // readings wraps around silently, so the read is refused rather than
-// serving a wrong number. Every value is within range, but a sum of
-// enough of them is not; a retry does not change it, a narrower window
-// may. Reads fail with an *OutOfRangeError, which wraps it.
+// serving a wrong number (AggregationSpec.InRange proves which sums are
+// exact; it also refuses a row of tens of millions of readings near
+// 10^26, whose exactness it cannot prove). Every value is within range,
+// but a sum of enough of them is not; a retry does not change it, a
+// narrower window may. Reads fail with an *OutOfRangeError, which wraps it.
 var ErrOutOfRange = errors.New("the total exceeds the range Tally can represent exactly (±10^26)")
 
 // OutOfRangeError names the meter whose usage is out of range.
@@ -115,6 +117,7 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 		dec    decimal.Decimal
 		uniq   uint64
 		guard  float64
+		magn   float64
 	)
 	dest := []any{}
 	if q.WindowSize != WindowNone {
@@ -134,7 +137,7 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 		return nil, fmt.Errorf("aggregation %s: unknown column kind %d", q.Aggregation, spec.Column)
 	}
 	if spec.GuardSQL != "" {
-		dest = append(dest, &guard)
+		dest = append(dest, &guard, &magn)
 	}
 
 	var out []Row
@@ -148,7 +151,7 @@ func (r *ClickHouseReader) read(ctx context.Context, q Query, query string, args
 		if len(out) == r.maxRows {
 			return nil, ErrTooManyRows
 		}
-		if !spec.InRange(dec, guard) {
+		if !spec.InRange(count, dec, guard, magn) {
 			return nil, &OutOfRangeError{Meter: q.MeterKey}
 		}
 		row := Row{GroupValues: append([]string(nil), groups...), WindowStart: q.From, WindowEnd: q.To, Events: count}

@@ -20,8 +20,9 @@ const readingsTable = "readings FINAL"
 // aggregate (a query without GROUP BY returns one row even when nothing
 // matched) from a real one. A fold that can leave the range of v (a sum of
 // Decimal128, which wraps around) also selects its guard, a Float64
-// estimate of v, as guard; the reader refuses a row the table says is out
-// of range (AggregationSpec.InRange).
+// estimate of v, as guard, and the sum of magnitudes that bounds the
+// estimate's error as magnitude; the reader refuses a row the table says
+// is out of range (AggregationSpec.InRange).
 
 // groupSQL returns the expression of a group key and its arguments.
 // Readings store a meter's group values in an array aligned with the array
@@ -36,7 +37,7 @@ func groupSQL(key string) (string, []any) {
 // buildSQL returns the SQL of a usage query and its bound arguments
 // in placeholder order. It reads at most limit rows. Every value is a
 // bound parameter; the only text that varies is chosen from constants
-// here, and aliases (w, g0, g1, ..., n, v, guard) name the result columns so that
+// here, and aliases (w, g0, g1, ..., n, v, guard, magnitude) name the result columns so that
 // GROUP BY and ORDER BY do not repeat the bound expressions.
 //
 // The WHERE clause starts with the organization, then the meter and its
@@ -68,7 +69,7 @@ func buildSQL(q Query, limit int) (string, []any, error) {
 		cols = append(cols, spec.SQL+" AS v")
 	}
 	if spec.GuardSQL != "" {
-		cols = append(cols, spec.GuardSQL+" AS guard")
+		cols = append(cols, spec.GuardSQL+" AS guard", spec.MagnitudeSQL+" AS magnitude")
 	}
 
 	conds := []string{

@@ -35,7 +35,7 @@ func TestBuildUsageSQL(t *testing.T) {
 		wantArgs []any
 	}{
 		{"sum", func() Query { return base(schemas.AggSum) },
-			"SELECT count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" + where + " LIMIT ?", args(nil, 101)},
+			"SELECT count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" + where + " LIMIT ?", args(nil, 101)},
 		{"count", func() Query { return base(schemas.AggCount) },
 			"SELECT count() AS n" + where + " LIMIT ?", args(nil, 101)},
 		{"max", func() Query { return base(schemas.AggMax) },
@@ -43,7 +43,7 @@ func TestBuildUsageSQL(t *testing.T) {
 		{"min", func() Query { return base(schemas.AggMin) },
 			"SELECT count() AS n, min(value) AS v" + where + " LIMIT ?", args(nil, 101)},
 		{"avg is sum and count, divided in Go", func() Query { return base(schemas.AggAvg) },
-			"SELECT count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" + where + " LIMIT ?", args(nil, 101)},
+			"SELECT count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" + where + " LIMIT ?", args(nil, 101)},
 		{"unique count", func() Query { return base(schemas.AggUniqueCount) },
 			"SELECT count() AS n, uniqExact(distinct_value) AS v" + where + " LIMIT ?", args(nil, 101)},
 		{"latest by event time, then event id", func() Query { return base(schemas.AggLatest) },
@@ -52,7 +52,7 @@ func TestBuildUsageSQL(t *testing.T) {
 			q := base(schemas.AggSum)
 			q.WindowSize = WindowMinute
 			return q
-		}, "SELECT toStartOfMinute(time, ?) AS w, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" + where + " GROUP BY w ORDER BY w LIMIT ?",
+		}, "SELECT toStartOfMinute(time, ?) AS w, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"UTC"}, 101)},
 		{"hour windows in a +05:30 zone", func() Query {
 			q := base(schemas.AggCount)
@@ -64,7 +64,7 @@ func TestBuildUsageSQL(t *testing.T) {
 			q := base(schemas.AggSum)
 			q.WindowSize, q.Location = WindowDay, newYork
 			return q
-		}, "SELECT toDate(time, ?) AS w, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" + where + " GROUP BY w ORDER BY w LIMIT ?",
+		}, "SELECT toDate(time, ?) AS w, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" + where + " GROUP BY w ORDER BY w LIMIT ?",
 			args([]any{"America/New_York"}, 101)},
 		{"month windows", func() Query {
 			q := base(schemas.AggMax)
@@ -77,7 +77,7 @@ func TestBuildUsageSQL(t *testing.T) {
 			q.GroupBy = []string{"model", "customer_id", "region"}
 			return q
 		}, "SELECT group_values[indexOf(group_keys, ?)] AS g0, customer_id AS g1, group_values[indexOf(group_keys, ?)] AS g2," +
-			" count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" + where + " GROUP BY g0, g1, g2 ORDER BY g0, g1, g2 LIMIT ?",
+			" count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" + where + " GROUP BY g0, g1, g2 ORDER BY g0, g1, g2 LIMIT ?",
 			args([]any{"model", "region"}, 101)},
 		{"customers", func() Query {
 			q := base(schemas.AggCount)
@@ -97,7 +97,7 @@ func TestBuildUsageSQL(t *testing.T) {
 			q.CustomerIDs = []string{"c1"}
 			q.Filters = []GroupFilter{{"model", []string{"gpt"}}}
 			return q
-		}, "SELECT toDate(time, ?) AS w, customer_id AS g0, group_values[indexOf(group_keys, ?)] AS g1, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard" +
+		}, "SELECT toDate(time, ?) AS w, customer_id AS g0, group_values[indexOf(group_keys, ?)] AS g1, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" +
 			where + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?)" +
 			" GROUP BY w, g0, g1 ORDER BY w, g0, g1 LIMIT ?",
 			args([]any{"America/New_York", "model"}, "c1", "model", "gpt", 101)},
