@@ -26,11 +26,13 @@ type Config struct {
 	Brokers         config.StringList
 	Topic           string
 	DeadLetterTopic string
-	// Partitions and ReplicationFactor are used only when Tally creates a
-	// missing topic (CreateTopics); production topics are usually created
-	// by the platform team.
+	// Partitions, ReplicationFactor and MinInsyncReplicas are used only
+	// when Tally creates a missing topic (CreateTopics); production topics
+	// are usually created by the platform team. MinInsyncReplicas 0 means
+	// min(2, ReplicationFactor).
 	Partitions        int
 	ReplicationFactor int
+	MinInsyncReplicas int
 	CreateTopics      bool
 	TLS               bool
 	TLSSkipVerify     bool
@@ -47,6 +49,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeadLetterTopic, "kafka.dead-letter-topic", "tally-events-dead-letter", "topic of events that cannot be metered")
 	fs.IntVar(&c.Partitions, "kafka.partitions", 6, "partitions of the event topic when Tally creates it; the aggregator scales up to this many consumers")
 	fs.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "replication factor of topics Tally creates")
+	fs.IntVar(&c.MinInsyncReplicas, "kafka.min-insync-replicas", 0, "min.insync.replicas of topics Tally creates: replicas that must have a record before it is acknowledged (0: min(2, kafka.replication-factor))")
 	fs.BoolVar(&c.CreateTopics, "kafka.create-topics", true, "create the topics at start when they are missing")
 	fs.BoolVar(&c.TLS, "kafka.tls", false, "connect to Kafka with TLS")
 	fs.BoolVar(&c.TLSSkipVerify, "kafka.tls-skip-verify", false, "with TLS, do not verify broker certificates (testing only)")
@@ -69,6 +72,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.ReplicationFactor < 1 {
 		errs = append(errs, errors.New("kafka.partitions and kafka.replication-factor must be at least 1"))
+	}
+	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > max(c.ReplicationFactor, 1) {
+		// More would refuse every produce: acks=all could never be met.
+		errs = append(errs, fmt.Errorf("kafka.min-insync-replicas must be between 0 (automatic) and kafka.replication-factor (%d), got %d",
+			c.ReplicationFactor, c.MinInsyncReplicas))
 	}
 	if _, err := c.mechanism(); err != nil {
 		errs = append(errs, err)
@@ -111,13 +119,17 @@ func (c *Config) Dialer() *kafka.Dialer {
 
 // TopicConfigs are topic-level settings (retention.ms, retention.bytes,
 // ...) for topics EnsureTopics creates; nil keeps the cluster's defaults.
+// The event topic always gets eventTopicSafety on top (no retention), and
+// both topics get min.insync.replicas from the Config.
 type TopicConfigs struct {
 	Events      map[string]string
 	DeadLetters map[string]string
 }
 
 // EnsureTopics creates the event and dead-letter topics when they are
-// missing (if CreateTopics is set). Existing topics are left as they are.
+// missing (if CreateTopics is set). Existing topics are left as they are;
+// Ping refuses an existing event topic whose retention could delete
+// records before they are metered (topicsafety.go).
 func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 	if !c.CreateTopics {
 		return nil
@@ -137,7 +149,7 @@ func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 		}
 	}
 	var topics []kafka.TopicConfig
-	for name, entries := range map[string]map[string]string{c.Topic: configs.Events, c.DeadLetterTopic: configs.DeadLetters} {
+	for name, entries := range map[string]map[string]string{c.Topic: c.eventTopicConfigs(configs.Events), c.DeadLetterTopic: c.withMinInsync(configs.DeadLetters)} {
 		if existing[name] {
 			continue
 		}
@@ -163,7 +175,8 @@ func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that a broker answers and the event topic exists; it is the
+// Ping checks that a broker answers, the event topic exists, and its
+// settings cannot delete records before they are metered; it is the
 // readiness check of ingest and the aggregator.
 func (c *Config) Ping(ctx context.Context) error {
 	tr := c.Transport()
@@ -181,7 +194,7 @@ func (c *Config) Ping(ctx context.Context) error {
 			if len(t.Partitions) == 0 {
 				return fmt.Errorf("kafka topic %s has no partitions", c.Topic)
 			}
-			return nil
+			return c.checkEventTopic(ctx, client)
 		}
 	}
 	return fmt.Errorf("kafka topic %s does not exist", c.Topic)

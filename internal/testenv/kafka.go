@@ -28,7 +28,9 @@ func Kafka(t testing.TB, opts ...kfake.Opt) []string {
 
 // CreateTopic creates topic with the given number of partitions, the way
 // the production code does it: with kafka-go, on the controller broker
-// (kfake, like Kafka, answers NOT_CONTROLLER to any other broker).
+// (kfake, like Kafka, answers NOT_CONTROLLER to any other broker), and
+// without retention, which readiness requires of the event topic
+// (kafkaclient.ErrUnsafeEventTopic).
 func CreateTopic(t testing.TB, brokers []string, topic string, partitions int) {
 	t.Helper()
 	if err := createTopic(brokers, topic, partitions); err != nil {
@@ -58,5 +60,9 @@ func createTopic(brokers []string, topic string, partitions int) error {
 		Topic:             topic,
 		NumPartitions:     partitions,
 		ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{
+			{ConfigName: "retention.ms", ConfigValue: "-1"},
+			{ConfigName: "retention.bytes", ConfigValue: "-1"},
+		},
 	})
 }

@@ -1,0 +1,168 @@
+package kafkaclient
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+// describe returns the named configs of a topic as the broker reports them.
+func describe(t *testing.T, brokers []string, topic string, names ...string) map[string]string {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.DescribeConfigs(t.Context(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
+		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: names},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			t.Fatalf("describe %s: %v", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			got[e.ConfigName] = e.ConfigValue
+		}
+	}
+	return got
+}
+
+// createWithConfigs creates a topic the way a platform team might: with
+// the cluster's defaults unless entries say otherwise.
+func createWithConfigs(t *testing.T, brokers []string, topic string, entries ...kafka.ConfigEntry) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 2, ReplicationFactor: 1, ConfigEntries: entries},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Defect 2: the event topic Tally creates must keep every record until it
+// is deleted on purpose; the cluster default (7 days on Apache Kafka and
+// on kfake) would expire accepted events that were never metered.
+func TestEnsureTopicsCreatesEventTopicWithoutRetention(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	cfg := Config{Brokers: brokers, Topic: "events", DeadLetterTopic: "dead", Partitions: 3, ReplicationFactor: 1, CreateTopics: true}
+	if err := cfg.EnsureTopics(t.Context(), TopicConfigs{DeadLetters: map[string]string{"retention.ms": "3600000"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := describe(t, brokers, "events", "retention.ms", "retention.bytes", "min.insync.replicas")
+	want := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("event topic %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if got := describe(t, brokers, "dead", "retention.ms")["retention.ms"]; got != "3600000" {
+		t.Errorf("dead-letter topic retention.ms = %q, want the configured 3600000", got)
+	}
+	if err := cfg.Ping(t.Context()); err != nil {
+		t.Errorf("Ping on the topic Tally created: %v", err)
+	}
+	// Settings given for the event topic cannot turn retention back on.
+	cfg.Topic = "events-2"
+	if err := cfg.EnsureTopics(t.Context(), TopicConfigs{Events: map[string]string{"retention.ms": "1000"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(t, brokers, "events-2", "retention.ms")["retention.ms"]; got != "-1" {
+		t.Errorf("event topic with retention.ms=1000 asked for: %q, want -1", got)
+	}
+}
+
+// Defect 2: an existing event topic whose retention can delete records
+// that were never consumed fails Ping, the readiness check of ingest and
+// the aggregator, with a message that says what to change.
+func TestPingRefusesEventTopicThatCanExpire(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name    string
+		entries []kafka.ConfigEntry
+		want    []string
+	}{
+		{"cluster default", nil, []string{"retention.ms=604800000", "retention.ms=-1"}},
+		{"size retention", []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "-1"}, {ConfigName: "retention.bytes", ConfigValue: "1073741824"}},
+			[]string{"retention.bytes=1073741824"}},
+		{"compaction", []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "-1"}, {ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+			[]string{"cleanup.policy=compact"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "events-" + strings.ReplaceAll(tc.name, " ", "-")
+			createWithConfigs(t, brokers, topic, tc.entries...)
+			cfg := Config{Brokers: brokers, Topic: topic, DeadLetterTopic: "dead", Partitions: 3, ReplicationFactor: 1, CreateTopics: true}
+			// EnsureTopics leaves an existing topic as it is ...
+			if err := cfg.EnsureTopics(ctx, TopicConfigs{}); err != nil {
+				t.Fatal(err)
+			}
+			// ... and readiness refuses it.
+			err := cfg.Ping(ctx)
+			if err == nil || !errors.Is(err, ErrUnsafeEventTopic) {
+				t.Fatalf("Ping = %v, want ErrUnsafeEventTopic", err)
+			}
+			for _, w := range append(tc.want, topic) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Ping error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// Fixed on the broker, it is accepted without a restart.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: "events-cluster-default",
+		Configs: []kafka.AlterConfigRequestConfig{{Name: "retention.ms", Value: "-1"}, {Name: "retention.bytes", Value: "-1"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range resp.Errors {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Brokers: brokers, Topic: "events-cluster-default", DeadLetterTopic: "dead", Partitions: 3, ReplicationFactor: 1}
+	if err := cfg.Ping(ctx); err != nil {
+		t.Errorf("Ping after retention.ms=-1 and retention.bytes=-1: %v", err)
+	}
+}
+
+func TestMinInsyncReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		rf, flag, want int
+		invalid        bool
+	}{
+		{rf: 1, want: 1},
+		{rf: 2, want: 2},
+		{rf: 3, want: 2},
+		{rf: 3, flag: 3, want: 3},
+		{rf: 3, flag: 4, invalid: true},
+		{rf: 3, flag: -1, invalid: true},
+	} {
+		cfg := Config{Brokers: []string{"b:9092"}, Topic: "a", DeadLetterTopic: "b", Partitions: 1, ReplicationFactor: tc.rf, MinInsyncReplicas: tc.flag}
+		err := cfg.Validate()
+		if tc.invalid {
+			if err == nil || !strings.Contains(err.Error(), "kafka.min-insync-replicas") {
+				t.Errorf("rf %d, min-insync %d: Validate = %v, want an error naming the flag", tc.rf, tc.flag, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("rf %d, min-insync %d: %v", tc.rf, tc.flag, err)
+		}
+		if got := cfg.minInsyncReplicas(); got != tc.want {
+			t.Errorf("rf %d, min-insync %d: effective %d, want %d", tc.rf, tc.flag, got, tc.want)
+		}
+	}
+}
