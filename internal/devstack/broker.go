@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tally-oss/tally/internal/kafkaclient"
@@ -28,13 +29,20 @@ type BrokerOptions struct {
 	// without settings of their own (see TopicConfigs); 0 keeps kfake's.
 	RetentionMs    int64
 	RetentionBytes int64
-	Logger         *slog.Logger
+	// BeforeTrim makes durable, before a trim deletes the broker's copy,
+	// what the group committed: `tally all` syncs the private ClickHouse's
+	// data directory. An error skips that trim round. nil: nothing to do.
+	BeforeTrim func(ctx context.Context) error
+	Logger     *slog.Logger
+	// Registerer receives the trim metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // Broker is the embedded Kafka-protocol broker.
 type Broker struct {
 	cluster *kfake.Cluster
 	opts    BrokerOptions
+	metrics *trimMetrics
 }
 
 // StartBroker starts the broker, reloading any state persisted in Dir.
@@ -62,7 +70,7 @@ func StartBroker(opts BrokerOptions) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka broker on port %d: %w", opts.Port, err)
 	}
-	return &Broker{cluster: cluster, opts: opts}, nil
+	return &Broker{cluster: cluster, opts: opts, metrics: newTrimMetrics(opts.Registerer)}, nil
 }
 
 // Addrs returns the broker's listen addresses.
@@ -70,41 +78,6 @@ func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
 
 // Close stops the broker, flushing its state to disk.
 func (b *Broker) Close() { b.cluster.Close() }
-
-// TrimCommitted deletes, every interval, the records of topic that group
-// has committed, and applies time and size retention. The aggregator
-// commits an offset only after ClickHouse holds everything before it, so
-// those records are no longer needed: without this the broker's memory
-// grows with every event ever ingested.
-func (b *Broker) TrimCommitted(ctx context.Context, topic, group string, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		b.trimOnce(topic, group)
-	}
-}
-
-func (b *Broker) trimOnce(topic, group string) {
-	b.cluster.ApplyRetention()
-	info := b.cluster.GroupInfo(group)
-	if info == nil {
-		return
-	}
-	for partition, commit := range info.Commits[topic] {
-		p := b.cluster.PartitionInfo(topic, partition)
-		if p == nil || commit.Offset <= p.LogStartOffset {
-			continue
-		}
-		if err := b.cluster.DeleteRecords(topic, partition, commit.Offset); err != nil {
-			b.opts.Logger.Warn("trim committed records", "topic", topic, "partition", partition, "err", err)
-		}
-	}
-}
 
 // TopicConfigs are the settings of the topics `tally all` creates on the
 // embedded broker. The event topic has no retention: an accepted event is

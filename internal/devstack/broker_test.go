@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestBrokerOptions(t *testing.T) {
 		})
 		createTopic(t, b.Addrs(), "events", 2)
 		produce(t, b.Addrs(), "events", 100)
-		b.trimOnce("events", "no-such-group")
+		b.trimOnce(context.Background(), "events", "no-such-group")
 		for _, p := range b.cluster.PartitionInfos("events") {
 			if p.LogStartOffset != 0 {
 				t.Errorf("partition %d: retention removed fresh records (log start %d)", p.Partition, p.LogStartOffset)
@@ -84,7 +85,7 @@ func TestBrokerOptions(t *testing.T) {
 		if before.NumBytes <= limit {
 			t.Fatalf("test needs more than %d bytes in the partition, has %d", limit, before.NumBytes)
 		}
-		b.trimOnce("events", "no-such-group")
+		b.trimOnce(context.Background(), "events", "no-such-group")
 		p := b.cluster.PartitionInfo("events", 0)
 		if p.LogStartOffset == 0 || p.NumBytes > limit || p.HighWatermark != 1000 {
 			t.Errorf("after retention: log start %d, %d bytes, high watermark %d; want log start > 0, at most %d bytes, high watermark 1000",
@@ -100,7 +101,7 @@ func TestBrokerOptions(t *testing.T) {
 		// has passed; poll rather than sleep a guessed amount.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			b.trimOnce("events", "no-such-group")
+			b.trimOnce(context.Background(), "events", "no-such-group")
 			p := b.cluster.PartitionInfo("events", 0)
 			if p.LogStartOffset == p.HighWatermark && p.HighWatermark == 100 {
 				break

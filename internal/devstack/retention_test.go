@@ -33,7 +33,7 @@ func TestUncommittedEventsOutliveRetention(t *testing.T) {
 		}
 		w.Close()
 	}
-	b.trimOnce("events", "aggregator")
+	b.trimOnce(context.Background(), "events", "aggregator")
 	if start := logStart(t, b, "events"); start != 0 {
 		t.Errorf("event topic starts at %d after retention: uncommitted events were dropped", start)
 	}

@@ -2,9 +2,11 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -52,7 +54,7 @@ func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
 	consume(t, b.Addrs(), topic+"-dead-letter", "other", 10)
 
 	for _, g := range []string{"no-such-group", "other"} {
-		b.trimOnce(topic, g)
+		b.trimOnce(context.Background(), topic, g)
 		if got := logStart(t, b, topic); got != 0 {
 			t.Fatalf("trim for group %q, which committed nothing on %s, moved the log start to %d", g, topic, got)
 		}
@@ -61,7 +63,7 @@ func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
 		t.Fatalf("before trimming, first record is %d %q, want 0 %q", m.Offset, m.Value, recordValue(0))
 	}
 
-	b.trimOnce(topic, group)
+	b.trimOnce(context.Background(), topic, group)
 	if got := logStart(t, b, topic); got != 400 {
 		t.Fatalf("after trimming group %q's 400 committed records, log start = %d, want 400", group, got)
 	}
@@ -75,7 +77,7 @@ func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
 		t.Errorf("trimming %s moved the dead-letter topic's log start to %d", topic, got)
 	}
 
-	b.trimOnce(topic, group) // nothing new committed: a no-op
+	b.trimOnce(context.Background(), topic, group) // nothing new committed: a no-op
 	if got := logStart(t, b, topic); got != 400 {
 		t.Fatalf("second trim moved the log start to %d", got)
 	}
@@ -133,4 +135,111 @@ func TestTrimCommittedRunsUntilCancelled(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("TrimCommitted with a cancelled context did not return")
 	}
+}
+
+// TestTrimMakesDurableBeforeDeleting: a trim round reads the committed
+// offsets, then calls BeforeTrim (`tally all` syncs ClickHouse's data dir),
+// and only then deletes, never past the offsets read before the sync. What
+// the group commits while the sync runs was inserted into ClickHouse after
+// the sync began, so the sync may not cover it. A failed sync deletes
+// nothing. A test cannot cut the power; it checks the ordering that makes a
+// power cut harmless.
+func TestTrimMakesDurableBeforeDeleting(t *testing.T) {
+	const topic, group = "events", "g"
+	var (
+		b                *Broker
+		startAtSync      []int64 // the log start offset at each BeforeTrim call
+		commitDuringSync int
+		syncErr          error
+	)
+	reg := prometheus.NewRegistry()
+	opts := BrokerOptions{Dir: t.TempDir(), Port: freePort(t), Registerer: reg, BeforeTrim: func(ctx context.Context) error {
+		startAtSync = append(startAtSync, logStart(t, b, topic))
+		if commitDuringSync > 0 {
+			consume(t, b.Addrs(), topic, group, commitDuringSync)
+			commitDuringSync = 0
+		}
+		return syncErr
+	}}
+	b = startBroker(t, opts)
+	createTopic(t, b.Addrs(), topic, 1)
+	produce(t, b.Addrs(), topic, 1000)
+	consume(t, b.Addrs(), topic, group, 400)
+
+	commitDuringSync = 200
+	b.trimOnce(context.Background(), topic, group)
+	if len(startAtSync) != 1 {
+		t.Fatalf("the trim called BeforeTrim %d times, want once", len(startAtSync))
+	}
+	if startAtSync[0] != 0 {
+		t.Fatalf("the log started at %d when BeforeTrim ran: records were deleted before the sync", startAtSync[0])
+	}
+	if got := sum(committed(b, topic, group)); got != 600 {
+		t.Fatalf("the group committed %d during the sync, want 600", got)
+	}
+	if got := logStart(t, b, topic); got != 400 {
+		t.Fatalf("the trim deleted up to %d, want 400: the offset committed before the sync (600 was committed during it)", got)
+	}
+
+	b.trimOnce(context.Background(), topic, group) // the next round covers what was committed during the last sync
+	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 600 {
+		t.Fatalf("second round: %d syncs, log start %d; want 2 syncs, 600", len(startAtSync), got)
+	}
+	b.trimOnce(context.Background(), topic, group) // nothing new committed: no sync, no delete
+	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 600 {
+		t.Fatalf("round with nothing to trim: %d syncs, log start %d; want 2 syncs, 600", len(startAtSync), got)
+	}
+
+	consume(t, b.Addrs(), topic, group, 100)
+	syncErr = errors.New("sync failed")
+	b.trimOnce(context.Background(), topic, group)
+	if got := logStart(t, b, topic); len(startAtSync) != 3 || got != 600 {
+		t.Fatalf("round whose sync failed: %d syncs, log start %d; want 3 syncs, 600 (nothing deleted)", len(startAtSync), got)
+	}
+	syncErr = nil
+	b.trimOnce(context.Background(), topic, group)
+	if got := logStart(t, b, topic); len(startAtSync) != 4 || got != 700 {
+		t.Fatalf("round after the failed one: %d syncs, log start %d; want 4 syncs, 700", len(startAtSync), got)
+	}
+
+	for outcome, want := range map[string]float64{trimDone: 3, trimNothing: 1, trimSyncFailed: 1, trimDeleteFailed: 0} {
+		if got := metricValue(t, reg, "tally_devstack_trim_rounds_total", outcome); got != want {
+			t.Errorf("tally_devstack_trim_rounds_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	if got := metricValue(t, reg, "tally_devstack_trimmed_records_total", ""); got != 700 {
+		t.Errorf("tally_devstack_trimmed_records_total = %v, want 700", got)
+	}
+	if got := metricValue(t, reg, "tally_devstack_trim_sync_duration_seconds", ""); got != 4 {
+		t.Errorf("tally_devstack_trim_sync_duration_seconds counted %v syncs, want 4", got)
+	}
+	if got := metricValue(t, reg, "tally_devstack_trim_duration_seconds", ""); got != 5 {
+		t.Errorf("tally_devstack_trim_duration_seconds counted %v rounds, want 5", got)
+	}
+}
+
+// metricValue returns a counter's value, or a histogram's count, of the
+// series of name whose only label has value label ("" for no label).
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() != label {
+				continue
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s{%q}", name, label)
+	return 0
 }
