@@ -54,6 +54,7 @@ type Server struct {
 	cmd      *exec.Cmd
 	addr     string
 	httpAddr string
+	dataDir  string
 	logger   *slog.Logger
 
 	done    chan struct{} // closed when the process has exited

@@ -78,6 +78,7 @@ func start(ctx context.Context, cand candidate, l layout, opts Options, logger *
 		cmd:      cmd,
 		addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort)),
 		httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		dataDir:  l.data(),
 		logger:   logger,
 		done:     make(chan struct{}),
 	}
