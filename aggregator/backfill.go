@@ -206,5 +206,5 @@ func backfillDeadLetter(rec schemas.Record, pos Position, f evalFailure, now tim
 		OrgID: rec.OrgID, CustomerID: rec.Event.CustomerID, EventID: rec.Event.ID, EventType: rec.Event.Type,
 		MeterKey: f.meterKey, Reason: f.reason, Message: f.message, Payload: value, Key: key,
 		Time: rec.Event.Time, IngestedAt: rec.IngestedAt, DeadLetteredAt: now, Position: pos,
-	}
+	}.bounded()
 }

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,38 +36,126 @@ type DeadLetter struct {
 	// the record is malformed); RecordBase64 holds any other bytes.
 	Record       json.RawMessage `json:"record,omitempty"`
 	RecordBase64 []byte          `json:"record_base64,omitempty"`
-	// RecordOmitted is set when the record was too large to repeat here;
-	// the dead_letters table still holds it.
+	// RecordOmitted is set when the record was too large to repeat here
+	// (RecordBytes is then its size); the dead_letters table still holds
+	// it, and the events table the event.
 	RecordOmitted bool `json:"record_omitted,omitempty"`
+	RecordBytes   int  `json:"record_bytes,omitempty"`
 }
 
-// maxDeadLetterRecord bounds the original record repeated on the topic: an
-// event close to ingest's 1 MiB limit plus the envelope would exceed the
-// broker's message size, and a write that can never succeed would stall the
-// partition forever.
-const maxDeadLetterRecord = 512 << 10
+// Bounds of a dead letter. A dead letter that does not fit the writer or
+// the broker could never be published, and a write that can never succeed
+// would stall the partition forever; so every part is bounded, whatever
+// the record held, and the encoded value is provably below the limits:
+//
+//	value <= maxDeadLetterRecord                  the record copy, verbatim
+//	       + 6 x maxDeadLetterMessage              JSON escapes a byte in at most 6
+//	       + 6 x 6 x maxDeadLetterField            six string fields
+//	       + 1 KiB                                 names, numbers, punctuation
+//	      = 512 KiB + 24 KiB + 36 KiB + 1 KiB = 573 KiB <= maxDeadLetterValue (600 KiB)
+//
+// plus a key of at most maxDeadLetterKey (1 KiB) and a 60-byte header:
+// far below the writer's BatchBytes (1 MiB) and Kafka's default
+// message.max.bytes (1 MiB + 12 bytes), with room for batch overhead.
+// The ClickHouse row (bounded) has the same bounds on message and fields
+// and keeps the whole record up to maxDeadLetterPayload. The limits are
+// in bytes; a cut string ends in "…(N bytes)" naming its full length.
+const (
+	// maxDeadLetterRecord bounds the record copied onto the topic, as
+	// encoded: a JSON record is copied verbatim up to this size,
+	maxDeadLetterRecord = 512 << 10
+	// and other bytes up to this size (base64 grows them by 4/3).
+	maxDeadLetterRecordBytes = maxDeadLetterRecord / 4 * 3
+	// maxDeadLetterMessage bounds the message; the values it quotes are
+	// cut to schemas.MaxQuotedValue (256 bytes) before that.
+	maxDeadLetterMessage = 4 << 10
+	// maxDeadLetterField bounds org_id, customer_id, event_id, event_type,
+	// meter_key and reason; ingest's own limits are far lower (256 bytes),
+	// so only a record that did not come through ingest is cut.
+	maxDeadLetterField = 1 << 10
+	// maxDeadLetterKey bounds the Kafka key (the record's key reused).
+	maxDeadLetterKey = 1 << 10
+	// maxDeadLetterValue is the proven bound on an encoded dead letter.
+	maxDeadLetterValue = 600 << 10
+	// maxDeadLetterPayload bounds the record kept in the dead_letters
+	// table: twice Kafka's default message limit, so a record from any
+	// topic with default settings is kept whole.
+	maxDeadLetterPayload = 2 << 20
+	// deadLetterBatchBytes is the writer's BatchBytes.
+	deadLetterBatchBytes = 1 << 20
+)
 
 // DeadLetterContentType is the content-type header of dead-letter records.
 const DeadLetterContentType = "application/vnd.tally.dead-letter.v1+json"
 
+// bounded returns r with its fields, message, key and payload cut to the
+// bounds above. Every dead-letter row is built through it, so the table
+// and the topic hold the same message.
+func (r DeadLetterRow) bounded() DeadLetterRow {
+	for _, f := range []*string{&r.OrgID, &r.CustomerID, &r.EventID, &r.EventType, &r.MeterKey, &r.Reason} {
+		*f = schemas.Truncate(*f, maxDeadLetterField)
+	}
+	if len(r.Payload) > maxDeadLetterPayload {
+		r.Message += fmt.Sprintf(" (payload cut to its first %d of %d bytes)", maxDeadLetterPayload, len(r.Payload))
+		r.Payload = r.Payload[:maxDeadLetterPayload]
+	}
+	r.Message = schemas.Truncate(r.Message, maxDeadLetterMessage)
+	if len(r.Key) > maxDeadLetterKey {
+		r.Key = r.Key[:maxDeadLetterKey] // a routing key: its prefix routes as well
+	}
+	return r
+}
+
+// deadLetterKey is the Kafka key of r's dead letter: the original record's
+// key, so that one customer's dead letters stay in order.
+func deadLetterKey(r DeadLetterRow) []byte {
+	key := r.bounded().Key
+	if len(key) == 0 {
+		key = schemas.RecordKey(r.OrgID, r.CustomerID)
+		if len(key) > maxDeadLetterKey {
+			key = key[:maxDeadLetterKey]
+		}
+	}
+	return key
+}
+
 func encodeDeadLetter(r DeadLetterRow) ([]byte, error) {
+	size := len(r.Payload)
+	r = r.bounded()
 	dl := DeadLetter{
 		OrgID: r.OrgID, CustomerID: r.CustomerID, EventID: r.EventID, MeterKey: r.MeterKey,
 		Reason: r.Reason, Message: r.Message, Partition: r.Partition, Offset: r.Offset,
 	}
 	switch {
-	case len(r.Payload) > maxDeadLetterRecord:
-		dl.RecordOmitted = true
-	case json.Valid(r.Payload):
+	case size <= maxDeadLetterRecord && json.Valid(r.Payload):
 		dl.Record = r.Payload
-	default:
+	case size <= maxDeadLetterRecordBytes:
 		dl.RecordBase64 = r.Payload
+	default:
+		dl.RecordOmitted, dl.RecordBytes = true, size
 	}
-	b, err := json.Marshal(dl)
+	b, err := marshalDeadLetter(dl)
 	if err != nil {
-		return nil, fmt.Errorf("encode dead letter: %w", err)
+		return nil, err
+	}
+	if len(b) > maxDeadLetterValue { // unreachable (see the bounds); never publish what cannot fit
+		dl.Record, dl.RecordBase64, dl.RecordOmitted, dl.RecordBytes = nil, nil, true, size
+		return marshalDeadLetter(dl)
 	}
 	return b, nil
+}
+
+// marshalDeadLetter encodes without HTML escaping: json.Marshal would
+// rewrite every '<', '>' and '&' of the copied record as six bytes, so a
+// record of half a megabyte could become three.
+func marshalDeadLetter(dl DeadLetter) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(dl); err != nil {
+		return nil, fmt.Errorf("encode dead letter: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // kafkaPublisher writes dead letters to the dead-letter topic with the
@@ -87,7 +176,7 @@ func newKafkaPublisher(cfg *kafkaclient.Config) *kafkaPublisher {
 		// acknowledgement at all, and the offset is committed after this.
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    1000,
-		BatchBytes:   1 << 20,
+		BatchBytes:   deadLetterBatchBytes,
 		// Writes are synchronous and per batch; the default 1 s would
 		// delay every batch that has a dead letter.
 		BatchTimeout: defaultDeadLetterBatchWait,
@@ -102,11 +191,7 @@ func (p *kafkaPublisher) PublishDeadLetters(ctx context.Context, rows []DeadLett
 		if err != nil {
 			return err
 		}
-		key := r.Key
-		if len(key) == 0 {
-			key = schemas.RecordKey(r.OrgID, r.CustomerID)
-		}
-		msgs = append(msgs, kafka.Message{Key: key, Value: value,
+		msgs = append(msgs, kafka.Message{Key: deadLetterKey(r), Value: value,
 			Headers: []kafka.Header{{Key: "content-type", Value: []byte(DeadLetterContentType)}}})
 	}
 	if err := p.writer.WriteMessages(ctx, msgs...); err != nil {

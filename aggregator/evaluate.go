@@ -102,7 +102,7 @@ func evalDeadLetter(r *record, f evalFailure, now time.Time) DeadLetterRow {
 		Payload: r.msg.Value, Key: r.msg.Key,
 		Time: ev.Time, IngestedAt: ingestedAt(r.rec, r.msg), DeadLetteredAt: now,
 		Position: position(r.msg),
-	}
+	}.bounded()
 }
 
 // malformedDeadLetter records an unreadable record. It has no identity, so
@@ -115,5 +115,5 @@ func malformedDeadLetter(msg kafka.Message, err error, now time.Time) DeadLetter
 		Reason: schemas.ReasonRecordMalformed, Message: err.Error(),
 		Payload: msg.Value, Key: msg.Key,
 		Time: t, IngestedAt: t, DeadLetteredAt: now, Position: position(msg),
-	}
+	}.bounded()
 }

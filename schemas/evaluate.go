@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -118,15 +120,66 @@ func (m *Meter) numericValue(props map[string]any) (decimal.Decimal, error) {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueNotNumber,
 			Message: fmt.Sprintf("%s is %s, not a number", m.ValueProperty, describe(v))}
 	}
+	// The messages quote the value as the event wrote it, cut to
+	// MaxQuotedValue: a number of a million digits must not make a message
+	// (and the dead letter that carries it) a megabyte long.
 	if d.Abs().GreaterThanOrEqual(maxValue) {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueOutOfRange,
-			Message: fmt.Sprintf("%s = %s is outside ±10^%d", m.ValueProperty, d, ValuePrecision-ValueScale)}
+			Message: fmt.Sprintf("%s = %s is outside ±10^%d", m.ValueProperty, quotedNumber(v), ValuePrecision-ValueScale)}
 	}
 	if !d.Round(ValueScale).Equal(d) {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueTooPrecise,
-			Message: fmt.Sprintf("%s = %s has more than %d decimal places", m.ValueProperty, d, ValueScale)}
+			Message: fmt.Sprintf("%s = %s has more than %d decimal places", m.ValueProperty, quotedNumber(v), ValueScale)}
 	}
 	return d, nil
+}
+
+// MaxQuotedValue bounds a property value quoted in an EvalError's
+// message, in bytes; a longer value is cut and marked "…(N bytes)".
+const MaxQuotedValue = 256
+
+// QuoteValue returns s cut to MaxQuotedValue bytes (at a rune boundary)
+// with a marker naming its full length.
+func QuoteValue(s string) string {
+	return Truncate(s, MaxQuotedValue)
+}
+
+// Truncate returns s if it has at most n bytes, and otherwise its longest
+// prefix (cut at a rune boundary) that leaves room for the marker
+// "…(N bytes)", N being len(s), so the result has at most n bytes. An n too
+// small for the marker gives the bare prefix of n bytes.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	marker := fmt.Sprintf("…(%d bytes)", len(s))
+	if n < len(marker) {
+		return s[:runeStart(s, n)]
+	}
+	return s[:runeStart(s, n-len(marker))] + marker
+}
+
+// runeStart returns the largest i <= n at which no multi-byte rune of s is
+// cut (at most three bytes back; invalid UTF-8 is cut anywhere).
+func runeStart(s string, n int) int {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return n
+}
+
+// quotedNumber is a numeric value as the event wrote it, cut to
+// MaxQuotedValue.
+func quotedNumber(v any) string {
+	switch x := v.(type) {
+	case json.Number:
+		return QuoteValue(x.String())
+	case string:
+		return strconv.Quote(QuoteValue(x))
+	}
+	return QuoteValue(fmt.Sprint(v))
 }
 
 // scalarText renders a string, number or boolean as group or distinct
@@ -162,6 +215,8 @@ func describe(v any) string {
 		return "an object"
 	case []any:
 		return "an array"
+	case json.Number:
+		return "the number " + QuoteValue(x.String())
 	}
-	return fmt.Sprintf("%v", v)
+	return QuoteValue(fmt.Sprintf("%v", v))
 }
