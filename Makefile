@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: deps build run test bench fmt vet clean
+.PHONY: deps build run test test-faults bench fmt vet clean
 
 # deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
 # already there, and curl, which the test of the README's examples runs.
@@ -40,6 +40,13 @@ run: deps build
 # The timeout stays under CI's limit so a hung test fails with a stack dump.
 test: deps vet
 	$(GO) test -count=1 -timeout 14m ./...
+
+# test-faults runs the whole fault suite (faults/): every fault with larger
+# loads, against the built binary, a private ClickHouse and an in-process
+# broker. It prints a table of acknowledged and counted events and fails on
+# any difference; `make test` runs its short version.
+test-faults: deps
+	TALLY_FAULTS=full $(GO) test -count=1 -timeout 20m -v -run '^TestFault' ./faults/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
