@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tally-oss/tally/aggregator"
 	"github.com/tally-oss/tally/ingest"
 	"github.com/tally-oss/tally/internal/chclient"
@@ -30,6 +28,7 @@ const devOrgID = "dev"
 
 type allFlags struct {
 	common      commonFlags
+	server      serverFlags
 	keys        keyFlags
 	kafka       kafkaclient.Config
 	ch          chclient.Config
@@ -48,6 +47,7 @@ type allFlags struct {
 
 func (a *allFlags) register(fs *flag.FlagSet) {
 	a.common.register(fs)
+	a.server.register(fs)
 	a.keys.register(fs)
 	a.kafka.RegisterFlags(fs)
 	a.ch.RegisterFlags(fs)
@@ -68,13 +68,18 @@ func runAll(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("all", flag.ContinueOnError)
 	var a allFlags
 	a.register(fs)
-	if err := parseFlags(fs, args, a.kafka.Validate, a.ch.Validate, a.ingest.Validate, a.aggregator.Validate, a.query.Validate); err != nil {
+	if err := parseFlags(fs, args, a.server.validate, a.kafka.Validate, a.ch.Validate, a.ingest.Validate, a.aggregator.Validate, a.query.Validate); err != nil {
 		return err
 	}
 	logger, err := a.common.logger()
 	if err != nil {
 		return err
 	}
+	stopAdmin, err := a.server.start(logger) // HTTP timeouts, and profiles on -admin.listen-addr if set
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	if err := os.MkdirAll(a.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -87,46 +92,21 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 
-	// Dependencies start first and stop last: ClickHouse, then the embedded
-	// broker, whose trimmer syncs ClickHouse's data before deleting records.
-	// Deferred calls run in reverse, after every service is down.
-	durable := newDevDurability(a.dataDir)
-	if !isSet(fs, "clickhouse.addr") {
-		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
-		if err != nil {
-			return err
-		}
-		durable.srv = srv
-		defer func() {
-			if err := srv.Stop(); err != nil {
-				logger.Error("stop clickhouse", "err", err)
-			}
-			durable.stopped(logger)
-		}()
-		a.ch.Addr = srv.Addr()
-		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
-	}
+	// Dependencies start first and stop last: the embedded broker, then
+	// ClickHouse. Deferred calls run in reverse, after every service is down.
 	topicConfigs := kafkaclient.TopicConfigs{}
-	devMetrics := prometheus.NewRegistry() // the embedded broker's, served with the aggregator's
 	if !isSet(fs, "kafka.brokers") {
 		broker, err := devstack.StartBroker(devstack.BrokerOptions{
-			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites,
-			BeforeTrim: durable.beforeTrim(), Logger: logger, Registerer: devMetrics,
+			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites, Logger: logger,
 		})
 		if err != nil {
 			return err
 		}
-		defer broker.Close() // flushes the log to disk
+		defer broker.Close() // last: flushes the log to disk
 		a.kafka.Brokers = broker.Addrs()
 		logger.Info("embedded kafka-protocol broker started", "addr", strings.Join(broker.Addrs(), ","), "dir", filepath.Join(a.dataDir, "kafka"))
 		topicConfigs = devstack.TopicConfigs(a.dlRetention, a.dlBytes)
-		// Before the aggregator joins the group: a replay after a power cut
-		// rewinds the group's commits.
-		if err := durable.start(ctx, broker, a.kafka.Topic, a.aggregator.GroupID, logger); err != nil {
-			return err
-		}
-		// The trimmer calls into the broker and ClickHouse: it must be done
-		// before either stops.
+		// The trimmer calls into the broker: it must be done before Close.
 		trimCtx, stopTrim := context.WithCancel(context.Background())
 		trimDone := make(chan struct{})
 		go func() {
@@ -134,6 +114,19 @@ func runAll(ctx context.Context, args []string) error {
 			broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
 		}()
 		defer func() { stopTrim(); <-trimDone }()
+	}
+	if !isSet(fs, "clickhouse.addr") {
+		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				logger.Error("stop clickhouse", "err", err)
+			}
+		}()
+		a.ch.Addr = srv.Addr()
+		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
 	}
 	if err := a.kafka.EnsureTopics(ctx, topicConfigs); err != nil {
 		return err
@@ -148,7 +141,7 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger, devMetrics)
+	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger)
 	if err != nil {
 		return err
 	}

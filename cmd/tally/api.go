@@ -30,8 +30,9 @@ func newAPIGateway(addr string, ingestPatterns []string, ingest, query http.Hand
 		g.server.Mux.Handle(p, ingest)
 	}
 	g.server.Mux.Handle("/api/", query)
-	// /metrics, /readyz and /debug/pprof stay on the components' own ports:
-	// they are for operators, not for the public base URL.
+	// /metrics and /readyz stay on the components' own ports, and Go's
+	// profiles on the admin address if any: they are for operators, not
+	// for the public base URL.
 	g.server.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound,
 			"no route "+r.URL.Path+" here: the API is under /api/; metrics and health are on each component's port")

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/config"
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/telemetry"
 )
 
 // commonFlags are the settings every command has.
@@ -42,6 +43,45 @@ func (c *commonFlags) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("log.format %q must be text or json", c.logFormat)
+}
+
+// serverFlags are the settings of every command that serves HTTP: the
+// timeouts of its servers and the admin address of its profiles.
+type serverFlags struct {
+	adminAddr string
+	timeouts  telemetry.Timeouts
+}
+
+func (s *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.adminAddr, "admin.listen-addr", "",
+		"address serving Go profiles on /debug/pprof/ for operators (empty: off); bind it to localhost or a private network, never publicly")
+	s.timeouts.RegisterFlags(fs)
+}
+
+func (s *serverFlags) validate() error { return s.timeouts.Validate() }
+
+// start applies the timeouts to every server the command runs and, when
+// an admin address is set, binds it (so that a port conflict fails
+// start-up) and serves the profiles there until stop is called.
+func (s *serverFlags) start(logger *slog.Logger) (stop func(), err error) {
+	telemetry.SetTimeouts(s.timeouts)
+	if s.adminAddr == "" {
+		return func() {}, nil
+	}
+	admin := telemetry.NewAdminServer(s.adminAddr, logger.With("component", "admin"))
+	if err := admin.Listen(); err != nil {
+		return nil, fmt.Errorf("admin.listen-addr: %w", err)
+	}
+	logger.Info("serving Go profiles on the admin address", "addr", admin.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := admin.Run(ctx); err != nil {
+			logger.Error("admin server stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // keyFlags are where API keys come from.

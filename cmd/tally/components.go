@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-oss/tally/aggregator"
 	"github.com/tally-oss/tally/ingest"
@@ -38,13 +37,11 @@ func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys,
 	return ingest.New(cfg, deps)
 }
 
-// newAggregator builds the aggregator service; its /metrics also serves
-// extra (`tally all` adds the embedded broker's).
-func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger, extra ...prometheus.Gatherer) (*aggregator.Service, error) {
+func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger) (*aggregator.Service, error) {
 	reg := newRegistry()
 	return aggregator.New(cfg, aggregator.Deps{
 		Kafka: kafka, ClickHouse: conn, Meters: meterstore.New(conn),
-		Logger: logger, Registerer: reg, Gatherer: append(prometheus.Gatherers{reg}, extra...),
+		Logger: logger, Registerer: reg, Gatherer: reg,
 	})
 }
 
@@ -57,9 +54,14 @@ func newQuery(cfg query.Config, conn driver.Conn, keys *httpapi.Keys, logger *sl
 	})
 }
 
-// serve binds the service's port (so a port conflict fails start-up) and
-// runs it.
-func serve(ctx context.Context, svc runner) error {
+// serve starts the admin server when one is configured, binds the
+// service's port (so a port conflict fails start-up) and runs it.
+func serve(ctx context.Context, svc runner, server *serverFlags, logger *slog.Logger) error {
+	stopAdmin, err := server.start(logger)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin() // after the service: profiles stay available while it drains
 	if err := svc.Listen(); err != nil {
 		return err
 	}
@@ -70,17 +72,19 @@ func runIngest(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	var (
 		common commonFlags
+		server serverFlags
 		keyCfg keyFlags
 		kafka  kafkaclient.Config
 		ch     chclient.Config
 		cfg    ingest.Config
 	)
 	common.register(fs)
+	server.register(fs)
 	keyCfg.register(fs)
 	kafka.RegisterFlags(fs)
 	ch.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
-	if err := parseFlags(fs, args, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
+	if err := parseFlags(fs, args, server.validate, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
 		return err
 	}
 	logger, err := common.logger()
@@ -109,24 +113,26 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, svc)
+	return serve(ctx, svc, &server, logger)
 }
 
 func runAggregator(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("aggregator", flag.ContinueOnError)
 	var (
 		common  commonFlags
+		server  serverFlags
 		kafka   kafkaclient.Config
 		ch      chclient.Config
 		cfg     aggregator.Config
 		migrate bool
 	)
 	common.register(fs)
+	server.register(fs)
 	kafka.RegisterFlags(fs)
 	ch.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	fs.BoolVar(&migrate, "clickhouse.migrate", true, "apply the ClickHouse schema at start")
-	if err := parseFlags(fs, args, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
+	if err := parseFlags(fs, args, server.validate, kafka.Validate, ch.Validate, cfg.Validate); err != nil {
 		return err
 	}
 	logger, err := common.logger()
@@ -147,24 +153,26 @@ func runAggregator(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, svc)
+	return serve(ctx, svc, &server, logger)
 }
 
 func runQuery(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	var (
 		common  commonFlags
+		server  serverFlags
 		keyCfg  keyFlags
 		ch      chclient.Config
 		cfg     query.Config
 		migrate bool
 	)
 	common.register(fs)
+	server.register(fs)
 	keyCfg.register(fs)
 	ch.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	fs.BoolVar(&migrate, "clickhouse.migrate", true, "apply the ClickHouse schema at start")
-	if err := parseFlags(fs, args, ch.Validate, cfg.Validate); err != nil {
+	if err := parseFlags(fs, args, server.validate, ch.Validate, cfg.Validate); err != nil {
 		return err
 	}
 	logger, err := common.logger()
@@ -184,5 +192,5 @@ func runQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, svc)
+	return serve(ctx, svc, &server, logger)
 }

@@ -3,6 +3,13 @@
 // /readyz. Readiness runs the component's checks (Kafka reachable,
 // ClickHouse answering, partitions held and consumed) so that it fails
 // when the component cannot do its job, not only when the process is dead.
+//
+// These endpoints share the component's public port, so nothing on them
+// is costly or secret: /readyz runs its checks at most once per
+// ReadinessCacheTTL however often it is called (ready.go), and Go's
+// profiles are served only by a separate admin server, off unless an
+// address is configured (admin.go). Every server bounds its connections
+// with Timeouts (timeouts.go).
 package telemetry
 
 import (
@@ -11,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -30,9 +36,11 @@ type Server struct {
 	addr   string
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	checks map[string]Check
-	ln     net.Listener
+	mu       sync.Mutex
+	checks   map[string]Check
+	ln       net.Listener
+	timeouts *Timeouts // nil: the process's (SetTimeouts)
+	ready    readiness
 }
 
 // CheckTimeout bounds one readiness check.
@@ -40,19 +48,13 @@ const CheckTimeout = 2 * time.Second
 
 // NewServer returns a server for addr exposing gatherer on /metrics.
 func NewServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *Server {
-	s := &Server{Mux: http.NewServeMux(), addr: addr, logger: logger, checks: map[string]Check{}}
+	s := NewPlainServer(addr, logger)
 	s.Mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	s.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok", nil)
 	})
-	s.Mux.HandleFunc("GET /readyz", s.ready)
-	// Profiles on the same port, as Prometheus and Loki serve them: the
-	// first thing to ask for when a component is slow in production.
-	s.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	s.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	s.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	s.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	s.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.Mux.HandleFunc("GET /readyz", s.serveReady)
+	// No profiles here: this port is public (see NewAdminServer).
 	return s
 }
 
@@ -60,50 +62,17 @@ func NewServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *
 // listening and graceful shutdown, without the telemetry endpoints (for
 // a front that only routes requests to components that serve their own).
 func NewPlainServer(addr string, logger *slog.Logger) *Server {
-	return &Server{Mux: http.NewServeMux(), addr: addr, logger: logger, checks: map[string]Check{}}
+	s := &Server{Mux: http.NewServeMux(), addr: addr, logger: logger, checks: map[string]Check{}}
+	s.ready.now = time.Now
+	return s
 }
 
 // AddCheck registers a readiness check under name.
 func (s *Server) AddCheck(name string, check Check) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.checks[name] = check
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	checks := make(map[string]Check, len(s.checks))
-	for k, v := range s.checks {
-		checks[k] = v
-	}
 	s.mu.Unlock()
-	results := make(map[string]string, len(checks))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	failed := false
-	for name, check := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
-			defer cancel()
-			err := check(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed = true
-				results[name] = err.Error()
-				return
-			}
-			results[name] = "ok"
-		}()
-	}
-	wg.Wait()
-	if failed {
-		writeStatus(w, http.StatusServiceUnavailable, "not ready", results)
-		return
-	}
-	writeStatus(w, http.StatusOK, "ready", results)
+	s.ready.forget()
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string, checks map[string]string) {
@@ -162,7 +131,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.Mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
 	select {
@@ -177,6 +146,16 @@ func (s *Server) Run(ctx context.Context) error {
 		return serveErr
 	}
 	return err
+}
+
+// httpServer returns the server Run serves with: the Mux, bounded by the
+// server's timeouts or else the process's.
+func (s *Server) httpServer() *http.Server {
+	t := currentTimeouts()
+	if s.timeouts != nil {
+		t = *s.timeouts
+	}
+	return &http.Server{Handler: s.Mux, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
 }
 
 // ShutdownTimeout bounds how long in-flight requests may finish.
