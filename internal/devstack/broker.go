@@ -3,6 +3,29 @@
 // (franz-go's kfake) persisted under the data directory, and a private
 // ClickHouse server (internal/chserver). Production runs real Kafka and
 // ClickHouse; this is the one-command local run.
+//
+// Durability. The broker is the only other copy of what ClickHouse 18.16
+// holds in its page cache (it never fsyncs inserted parts), so:
+//   - with SyncWrites (on in `tally all`) every produced batch and every
+//     committed offset is fsynced before it is acknowledged;
+//   - a trim deletes only records whose ClickHouse parts were synced first
+//     (BeforeTrim; the order is explained in trim.go), and a failed sync
+//     deletes nothing (tally_devstack_trim_rounds_total{outcome="sync_failed"});
+//   - after a power cut, RewindToLogStart makes the group re-read every
+//     record the broker still holds, which covers what was committed but
+//     not yet synced (powerloss.go tells a power cut from a kill -9 by the
+//     boot id).
+//
+// Tested: the order (sync before delete, never past the offsets read
+// before the sync), the skipped round, the rewind and its bookkeeping, and
+// kill -9 of the broker process. A power cut itself cannot be staged in a
+// test. Limits: a trim round every 30 s in `tally all`, so up to 30 s of
+// committed events (plus a round's duration) sit in the broker after
+// ClickHouse has them; merges of parts after a sync rely on ClickHouse
+// keeping the merged-away parts for old_parts_lifetime (480 s) while the
+// kernel writes the new part back (about 30 s by default); kfake persists
+// the log start only at a clean stop, so after a crash trimmed records of a
+// partly trimmed segment come back (a superset: replays are idempotent).
 package devstack
 
 import (
