@@ -79,7 +79,7 @@ func TestBrokerOptions(t *testing.T) {
 	t.Run("retention bytes", func(t *testing.T) {
 		const limit = 8 << 10
 		b := startBroker(t, BrokerOptions{Dir: t.TempDir(), Port: freePort(t), RetentionBytes: limit})
-		createTopic(t, b.Addrs(), "events", 1)
+		createTopicWithoutSettings(t, b, "events")
 		produce(t, b.Addrs(), "events", 1000)
 		before := b.cluster.PartitionInfo("events", 0)
 		if before.NumBytes <= limit {
@@ -95,7 +95,7 @@ func TestBrokerOptions(t *testing.T) {
 
 	t.Run("retention time", func(t *testing.T) {
 		b := startBroker(t, BrokerOptions{Dir: t.TempDir(), Port: freePort(t), RetentionMs: 1})
-		createTopic(t, b.Addrs(), "events", 1)
+		createTopicWithoutSettings(t, b, "events")
 		produce(t, b.Addrs(), "events", 100)
 		// Records older than 1 ms go at the next trim once a millisecond
 		// has passed; poll rather than sleep a guessed amount.
@@ -112,4 +112,14 @@ func TestBrokerOptions(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// createTopicWithoutSettings creates a one-partition topic with no
+// settings of its own, so that the broker-wide retention defaults apply:
+// kafkaclient.EnsureTopics gives the event topic retention.ms=-1.
+func createTopicWithoutSettings(t *testing.T, b *Broker, topic string) {
+	t.Helper()
+	if err := b.cluster.CreateTopic(topic, 1, nil); err != nil {
+		t.Fatal(err)
+	}
 }
