@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -160,39 +161,69 @@ func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBac
 func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) {
 	meters := []*schemas.Meter{&w.meter}
 	now := time.Now().UTC()
-	var readings []ReadingRow
-	var deadLetters []DeadLetterRow
+	var c backfillChunkRows
 	n := 0
 	err := b.source.ScanEvents(ctx, w.org, meteredTypes(&w.meter), func(rec schemas.Record, pos Position) error {
 		n++
 		rs, failures := evaluate(rec, rec.IngestedAt, meters)
-		readings = append(readings, rs...)
-		for _, f := range failures {
-			deadLetters = append(deadLetters, backfillDeadLetter(rec, pos, f, now))
+		c.readings = append(c.readings, rs...)
+		for range rs {
+			c.sources = append(c.sources, readingSource{typ: rec.Event.Type, pos: pos})
 		}
-		if len(readings)+len(deadLetters) < backfillChunk {
+		for _, f := range failures {
+			c.deadLetters = append(c.deadLetters, backfillDeadLetter(rec, pos, f, now))
+		}
+		if len(c.readings)+len(c.deadLetters) < backfillChunk {
 			return nil
 		}
-		if err := b.flush(ctx, readings, deadLetters); err != nil {
+		if err := b.flush(ctx, &c, now); err != nil {
 			return err
 		}
-		readings, deadLetters = readings[:0], deadLetters[:0]
+		c = backfillChunkRows{readings: c.readings[:0], sources: c.sources[:0], deadLetters: c.deadLetters[:0]}
 		return nil
 	})
 	if err != nil {
 		return n, err
 	}
-	if err := b.flush(ctx, readings, deadLetters); err != nil {
+	if err := b.flush(ctx, &c, now); err != nil {
 		return n, err
 	}
 	return n, b.source.MarkBackfilled(ctx, BackfillKey{OrgID: w.org, MeterKey: w.meter.Key, Revision: w.meter.Revision}, n)
 }
 
-func (b *backfiller) flush(ctx context.Context, readings []ReadingRow, deadLetters []DeadLetterRow) error {
-	if err := b.store.InsertReadings(ctx, readings); err != nil {
-		return err
+// backfillChunkRows are the rows of one chunk; sources[i] is where
+// readings[i] comes from, so that a reading that cannot be written can be
+// dead-lettered (without holding the events' properties).
+type backfillChunkRows struct {
+	readings    []ReadingRow
+	sources     []readingSource
+	deadLetters []DeadLetterRow
+}
+
+type readingSource struct {
+	typ string
+	pos Position
+}
+
+// flush writes a chunk. A reading parked by the Store (retry.go) is
+// dead-lettered as unwritable, as on the live path.
+func (b *backfiller) flush(ctx context.Context, c *backfillChunkRows, now time.Time) error {
+	if err := b.store.InsertReadings(ctx, c.readings); err != nil {
+		var parked *ParkedError
+		if !errors.As(err, &parked) {
+			return err
+		}
+		for _, i := range parked.Rows {
+			r, src := c.readings[i], c.sources[i]
+			c.deadLetters = append(c.deadLetters, DeadLetterRow{
+				OrgID: r.OrgID, CustomerID: r.CustomerID, EventID: r.EventID, EventType: src.typ, MeterKey: r.MeterKey,
+				Reason:  schemas.ReasonUnwritable,
+				Message: "its reading cannot be stored, for a reason retrying cannot fix: " + schemas.QuoteValue(parked.Err.Error()),
+				Time:    r.Time, IngestedAt: r.IngestedAt, DeadLetteredAt: now, Position: src.pos,
+			}.bounded())
+		}
 	}
-	return b.store.InsertDeadLetters(ctx, deadLetters)
+	return b.store.InsertDeadLetters(ctx, c.deadLetters)
 }
 
 // backfillDeadLetter rebuilds the dead letter the live path writes for the

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -108,8 +109,28 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	// a meter created after step 5 finds these events when it is backfilled
 	// (no event is missed by both paths), and so that the next batch's
 	// lookup (step 3) sees them.
+	// An event that cannot be stored for a reason retrying cannot fix is
+	// parked (retry.go): dead-lettered instead, and neither metered nor
+	// remembered, so that it cannot stall the partition.
 	if err := p.store.InsertEvents(ctx, events); err != nil {
-		return nil, err
+		var parked *ParkedError
+		if !errors.As(err, &parked) {
+			return nil, err
+		}
+		unwritable := make(map[int]bool, len(parked.Rows))
+		for _, i := range parked.Rows {
+			unwritable[i] = true
+			r := accepted[i]
+			r.outcome = outcomeDeadLettered
+			deadLetters = append(deadLetters, unwritableDeadLetter(r, "", "the event cannot be stored", parked.Err, now))
+		}
+		kept := accepted[:0]
+		for i, r := range accepted {
+			if !unwritable[i] {
+				kept = append(kept, r)
+			}
+		}
+		accepted = kept
 	}
 
 	// 5. Load the meters, after step 4 (see there).
@@ -125,10 +146,14 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	// its type.
 	index := indexMeters(meters)
 	var readings []ReadingRow
+	var readingOf []*record // the record of each reading
 	for _, r := range accepted {
 		ingested := ingestedAt(r.rec, r.msg)
 		rs, dls := evaluate(r.rec, ingested, index[r.key.OrgID][r.rec.Event.Type])
 		readings = append(readings, rs...)
+		for range rs {
+			readingOf = append(readingOf, r)
+		}
 		for i := range dls {
 			deadLetters = append(deadLetters, evalDeadLetter(r, dls[i], now))
 		}
@@ -143,9 +168,18 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 		res.ingestedAt = append(res.ingestedAt, ingested)
 	}
 
-	// 7. Store readings and dead letters.
+	// 7. Store readings and dead letters. A reading that cannot be
+	// written for a reason retrying cannot fix is dead-lettered instead.
 	if err := p.store.InsertReadings(ctx, readings); err != nil {
-		return nil, err
+		var parked *ParkedError
+		if !errors.As(err, &parked) {
+			return nil, err
+		}
+		for _, i := range parked.Rows {
+			r := readingOf[i]
+			r.outcome = outcomeDeadLettered
+			deadLetters = append(deadLetters, unwritableDeadLetter(r, readings[i].MeterKey, "its reading cannot be stored", parked.Err, now))
+		}
 	}
 	if err := p.store.InsertDeadLetters(ctx, deadLetters); err != nil {
 		return nil, err

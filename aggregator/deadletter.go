@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -202,3 +203,23 @@ func (p *kafkaPublisher) PublishDeadLetters(ctx context.Context, rows []DeadLett
 
 // Close flushes and closes the writer.
 func (p *kafkaPublisher) Close() error { return p.writer.Close() }
+
+// unpublishable reports whether a publish failed because of the messages
+// themselves, which no retry changes: too large for the writer or the
+// topic, or refused as invalid. Anything else (the broker unreachable, a
+// leader moving, a timeout) is retried forever.
+func unpublishable(err error) bool {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && unpublishable(e) {
+				return true // the rest is retried when the rows are split
+			}
+		}
+		return false
+	}
+	var tooLarge kafka.MessageTooLargeError
+	return errors.As(err, &tooLarge) || errors.Is(err, kafka.MessageSizeTooLarge) ||
+		errors.Is(err, kafka.RecordListTooLarge) || errors.Is(err, kafka.InvalidMessage) ||
+		errors.Is(err, kafka.InvalidMessageSize) || errors.Is(err, kafka.InvalidRecord)
+}

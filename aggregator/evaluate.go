@@ -105,6 +105,13 @@ func evalDeadLetter(r *record, f evalFailure, now time.Time) DeadLetterRow {
 	}.bounded()
 }
 
+// unwritableDeadLetter records an event (meterKey "") or one of its
+// readings that was parked because it cannot be written (retry.go).
+func unwritableDeadLetter(r *record, meterKey, what string, cause error, now time.Time) DeadLetterRow {
+	return evalDeadLetter(r, evalFailure{meterKey: meterKey, reason: schemas.ReasonUnwritable,
+		message: what + ", for a reason retrying cannot fix: " + schemas.QuoteValue(cause.Error())}, now)
+}
+
 // malformedDeadLetter records an unreadable record. It has no identity, so
 // its Kafka position (part of the dead_letters sort key) keeps it apart
 // from other unreadable records, and its Kafka timestamp stands in for the

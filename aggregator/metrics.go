@@ -25,6 +25,15 @@ const (
 	opBackfill           = "backfill"
 )
 
+// Reasons of tally_aggregator_parked_records_total.
+const (
+	parkedEvent       = "unwritable_event"
+	parkedReading     = "unwritable_reading"
+	parkedDeadLetter  = "unwritable_dead_letter"
+	parkedUnpublished = "unpublishable_dead_letter"
+	parkedLoggedOnly  = "dead_letter_logged_only" // not even a shortened copy could be written or published
+)
+
 // metrics are the aggregator's Prometheus metrics. Labels are outcomes,
 // reasons, tables and partition numbers; never an organization or customer.
 type metrics struct {
@@ -42,6 +51,8 @@ type metrics struct {
 	rebalances      prometheus.Counter
 	batchDuration   prometheus.Histogram
 	backfills       prometheus.Counter
+	parked          *prometheus.CounterVec
+	invalidMeters   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -106,6 +117,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backfills: f.NewCounter(prometheus.CounterOpts{
 			Name: "tally_aggregator_backfills_total",
 			Help: "Meter revisions whose readings were computed from the stored events.",
+		}),
+		parked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_parked_records_total",
+			Help: "Rows set aside because writing them failed for a reason retrying cannot fix, so that they do not stall the partition: " +
+				"unwritable_event, unwritable_reading (each dead-lettered as unwritable), unwritable_dead_letter, unpublishable_dead_letter (a shortened copy is written or published instead), " +
+				"dead_letter_logged_only (not even the shortened copy could be: the dead letter is only in the log).",
+		}, []string{"reason"}),
+		invalidMeters: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_aggregator_invalid_meters",
+			Help: "Stored meters whose definition no longer validates, as of the last load; their events are dead-lettered as meter_invalid until fixed.",
 		}),
 	}
 }

@@ -2,25 +2,116 @@ package aggregator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/schemas"
 )
 
 // Retries wrap the interfaces rather than the call sites: a Store with
 // backoff is still a Store, so the batch code reads as if nothing failed.
-// They retry until the operation succeeds or ctx is done, and never give
-// up on their own: the batch's offset is committed only after every write
-// succeeded, so waiting is always safe, and readiness reports the stall.
+// A transient failure (ClickHouse or Kafka unreachable, busy, timing out)
+// is retried until the operation succeeds or ctx is done: the batch's
+// offset is committed only after every write succeeded, so waiting is
+// always safe, and readiness reports the stall.
+//
+// # Parking
+//
+// A failure that retrying cannot fix, because it is about the rows
+// themselves (chclient.IsDataError for ClickHouse, unpublishable for the
+// dead-letter topic), would stall the partition forever. Such a write is
+// tried dataErrorAttempts times; then it is split in halves written
+// separately, down to single rows, so that every other row is written,
+// and the single rows that still fail are parked: set aside with a reason
+// and counted in tally_aggregator_parked_records_total{reason}, and the
+// batch goes on to commit.
+//
+//   - an event or reading row: the insert returns a *ParkedError naming
+//     it, and the batch dead-letters its event as schemas.ReasonUnwritable
+//     (a parked event is not stored, so it is not metered either);
+//   - a dead-letter row (insert or publish): a shortened copy (message cut
+//     to schemas.MaxQuotedValue, no record) is written in its place, and
+//     when even that fails, the dead letter is logged at error level and
+//     counted as dead_letter_logged_only.
+//
+// Splitting costs at most 2 x log2(rows) extra writes per parked row.
 
 // retrier runs an operation with exponential backoff.
 type retrier struct {
 	initial, max time.Duration
 	logger       *slog.Logger
+}
+
+// dataErrorAttempts is how often a write that fails for a reason about
+// its rows is tried before the rows are split and the failing ones parked.
+const dataErrorAttempts = 3
+
+// ParkedError is returned by a retrying Store's insert of events or
+// readings when some rows could not be written for a reason retrying
+// cannot fix: every other row was written. The batch dead-letters them.
+type ParkedError struct {
+	Rows []int // indexes into the rows passed, ascending
+	Err  error // why the first of them failed
+}
+
+func (e *ParkedError) Error() string {
+	return fmt.Sprintf("%d rows cannot be written: %v", len(e.Rows), e.Err)
+}
+
+func (e *ParkedError) Unwrap() error { return e.Err }
+
+// writeOrPark writes rows [0, n) with write(lo, hi), retrying transient
+// failures forever. A failure for which permanent is true is tried
+// dataErrorAttempts times, then the range is split in halves (each tried
+// once more), down to single rows. It returns the single rows that fail
+// that way (nil when all were written), or ctx's error.
+func (r retrier) writeOrPark(ctx context.Context, what string, counted func(), n int,
+	permanent func(error) bool, write func(lo, hi int) error) (*ParkedError, error) {
+	var parked *ParkedError
+	var split func(lo, hi, attempts int) error
+	split = func(lo, hi, attempts int) error {
+		failures := 0
+		var cause error
+		err := r.do(ctx, what, counted, func() error {
+			err := write(lo, hi)
+			if err != nil && permanent(err) {
+				if failures++; failures >= attempts {
+					cause = err
+					return backoff.Permanent(err)
+				}
+			}
+			return err
+		})
+		if cause == nil {
+			return err // nil, or ctx is done
+		}
+		if hi-lo == 1 {
+			if parked == nil {
+				parked = &ParkedError{Err: cause}
+			}
+			parked.Rows = append(parked.Rows, lo)
+			r.logger.Warn("parking a row that cannot be written", "operation", what, "err", cause)
+			return nil
+		}
+		mid := lo + (hi-lo)/2
+		if err := split(lo, mid, 1); err != nil {
+			return err
+		}
+		return split(mid, hi, 1)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	if err := split(0, n, dataErrorAttempts); err != nil {
+		return nil, err
+	}
+	return parked, nil
 }
 
 func (r retrier) do(ctx context.Context, what string, counted func(), op func() error) error {
@@ -55,22 +146,58 @@ func (s *retryingStore) StoredVersions(ctx context.Context, keys []EventKey) (ma
 	return out, err
 }
 
+// InsertEvents returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertEvents(ctx context.Context, rows []EventRow) error {
-	return s.retry.do(ctx, "insert_"+tableEvents, s.countInsert(tableEvents), func() error {
-		return s.next.InsertEvents(ctx, rows)
+	return s.insertOrPark(ctx, tableEvents, parkedEvent, len(rows), func(lo, hi int) error {
+		return s.next.InsertEvents(ctx, rows[lo:hi])
 	})
 }
 
+// InsertReadings returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertReadings(ctx context.Context, rows []ReadingRow) error {
-	return s.retry.do(ctx, "insert_"+tableReadings, s.countInsert(tableReadings), func() error {
-		return s.next.InsertReadings(ctx, rows)
+	return s.insertOrPark(ctx, tableReadings, parkedReading, len(rows), func(lo, hi int) error {
+		return s.next.InsertReadings(ctx, rows[lo:hi])
 	})
 }
 
+// InsertDeadLetters writes a shortened copy of a row that cannot be
+// written, and logs the row if even that fails; it returns only ctx's
+// error.
 func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	return s.retry.do(ctx, "insert_"+tableDeadLetters, s.countInsert(tableDeadLetters), func() error {
-		return s.next.InsertDeadLetters(ctx, rows)
+	err := s.insertOrPark(ctx, tableDeadLetters, parkedDeadLetter, len(rows), func(lo, hi int) error {
+		return s.next.InsertDeadLetters(ctx, rows[lo:hi])
 	})
+	var parked *ParkedError
+	if !errors.As(err, &parked) {
+		return err
+	}
+	stubs := make([]DeadLetterRow, len(parked.Rows))
+	for i, j := range parked.Rows {
+		stubs[i] = shortenedDeadLetter(rows[j], "it could not be stored", parked.Err)
+	}
+	lost, err := s.retry.writeOrPark(ctx, "insert_"+tableDeadLetters, s.countInsert(tableDeadLetters), len(stubs),
+		chclient.IsDataError, func(lo, hi int) error { return s.next.InsertDeadLetters(ctx, stubs[lo:hi]) })
+	if err != nil || lost == nil {
+		return err
+	}
+	for _, j := range lost.Rows {
+		logLostDeadLetter(s.retry.logger, s.metrics, "store", stubs[j], lost.Err)
+	}
+	return nil
+}
+
+// insertOrPark writes with write(lo, hi), parking the rows whose failure
+// is about their data (chclient.IsDataError).
+func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, n int, write func(lo, hi int) error) error {
+	parked, err := s.retry.writeOrPark(ctx, "insert_"+table, s.countInsert(table), n, chclient.IsDataError, write)
+	if err != nil {
+		return err
+	}
+	if parked == nil {
+		return nil
+	}
+	s.metrics.parked.WithLabelValues(reason).Add(float64(len(parked.Rows)))
+	return parked
 }
 
 func (s *retryingStore) countInsert(table string) func() {
@@ -133,11 +260,48 @@ type retryingPublisher struct {
 
 var _ DeadLetterPublisher = (*retryingPublisher)(nil)
 
+// PublishDeadLetters publishes a shortened copy of a dead letter that the
+// topic refuses (unpublishable), and logs it if the topic refuses that
+// too; it returns only ctx's error.
 func (p *retryingPublisher) PublishDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	if len(rows) == 0 {
-		return nil
+	counted := p.metrics.otherRetries.WithLabelValues(opPublishDeadLetters).Inc
+	parked, err := p.retry.writeOrPark(ctx, opPublishDeadLetters, counted, len(rows), unpublishable,
+		func(lo, hi int) error { return p.next.PublishDeadLetters(ctx, rows[lo:hi]) })
+	if err != nil || parked == nil {
+		return err
 	}
-	return p.retry.do(ctx, opPublishDeadLetters, p.metrics.otherRetries.WithLabelValues(opPublishDeadLetters).Inc, func() error {
-		return p.next.PublishDeadLetters(ctx, rows)
-	})
+	p.metrics.parked.WithLabelValues(parkedUnpublished).Add(float64(len(parked.Rows)))
+	stubs := make([]DeadLetterRow, len(parked.Rows))
+	for i, j := range parked.Rows {
+		stubs[i] = shortenedDeadLetter(rows[j], "the dead-letter topic refused it", parked.Err)
+	}
+	lost, err := p.retry.writeOrPark(ctx, opPublishDeadLetters, counted, len(stubs), unpublishable,
+		func(lo, hi int) error { return p.next.PublishDeadLetters(ctx, stubs[lo:hi]) })
+	if err != nil || lost == nil {
+		return err
+	}
+	for _, j := range lost.Rows {
+		logLostDeadLetter(p.retry.logger, p.metrics, "topic", stubs[j], lost.Err)
+	}
+	return nil
+}
+
+// shortenedDeadLetter is what is written in place of a dead letter that
+// cannot be written whole: the same identity and reason, the message cut
+// to schemas.MaxQuotedValue and saying why, and no record (the events
+// table holds the event, unless it was parked too).
+func shortenedDeadLetter(r DeadLetterRow, why string, cause error) DeadLetterRow {
+	r.Message = schemas.QuoteValue(r.Message) + " [shortened, without the record: " + why + ": " +
+		schemas.QuoteValue(cause.Error()) + "]"
+	r.Payload, r.Key = nil, nil
+	return r.bounded()
+}
+
+// logLostDeadLetter is the last resort for a dead letter that cannot be
+// written even shortened: the log holds it.
+func logLostDeadLetter(logger *slog.Logger, m *metrics, where string, r DeadLetterRow, cause error) {
+	m.parked.WithLabelValues(parkedLoggedOnly).Inc()
+	logger.Error("dead letter cannot be written, only this log holds it", "where", where,
+		"org_id", r.OrgID, "customer_id", r.CustomerID, "event_id", r.EventID, "meter", r.MeterKey,
+		"reason", r.Reason, "message", r.Message, "partition", r.Partition, "offset", r.Offset, "err", cause)
 }

@@ -32,6 +32,13 @@ const (
 	ReasonGroupNotScalar  = "group_value_not_scalar"
 	ReasonPropertiesJSON  = "properties_invalid"
 	ReasonRecordMalformed = "record_malformed"
+	// Set by the aggregator rather than by Evaluate: the meter's stored
+	// definition no longer validates (the event is metered when it does
+	// again, or when a fixed definition replaces it), and a row that
+	// cannot be written for a reason retrying cannot fix (the aggregator
+	// sets it aside instead of stalling the partition).
+	ReasonMeterInvalid = "meter_invalid"
+	ReasonUnwritable   = "unwritable"
 )
 
 // EvalError says why an event cannot be metered by a meter.
