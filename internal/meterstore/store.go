@@ -109,23 +109,66 @@ func (s *Store) ListAll(ctx context.Context) (map[string][]schemas.Meter, error)
 }
 
 // decodeLive returns the meters of the live rows by organization. A row
-// that does not decode is reported and the others are still returned, so
-// one bad definition does not stop every meter.
+// that does not decode is reported in an *InvalidMetersError and the
+// others are still returned, so one bad definition does not stop every
+// meter.
 func decodeLive(rows []docstore.Row) (map[string][]schemas.Meter, error) {
 	out := map[string][]schemas.Meter{}
-	var errs []error
+	var invalid []InvalidMeter
 	for _, r := range rows {
 		if r.Deleted {
 			continue
 		}
 		m, err := decode(r)
 		if err != nil {
-			errs = append(errs, err)
+			invalid = append(invalid, invalidMeter(r, err))
 			continue
 		}
 		out[r.OrgID] = append(out[r.OrgID], m)
 	}
-	return out, errors.Join(errs...)
+	if len(invalid) > 0 {
+		return out, &InvalidMetersError{Meters: invalid}
+	}
+	return out, nil
+}
+
+// InvalidMeter is a live stored meter whose definition no longer
+// validates (stored under older rules, or written around the API): it
+// cannot be evaluated until it validates again or a fixed definition
+// replaces it (a new revision).
+type InvalidMeter struct {
+	OrgID, Key string
+	Revision   uint64
+	// EventType is the event_type the definition names when it can still
+	// be read as JSON, "" when not: the events the meter would meter.
+	EventType string
+	Err       error
+}
+
+// InvalidMetersError is what ListAll and List return, together with the
+// valid meters, when some stored definitions no longer validate.
+type InvalidMetersError struct {
+	Meters []InvalidMeter
+}
+
+func (e *InvalidMetersError) Error() string {
+	return errors.Join(e.Unwrap()...).Error()
+}
+
+func (e *InvalidMetersError) Unwrap() []error {
+	errs := make([]error, len(e.Meters))
+	for i, m := range e.Meters {
+		errs[i] = m.Err
+	}
+	return errs
+}
+
+func invalidMeter(r docstore.Row, err error) InvalidMeter {
+	var named struct {
+		EventType string `json:"event_type"`
+	}
+	_ = json.Unmarshal([]byte(r.Definition), &named) // best effort: "" when unreadable
+	return InvalidMeter{OrgID: r.OrgID, Key: r.Key, Revision: r.Revision, EventType: named.EventType, Err: err}
 }
 
 // Create stores a new meter and returns it with its revision and creation
