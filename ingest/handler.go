@@ -211,14 +211,13 @@ func rejection(i int, re rawEvent, err error) Rejection {
 // has a string id, so that the producer can find the event. An overlong id
 // is cut rather than echoed whole.
 func rawEventID(raw []byte) string {
-	var probe struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(raw, &probe) != nil {
+	// The first "id", read as ParseEvent reads it: exactly that name.
+	values, _, _ := schemas.DecodeObject(raw, []string{"id"})
+	if len(values) == 0 || values[0] == nil {
 		return ""
 	}
 	var id string
-	if json.Unmarshal(probe.ID, &id) != nil {
+	if json.Unmarshal(values[0], &id) != nil {
 		return ""
 	}
 	if utf8.RuneCountInString(id) > schemas.MaxEventIDLen {

@@ -3,11 +3,14 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/tally-oss/tally/schemas"
 )
 
 // This file maps Lago's event onto Tally's: transaction_id -> id, code ->
@@ -19,6 +22,9 @@ import (
 // LagoMaxBatch is the most events one POST /api/v1/events/batch may
 // hold, Lago's limit.
 const LagoMaxBatch = 100
+
+// lagoEventFields are the members of lagoEvent, in its order.
+var lagoEventFields = []string{"transaction_id", "external_customer_id", "external_subscription_id", "code", "timestamp", "properties"}
 
 // lagoEvent is one event of Lago's API. Fields stay raw so that a value
 // of the wrong JSON type is reported against its Lago field name.
@@ -76,39 +82,42 @@ func isLagoEnvelope(body []byte) bool {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return false
 	}
-	var probe struct {
-		Event json.RawMessage `json:"event"`
-		ID    json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(trimmed, &probe) != nil {
+	// Names are matched exactly, as everywhere (schemas.DecodeObject):
+	// {"Event": {...}} is a native event with an unknown member.
+	values, _, err := schemas.DecodeObject(trimmed, []string{"event", "id"})
+	if err != nil {
 		return false
 	}
-	ev := bytes.TrimSpace(probe.Event)
-	return len(ev) > 0 && ev[0] == '{' && isAbsentRaw(probe.ID)
+	ev := values[0]
+	return len(ev) > 0 && ev[0] == '{' && isAbsentRaw(values[1])
 }
 
 // decodeLagoEvents frames a Lago body into its events: {"event": {...}}
 // or, for the batch route, {"events": [...]} with 1 to LagoMaxBatch
 // events. It does not look inside the events.
 func decodeLagoEvents(body []byte, batch bool) ([]json.RawMessage, *lagoError) {
-	var envelope struct {
-		Event  json.RawMessage `json:"event"`
-		Events json.RawMessage `json:"events"`
-	}
-	if err := json.Unmarshal(body, &envelope); err != nil {
+	values, _, err := schemas.DecodeObject(body, []string{"event", "events"})
+	var fe *schemas.FieldError
+	switch {
+	case errors.As(err, &fe): // "event" or "events" twice, or in another case
+		return nil, lagoBadRequest(requestMalformed, "%v", err)
+	case errors.Is(err, schemas.ErrInvalidJSON):
 		return nil, lagoBadRequest(requestMalformed, "the body is not a JSON object: %v", err)
+	case err != nil:
+		return nil, lagoBadRequest(requestMalformed, "the body is not a JSON object")
 	}
+	event, list := values[0], values[1]
 	if !batch {
-		if isAbsentRaw(envelope.Event) {
+		if isAbsentRaw(event) {
 			return nil, lagoBadRequest(requestMalformed, "param is missing or the value is empty: event")
 		}
-		return []json.RawMessage{envelope.Event}, nil
+		return []json.RawMessage{event}, nil
 	}
-	if isAbsentRaw(envelope.Events) {
+	if isAbsentRaw(list) {
 		return nil, lagoValidation(requestEmpty, fieldErrors{"events": {lagoNoEvents}})
 	}
 	var events []json.RawMessage
-	if err := json.Unmarshal(envelope.Events, &events); err != nil {
+	if err := json.Unmarshal(list, &events); err != nil {
 		return nil, lagoBadRequest(requestMalformed, "events must be an array of event objects")
 	}
 	switch {
@@ -125,11 +134,18 @@ func decodeLagoEvents(body []byte, batch bool) ([]json.RawMessage, *lagoError) {
 // resolved afterwards, through the catalog.
 func parseLagoEvent(raw json.RawMessage, arrival time.Time) lagoInput {
 	in := lagoInput{errs: fieldErrors{}, time: arrival}
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &in.ev) != nil {
+	values, _, err := schemas.DecodeObject(raw, lagoEventFields)
+	var fe *schemas.FieldError
+	switch {
+	case errors.As(err, &fe): // a member twice, or in another case
+		in.errs.add(fe.Field, fe.Message)
+		return in
+	case err != nil:
 		in.errs.add("event", "must be a JSON object")
 		return in
 	}
+	in.ev = lagoEvent{TransactionID: values[0], ExternalCustomerID: values[1], ExternalSubscriptionID: values[2],
+		Code: values[3], Timestamp: values[4], Properties: values[5]}
 	for field, v := range map[string]json.RawMessage{"transaction_id": in.ev.TransactionID, "code": in.ev.Code} {
 		if isAbsentRaw(v) || string(bytes.TrimSpace(v)) == `""` {
 			in.errs.add(field, lagoMandatory)
@@ -176,6 +192,11 @@ func lagoTimestamp(raw json.RawMessage) (time.Time, error) {
 			return time.Time{}, err
 		}
 		text = strings.TrimSpace(text)
+	}
+	// Bounded before decimal reads it: parsing a million digits costs a
+	// second of CPU.
+	if len(text) > schemas.MaxNumberLen {
+		return time.Time{}, fmt.Errorf("timestamp is %d characters long, at most %d allowed", len(text), schemas.MaxNumberLen)
 	}
 	d, err := decimal.NewFromString(text)
 	if err != nil {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -90,8 +91,12 @@ func rejectReason(err error, raw []byte) string {
 	if fe.Field == "event" && !json.Valid(raw) {
 		return reasonInvalidJSON
 	}
-	if knownFields[fe.Field] {
-		return "invalid_" + fe.Field
+	// A property is named by its path (properties.usage.tokens): counted
+	// as a problem of the member that holds it.
+	field, _, _ := strings.Cut(fe.Field, ".")
+	field, _, _ = strings.Cut(field, "[")
+	if knownFields[field] {
+		return "invalid_" + field
 	}
 	return "invalid_other"
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -158,10 +159,30 @@ func quantity(text string) (decimal.Decimal, error) {
 }
 
 // object decodes raw as a JSON object; a problem names field otherwise.
+// Names are matched exactly, and a name twice is a problem rather than
+// the last value winning (schemas.DecodeObject); unknown names are in
+// the map, with nil values, for unknownFields.
 func object(raw json.RawMessage, field string, fields []string) (map[string]json.RawMessage, []fieldProblem) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil || obj == nil {
+	values, unknown, err := schemas.DecodeObject(raw, fields)
+	var fe *schemas.FieldError
+	switch {
+	case errors.As(err, &fe):
+		at := fe.Field
+		if field != "usage_record" {
+			at = field + "." + at
+		}
+		return nil, []fieldProblem{problem(at, "%s", fe.Message)}
+	case err != nil:
 		return nil, []fieldProblem{problem(field, "must be a JSON object with %s", strings.Join(fields, ", "))}
+	}
+	obj := make(map[string]json.RawMessage, len(fields)+len(unknown))
+	for i, name := range fields {
+		if values[i] != nil {
+			obj[name] = values[i]
+		}
+	}
+	for _, name := range unknown {
+		obj[name] = nil
 	}
 	return obj, nil
 }

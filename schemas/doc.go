@@ -1,7 +1,8 @@
 // Package schemas is the contract every Tally component shares.
 //
 // It defines the usage event that producers send and its validation
-// (event.go), the meter definitions that turn events into usage (meter.go,
+// (event.go; event_json.go reads its JSON in one pass and enforces the
+// limits on numbers, nesting and member names), the meter definitions that turn events into usage (meter.go,
 // filter.go, path.go), every aggregation in one table (aggregation.go) and
 // how a meter evaluates one event (evaluate.go), the Kafka record that
 // carries an accepted event from ingest to the aggregator (encoding.go, the

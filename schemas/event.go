@@ -62,20 +62,26 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// eventInput is the wire shape. Every field is raw so that a value of the
-// wrong JSON type is reported against its field rather than as a generic
-// decode error. subject and data are the CloudEvents names of customer_id
-// and properties.
-type eventInput struct {
-	ID         json.RawMessage `json:"id"`
-	Type       json.RawMessage `json:"type"`
-	CustomerID json.RawMessage `json:"customer_id"`
-	Subject    json.RawMessage `json:"subject"`
-	Time       json.RawMessage `json:"time"`
-	Source     json.RawMessage `json:"source"`
-	Properties json.RawMessage `json:"properties"`
-	Data       json.RawMessage `json:"data"`
-}
+// eventFields are the members of an event ParseEvent reads, in the order
+// of the values readObject returns; subject and data are the CloudEvents
+// names of customer_id and properties. Other members (CloudEvents'
+// specversion, extensions) are checked to be JSON and ignored.
+var eventFields = []string{"id", "type", "customer_id", "subject", "time", "source", "properties", "data"}
+
+// eventChecked marks the members whose values are stored as properties:
+// their numbers, depth and member names are checked (event_json.go).
+var eventChecked = []bool{6: true, 7: true}
+
+const (
+	fieldID = iota
+	fieldType
+	fieldCustomerID
+	fieldSubject
+	fieldTime
+	fieldSource
+	fieldProperties
+	fieldData
+)
 
 // EventRules are the time-dependent checks of ParseEvent.
 type EventRules struct {
@@ -86,50 +92,57 @@ type EventRules struct {
 // ParseEvent decodes and validates one JSON event. The returned error is a
 // *FieldError when a field is at fault.
 func ParseEvent(raw []byte, rules EventRules) (Event, error) {
-	var in eventInput
-	if err := json.Unmarshal(raw, &in); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return Event{}, fieldErr("event", "must be a JSON object")
-		}
-		return Event{}, fieldErr("event", "invalid JSON: %v", err)
+	in, err := readObject(raw, eventFields, eventChecked, false)
+	switch {
+	case errors.Is(err, ErrNotObject) && string(bytes.TrimSpace(raw)) == "null":
+		// null is read as an empty object, as encoding/json does: the
+		// answer is that id is required.
+	case errors.Is(err, ErrNotObject):
+		return Event{}, fieldErr("event", "must be a JSON object")
+	case errors.Is(err, ErrInvalidJSON):
+		return Event{}, fieldErr("event", "%v", err)
+	case err != nil:
+		return Event{}, err
 	}
+	v := in.values
 	var ev Event
-	var err error
-	if ev.ID, err = requiredString(in.ID, "id", MaxEventIDLen); err != nil {
+	if ev.ID, err = requiredString(v[fieldID], "id", MaxEventIDLen); err != nil {
 		return Event{}, err
 	}
-	if ev.Type, err = requiredString(in.Type, "type", MaxEventTypeLen); err != nil {
+	if ev.Type, err = requiredString(v[fieldType], "type", MaxEventTypeLen); err != nil {
 		return Event{}, err
 	}
-	customer, field := in.CustomerID, "customer_id"
-	if isAbsent(customer) && !isAbsent(in.Subject) {
-		customer, field = in.Subject, "subject"
+	customer, field := v[fieldCustomerID], "customer_id"
+	if isAbsent(customer) && !isAbsent(v[fieldSubject]) {
+		customer, field = v[fieldSubject], "subject"
 	}
 	if ev.CustomerID, err = requiredString(customer, field, MaxCustomerIDLen); err != nil {
 		return Event{}, err
 	}
-	if !isAbsent(in.Source) {
-		if ev.Source, err = requiredString(in.Source, "source", MaxSourceLen); err != nil {
+	if !isAbsent(v[fieldSource]) {
+		if ev.Source, err = requiredString(v[fieldSource], "source", MaxSourceLen); err != nil {
 			return Event{}, err
 		}
 	}
-	if ev.Time, err = parseEventTime(in.Time, rules); err != nil {
+	if ev.Time, err = parseEventTime(v[fieldTime], rules); err != nil {
 		return Event{}, err
 	}
-	props, field := in.Properties, "properties"
-	if isAbsent(props) && !isAbsent(in.Data) {
-		props, field = in.Data, "data"
+	at, field := fieldProperties, "properties"
+	if isAbsent(v[at]) && !isAbsent(v[fieldData]) {
+		at, field = fieldData, "data"
 	}
-	if !isAbsent(props) {
-		trimmed := bytes.TrimSpace(props)
-		if len(trimmed) == 0 || trimmed[0] != '{' {
+	if props := v[at]; !isAbsent(props) {
+		if props[0] != '{' {
 			return Event{}, fieldErr(field, "must be a JSON object")
 		}
-		if !validUnicode(trimmed) {
+		if !validUnicode(props) {
 			return Event{}, fieldErr(field, "must be valid UTF-8")
 		}
-		ev.Properties = compactJSON(trimmed)
+		if in.spaced[at] {
+			ev.Properties = compactJSON(props)
+		} else {
+			ev.Properties = append(json.RawMessage(nil), props...)
+		}
 	}
 	return ev, nil
 }
@@ -142,9 +155,11 @@ func requiredString(raw json.RawMessage, field string, maxLen int) (string, erro
 	if isAbsent(raw) {
 		return "", fieldErr(field, "is required")
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fieldErr(field, "must be a string")
+	s, ok := plainString(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", fieldErr(field, "must be a string")
+		}
 	}
 	if s == "" {
 		return "", fieldErr(field, "must not be empty")
@@ -158,6 +173,15 @@ func requiredString(raw json.RawMessage, field string, maxLen int) (string, erro
 		return "", fieldErr(field, "is %d characters long, at most %d allowed", n, maxLen)
 	}
 	return s, nil
+}
+
+// plainString returns the text of a JSON string without escapes, which
+// needs no decoding; ok is false for anything else.
+func plainString(raw []byte) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	return string(raw[1 : len(raw)-1]), true
 }
 
 // validUnicode reports whether a raw JSON value is valid UTF-8 without

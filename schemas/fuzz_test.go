@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -31,6 +32,9 @@ func FuzzParseEvent(f *testing.F) {
 		`{"id":"e1","type":"t","customer_id":"c","properties":[1]}`,
 		`{"id":1,"type":null,"customer_id":{}}`,
 		`{"ID":"e1","Type":"t","CUSTOMER_ID":"c"}`,
+		`{"id":"e1","type":"t","customer_id":"c","id":"e2","properties":{"a":1,"a":2}}`,
+		`{"id":"e1","type":"t","customer_id":"c","properties":{"n":1e25,"m":-0.5e-3,"d":[[[[{"x":1E+2}]]]]} }`,
+		`{"id":"e1","type":"t","customer_id":"c","properties":{"n":1e26},"x":{"\u0041":[1,2,{"b":"\n"}]}}`,
 		`[]`, `null`, `""`, `{`, ``,
 	} {
 		f.Add([]byte(seed))
@@ -43,7 +47,15 @@ func FuzzParseEvent(f *testing.F) {
 			if !errors.As(err, &fe) || fe.Field == "" {
 				t.Fatalf("ParseEvent(%q) error %v is not a *FieldError naming a field", raw, err)
 			}
+			// ParseEvent's own scanner and encoding/json agree on what is
+			// JSON (a limit may be found before a syntax error further on).
+			if invalid := fe.Field == "event" && strings.HasPrefix(fe.Message, "invalid JSON"); invalid && json.Valid(raw) {
+				t.Fatalf("ParseEvent(%q) = %v, but json.Valid = %v", raw, err, json.Valid(raw))
+			}
 			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("ParseEvent accepted %q, which encoding/json refuses", raw)
 		}
 		checkEvent(t, raw, ev)
 
@@ -114,6 +126,7 @@ func checkEvent(t *testing.T, raw []byte, ev schemas.Event) {
 		if err := json.Compact(&compact, ev.Properties); err != nil || !bytes.Equal(compact.Bytes(), ev.Properties) {
 			t.Fatalf("properties %q are not compact", ev.Properties)
 		}
+		checkPropertyLimits(t, ev.Properties)
 	}
 }
 
@@ -300,4 +313,61 @@ func sameEventJSON(a, b schemas.Event) bool {
 	errA := json.Compact(&ca, a.Properties)
 	errB := json.Compact(&cb, b.Properties)
 	return sameEvent(pa, pb) && (errA == nil) == (errB == nil) && bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// checkPropertyLimits checks accepted properties against the limits of
+// event_json.go with encoding/json's tokenizer: depth, number length and
+// range, and no name twice in one object.
+func checkPropertyLimits(t *testing.T, props []byte) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(props))
+	dec.UseNumber()
+	type level struct {
+		object bool
+		names  map[string]bool
+		key    bool // the next string token is a name
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		isName := top != nil && top.object && top.key
+		if top != nil && top.object {
+			top.key = !top.key
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				stack = append(stack, &level{object: v == '{', names: map[string]bool{}, key: true})
+				if len(stack) > schemas.MaxPropertiesDepth {
+					t.Fatalf("properties %q nest %d levels deep", props, len(stack))
+				}
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		case string:
+			if isName {
+				if top.names[v] {
+					t.Fatalf("properties %q repeat the name %q", props, v)
+				}
+				top.names[v] = true
+			}
+		case json.Number:
+			d, err := decimal.NewFromString(v.String())
+			if len(v) > schemas.MaxNumberLen || err != nil || d.Abs().GreaterThanOrEqual(decimal.New(1, 26)) {
+				t.Fatalf("properties %q hold the number %.120s (%v)", props, v, err)
+			}
+		}
+	}
 }
