@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tally-oss/tally/aggregator"
 	"github.com/tally-oss/tally/ingest"
 	"github.com/tally-oss/tally/internal/chclient"
@@ -92,21 +94,46 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 
-	// Dependencies start first and stop last: the embedded broker, then
-	// ClickHouse. Deferred calls run in reverse, after every service is down.
+	// Dependencies start first and stop last: ClickHouse, then the embedded
+	// broker, whose trimmer syncs ClickHouse's data before deleting records.
+	// Deferred calls run in reverse, after every service is down.
+	durable := newDevDurability(a.dataDir)
+	if !isSet(fs, "clickhouse.addr") {
+		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
+		if err != nil {
+			return err
+		}
+		durable.srv = srv
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				logger.Error("stop clickhouse", "err", err)
+			}
+			durable.stopped(logger)
+		}()
+		a.ch.Addr = srv.Addr()
+		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
+	}
 	topicConfigs := kafkaclient.TopicConfigs{}
+	devMetrics := prometheus.NewRegistry() // the embedded broker's, served with the aggregator's
 	if !isSet(fs, "kafka.brokers") {
 		broker, err := devstack.StartBroker(devstack.BrokerOptions{
-			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites, Logger: logger,
+			Dir: filepath.Join(a.dataDir, "kafka"), Port: a.kafkaPort, SyncWrites: a.syncWrites,
+			BeforeTrim: durable.beforeTrim(), Logger: logger, Registerer: devMetrics,
 		})
 		if err != nil {
 			return err
 		}
-		defer broker.Close() // last: flushes the log to disk
+		defer broker.Close() // flushes the log to disk
 		a.kafka.Brokers = broker.Addrs()
 		logger.Info("embedded kafka-protocol broker started", "addr", strings.Join(broker.Addrs(), ","), "dir", filepath.Join(a.dataDir, "kafka"))
 		topicConfigs = devstack.TopicConfigs(a.dlRetention, a.dlBytes)
-		// The trimmer calls into the broker: it must be done before Close.
+		// Before the aggregator joins the group: a replay after a power cut
+		// rewinds the group's commits.
+		if err := durable.start(ctx, broker, a.kafka.Topic, a.aggregator.GroupID, logger); err != nil {
+			return err
+		}
+		// The trimmer calls into the broker and ClickHouse: it must be done
+		// before either stops.
 		trimCtx, stopTrim := context.WithCancel(context.Background())
 		trimDone := make(chan struct{})
 		go func() {
@@ -114,19 +141,6 @@ func runAll(ctx context.Context, args []string) error {
 			broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
 		}()
 		defer func() { stopTrim(); <-trimDone }()
-	}
-	if !isSet(fs, "clickhouse.addr") {
-		srv, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(a.dataDir, "clickhouse"), TCPPort: a.chPort, Logger: logger})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := srv.Stop(); err != nil {
-				logger.Error("stop clickhouse", "err", err)
-			}
-		}()
-		a.ch.Addr = srv.Addr()
-		logger.Info("embedded clickhouse server started", "addr", srv.Addr(), "dir", filepath.Join(a.dataDir, "clickhouse"))
 	}
 	if err := a.kafka.EnsureTopics(ctx, topicConfigs); err != nil {
 		return err
@@ -141,7 +155,7 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger)
+	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger, devMetrics)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ func TestAll(t *testing.T) {
 	bin := buildTallyBinary(t)
 	t.Run("KillRestartAndStop", func(t *testing.T) { testAllKillRestartAndStop(t, bin) })
 	t.Run("GeneratedDevKey", func(t *testing.T) { testAllGeneratedDevKey(t, bin) })
+	t.Run("ReplayAfterPowerCut", func(t *testing.T) { testAllReplayAfterPowerCut(t, bin) })
 }
 
 // testAllKillRestartAndStop: events accepted before a kill -9 count exactly
@@ -105,6 +106,57 @@ func testAllKillRestartAndStop(t *testing.T, bin string) {
 		t.Fatalf("unknown key: %d %s, want 401", code, body)
 	}
 	p.stop(syscall.SIGINT)
+}
+
+// testAllReplayAfterPowerCut: a run that never stopped, noted on an
+// earlier boot, is taken for a power cut: ClickHouse may have lost what it
+// had not synced, so the restart re-reads every event the embedded broker
+// still holds before the aggregator resumes, and usage stays exact. A test
+// cannot cut the power or reboot: it kills -9 and rewrites the boot id in
+// the run marker. A clean stop removes the marker.
+func testAllReplayAfterPowerCut(t *testing.T, bin string) {
+	const devKey = "all-test-dev-key-0123456789abcdef"
+	setup := newAllSetup(t, devKey)
+	marker := filepath.Join(setup.dataDir, runMarker)
+
+	p := startAll(t, bin, setup)
+	p.waitReady()
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("tally all runs without its run marker: %v", err)
+	}
+	p.createMeter(`{"key": "calls", "name": "API calls", "event_type": "api.call", "aggregation": "SUM", "value_property": "$.value"}`)
+	const events, perRequest = 1000, 250
+	for first := 0; first < events; first += perRequest {
+		p.postEvents(first, perRequest)
+	}
+	p.waitUsage("calls", "100")
+	// Some events committed: without the replay the restart would not
+	// read them again.
+	p.waitMetric("tally_aggregator_commits_total", func(v float64) bool { return v > 0 })
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitExit(allStopTimeout)
+	waitNoClickHouse(t, setup.dataDir, allOrphanTimeout)
+	if err := os.WriteFile(marker, []byte("boot-before-the-power-cut\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	p = startAll(t, bin, setup)
+	p.waitReady()
+	if !strings.Contains(p.stderr.String(), "earlier boot") {
+		t.Errorf("no replay after the power cut was logged:\n%s", p.stderr.String())
+	}
+	// The broker held all 1000 events (a crash undoes trims within a
+	// segment), so all are read again, and each still counts once.
+	p.waitMetric("tally_aggregator_events_total", func(v float64) bool { return v >= events })
+	if got := p.usage("calls"); got != "100" {
+		t.Fatalf("usage after the replay = %s, want 100", got)
+	}
+	p.stop(syscall.SIGTERM)
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("after a clean stop the run marker is still there (%v): the next start after a reboot would replay", err)
+	}
 }
 
 // testAllGeneratedDevKey: without TALLY_DEV_API_KEY the first start makes a

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-oss/tally/aggregator"
 	"github.com/tally-oss/tally/ingest"
@@ -37,11 +38,13 @@ func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys,
 	return ingest.New(cfg, deps)
 }
 
-func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger) (*aggregator.Service, error) {
+// newAggregator builds the aggregator service; its /metrics also serves
+// extra (`tally all` adds the embedded broker's).
+func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger, extra ...prometheus.Gatherer) (*aggregator.Service, error) {
 	reg := newRegistry()
 	return aggregator.New(cfg, aggregator.Deps{
 		Kafka: kafka, ClickHouse: conn, Meters: meterstore.New(conn),
-		Logger: logger, Registerer: reg, Gatherer: reg,
+		Logger: logger, Registerer: reg, Gatherer: append(prometheus.Gatherers{reg}, extra...),
 	})
 }
 
