@@ -15,11 +15,17 @@ const (
 	DefaultListenAddr   = "127.0.0.1:8080"
 	DefaultMaxBodyBytes = 5 << 20
 	DefaultMaxEvents    = 10_000
-	// DefaultProduceTimeout bounds how long a request waits for Kafka's
-	// acknowledgement before it answers 503. It stays below
-	// telemetry.ShutdownTimeout so requests in flight at shutdown still get
-	// their real answer.
+	// DefaultProduceTimeout bounds the Kafka writer's work on one batch:
+	// its attempts (DefaultKafkaMaxAttempts, each with an equal share of
+	// the time) and the backoff between them. A request waits until the
+	// writer has finished with its batches (issue 6, defect 5), so this is
+	// how long a request waits for Kafka when its batches do not queue
+	// behind others. It stays below telemetry.ShutdownTimeout so requests
+	// in flight at shutdown still get their real answer.
 	DefaultProduceTimeout = 10 * time.Second
+	// DefaultKafkaMaxAttempts is how often the writer tries to produce a
+	// batch (retriable errors and timeouts are retried).
+	DefaultKafkaMaxAttempts = 3
 	// DefaultKafkaBatchTimeout is how long the writer waits to fill a batch.
 	// kafka-go's own default (1 s) would add a second to every request whose
 	// batch does not fill up.
@@ -44,8 +50,11 @@ type Config struct {
 	MaxEvents int
 	// MaxEventAge rejects events whose time is older than this.
 	MaxEventAge time.Duration
-	// ProduceTimeout bounds the wait for Kafka's acknowledgement.
+	// ProduceTimeout bounds the writer's work on one batch: KafkaMaxAttempts
+	// attempts and the backoff between them (kafkaWriteTimeout).
 	ProduceTimeout time.Duration
+	// KafkaMaxAttempts is how often the writer tries to produce a batch.
+	KafkaMaxAttempts int
 	// KafkaBatchTimeout, KafkaBatchSize and KafkaBatchBytes tune the shared
 	// kafka-go Writer.
 	KafkaBatchTimeout time.Duration
@@ -59,7 +68,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "ingest.max-body-bytes", DefaultMaxBodyBytes, "largest request body in bytes, also after gzip decompression (larger: 413)")
 	fs.IntVar(&c.MaxEvents, "ingest.max-events", DefaultMaxEvents, "most events in one request (more: 413)")
 	fs.DurationVar(&c.MaxEventAge, "ingest.max-event-age", schemas.DefaultMaxEventAge, "events older than this are rejected")
-	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "how long a request waits for Kafka to acknowledge its events before answering 503")
+	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "how long the Kafka writer may work on a batch (all its attempts) before a request is answered 503; a request is answered only once the writer is done with its events")
+	fs.IntVar(&c.KafkaMaxAttempts, "ingest.kafka-max-attempts", DefaultKafkaMaxAttempts, "how often the Kafka writer tries to produce a batch; each attempt gets an equal share of ingest.produce-timeout")
 	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long the Kafka writer waits to fill a batch (adds to request latency)")
 	fs.IntVar(&c.KafkaBatchSize, "ingest.kafka-batch-size", DefaultKafkaBatchSize, "most records in one Kafka produce batch per partition")
 	fs.Int64Var(&c.KafkaBatchBytes, "ingest.kafka-batch-bytes", DefaultKafkaBatchBytes, "largest Kafka produce batch in bytes; also the largest encoded event. Keep it at or below the topic's max.message.bytes")
@@ -88,6 +98,12 @@ func (c *Config) Validate() error {
 	if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout >= c.ProduceTimeout {
 		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be positive and below ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
 	}
+	if c.KafkaMaxAttempts < 1 || c.KafkaMaxAttempts > maxKafkaAttempts {
+		errs = append(errs, fmt.Errorf("ingest.kafka-max-attempts must be between 1 and %d, got %d", maxKafkaAttempts, c.KafkaMaxAttempts))
+	} else if c.ProduceTimeout > 0 && c.kafkaWriteTimeout() < minKafkaWriteTimeout {
+		errs = append(errs, fmt.Errorf("ingest.produce-timeout %s leaves each of ingest.kafka-max-attempts=%d attempts %s after the backoff between them; give each at least %s",
+			c.ProduceTimeout, c.KafkaMaxAttempts, c.kafkaWriteTimeout(), minKafkaWriteTimeout))
+	}
 	if c.KafkaBatchSize < 1 {
 		errs = append(errs, fmt.Errorf("ingest.kafka-batch-size must be positive, got %d", c.KafkaBatchSize))
 	}
@@ -95,6 +111,27 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ingest.kafka-batch-bytes must be at least %d, got %d", minKafkaBatchBytes, c.KafkaBatchBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// The Kafka writer's retries: the backoff before attempt a is
+// min(a²·kafkaBackoffMin, kafkaBackoffMax) (kafka-go's formula).
+const (
+	kafkaBackoffMin      = 100 * time.Millisecond
+	kafkaBackoffMax      = 500 * time.Millisecond
+	maxKafkaAttempts     = 10
+	minKafkaWriteTimeout = 100 * time.Millisecond
+)
+
+// kafkaWriteTimeout is the time one produce attempt may take (the
+// writer's WriteTimeout): attempts and the backoffs between them fit in
+// ProduceTimeout.
+func (c *Config) kafkaWriteTimeout() time.Duration {
+	attempts := max(c.KafkaMaxAttempts, 1)
+	budget := c.ProduceTimeout
+	for a := 1; a < attempts; a++ {
+		budget -= min(time.Duration(a*a)*kafkaBackoffMin, kafkaBackoffMax)
+	}
+	return budget / time.Duration(attempts)
 }
 
 // minKafkaBatchBytes keeps room for an event with every field at its

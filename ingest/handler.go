@@ -94,6 +94,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.requestEvents.Observe(float64(len(raws)))
 
 	accepted, rejected, err := h.accept(org, raws, arrival)
+	extendWriteDeadline(w)
 	switch {
 	case errors.Is(err, errNoneValid):
 		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
@@ -101,12 +102,35 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
-			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
-				"Retry the whole request: events that were written anyway are deduplicated by id.",
-			Response{Accepted: 0, Rejected: rejected})
+			notAcknowledged("id"), Response{Accepted: 0, Rejected: rejected})
 	default:
 		httpapi.WriteJSON(w, http.StatusAccepted, Response{Accepted: accepted, Rejected: rejected})
 	}
+}
+
+// notAcknowledged is the message of a 503 after a failed publish. It says
+// what ingest knows (issue 6, defect 5): Kafka's last attempt may have
+// written the events without acknowledging them, so the client must send
+// them again exactly as they were; the aggregator keeps the first version
+// of an identity, so a changed event sent again would be ignored whenever
+// the first was written after all.
+func notAcknowledged(identity string) string {
+	return "Kafka did not acknowledge every event of this request: they may or may not have been recorded, " +
+		"so none is reported accepted. Send the same events again, with the same " + identity + " and otherwise unchanged: " +
+		"an event recorded twice counts once, and the first version recorded wins (a changed event sent again is ignored if the first was recorded)."
+}
+
+// answerWriteTimeout bounds the writing of an answer once it is known.
+const answerWriteTimeout = 10 * time.Second
+
+// extendWriteDeadline gives the answer a write deadline of its own,
+// counted from now. A request waits for the Kafka writer for as long as it
+// works on the request's batches (Publisher), which together with a slow
+// upload can outlast the server's write timeout, counted from the start of
+// the request: the answer, 503 included, must still reach the client.
+// Writers that cannot set deadlines (tests' recorders) are left alone.
+func extendWriteDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWriteTimeout))
 }
 
 // errNoneValid is accept's answer when every event was rejected.
@@ -169,14 +193,14 @@ func (h *handler) encode(org string, raws []rawEvent, arrival time.Time) (msgs [
 
 // publish hands all records of a request to Kafka in one call (one call
 // per event would cost a round trip each; OpenMeter #702) and waits until
-// every one is acknowledged. The wait is detached from the client's
-// connection: a client that hangs up does not change whether its records
-// are written, and the outcome is still measured and logged.
+// the writer is done with every one. The wait is detached from the
+// client's connection and has no deadline of its own: a client that hangs
+// up does not change whether its records are written, the outcome is
+// still measured and logged, and the writer's attempts bound the wait
+// (ProduceTimeout; Publisher).
 func (h *handler) publish(org string, msgs []kafka.Message) error {
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ProduceTimeout)
-	defer cancel()
 	start := time.Now()
-	err := h.publisher.Publish(ctx, msgs)
+	err := h.publisher.Publish(context.Background(), msgs)
 	h.metrics.produceDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		h.metrics.produceErrors.Inc()

@@ -198,7 +198,7 @@ func TestPublishFailureIs503(t *testing.T) {
 	if err := json.Unmarshal(eb.Details, &details); err != nil {
 		t.Fatal(err)
 	}
-	if eb.Code != httpapi.CodeUnavailable || !strings.Contains(eb.Message, "none of it counts as accepted") || details.Accepted != 0 || len(details.Rejected) != 1 {
+	if eb.Code != httpapi.CodeUnavailable || !strings.Contains(eb.Message, "may or may not have been recorded") || details.Accepted != 0 || len(details.Rejected) != 1 {
 		t.Errorf("503 body %s", body)
 	}
 }

@@ -131,15 +131,14 @@ func (h *handler) serveLago(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 
 	_, rejected, err := h.accept(org, natives, arrival)
+	extendWriteDeadline(w)
 	switch {
 	case err != nil && !errors.Is(err, errNoneValid):
 		// Kafka did not acknowledge the valid events. This wins over an
 		// event rejected beside them: a 422 would tell the client to fix
 		// and drop, and the valid events would be lost; the retry is
 		// answered 422 for the rejected one once Kafka acknowledges.
-		h.lagoFailed(w, lagoUnavailable(httpapi.CodeUnavailable,
-			"Kafka did not acknowledge every event of this request, so none of it counts as accepted. "+
-				"Retry the whole request: events that were written anyway are deduplicated by transaction_id."))
+		h.lagoFailed(w, lagoUnavailable(httpapi.CodeUnavailable, notAcknowledged("transaction_id")))
 	case len(rejected) > 0 || errors.Is(err, errNoneValid):
 		// Only an event too large for a Kafka record gets here (the rest
 		// was validated above); the events beside it were accepted, which

@@ -180,7 +180,7 @@ func TestLagoEvents(t *testing.T) {
 		},
 		{
 			name: "Kafka does not acknowledge", body: lagoSingle(lagoEv("t1", "cust-9", "", "1690000000")), pubErr: errors.New("kafka: broker not available"), wantCode: 503,
-			wantBody: []string{`"status":503,"error":"Service Unavailable","code":"unavailable"`, "deduplicated by transaction_id"},
+			wantBody: []string{`"status":503,"error":"Service Unavailable","code":"unavailable"`, "same transaction_id and otherwise unchanged"},
 		},
 		{
 			name: "bare key of another organization", body: lagoSingle(lagoEv("t1", "", "sub-g", "1690000000")), auth: globexKey, wantCode: 200,

@@ -131,6 +131,7 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 	h.metrics.requestEvents.Observe(float64(len(raws)))
 
 	accepted, rejected, err := h.accept(org, raws, arrival)
+	extendWriteDeadline(w)
 	switch {
 	case err != nil && !errors.Is(err, errNoneValid):
 		// Kafka did not acknowledge the valid items. This wins over an item
@@ -138,8 +139,7 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 		// drop, and the valid items would be lost.
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteErrorDetails(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
-			"Kafka did not acknowledge the usage record, so it does not count as accepted. "+
-				"Retry it as it is: items that were written anyway are deduplicated by (usage_record_id, resource).",
+			notAcknowledged("usage_record_id"),
 			usageAccepted{UsageRecordID: rec.id, Accepted: 0})
 	case len(rejected) > 0:
 		// Only an event too large for a Kafka record gets here (the rest

@@ -292,7 +292,7 @@ func TestPriceOpsUsage(t *testing.T) {
 		{name: "no catalog", req: usageRequest{body: seedUsageRecord}, noCatalog: true, wantCode: 503, wantError: httpapi.CodeUnavailable},
 		{name: "catalog fails", req: usageRequest{body: seedUsageRecord}, catalogErr: errors.New("clickhouse: connection refused"), wantCode: 503, wantError: httpapi.CodeUnavailable},
 		{name: "kafka does not acknowledge", req: usageRequest{body: seedUsageRecord}, publishErr: errors.New("kafka: not enough replicas"),
-			wantCode: 503, wantError: httpapi.CodeUnavailable, wantMsg: "Retry it as it is"},
+			wantCode: 503, wantError: httpapi.CodeUnavailable, wantMsg: "same usage_record_id and otherwise unchanged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,7 +433,7 @@ func TestPriceOpsKafkaFailureBesideARejectedItem(t *testing.T) {
 	body := record("r1", item("API", "1"), item(long.Key, "1"))
 
 	code, header, resp := usageRequest{body: body}.send(priceOpsServer(t, h))
-	if code != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(string(resp), "Retry it as it is") {
+	if code != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(string(resp), "same usage_record_id and otherwise unchanged") {
 		t.Errorf("status %d (Retry-After %q): %s; want 503 so that item API is retried", code, header.Get("Retry-After"), resp)
 	}
 	if len(pub.published()) != 1 {
@@ -469,6 +469,7 @@ func (hungCatalog) Subscription(ctx context.Context, _, _ string) (schemas.Subsc
 func TestCatalogLookupsAreBounded(t *testing.T) {
 	cfg := testConfig()
 	cfg.ProduceTimeout = 200 * time.Millisecond
+	cfg.KafkaMaxAttempts = 1
 	s := newTestService(t, cfg, Deps{Publisher: &recordingPublisher{}, Catalog: hungCatalog{}, Keys: testKeys(t)})
 	for _, tt := range []struct{ name, path, body string }{
 		{"PriceOps usage record", "/api/v1/integration/organization/acme/usage", seedUsageRecord},

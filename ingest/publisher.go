@@ -12,9 +12,14 @@ import (
 )
 
 // Publisher writes a request's records to Kafka. Publish returns nil only
-// when every record was acknowledged; on any error the caller must assume
-// that some, all or none were written (a retry is safe because the
-// aggregator deduplicates by event id).
+// when every record was acknowledged, and it returns only once the writer
+// is done with the records (acknowledged, or given up after its attempts):
+// the caller's context ending does not cut the wait short, so that no
+// record of a request is written after the request was answered. On any
+// error the caller must assume that some, all or none were written (the
+// last attempt may have reached the broker unanswered); sending the same
+// ids again, unchanged, is safe because the aggregator keeps the first
+// version of each.
 type Publisher interface {
 	Publish(ctx context.Context, msgs []kafka.Message) error
 }
@@ -48,6 +53,13 @@ func newKafkaPublisher(kc *kafkaclient.Config, cfg Config) *kafkaPublisher {
 			BatchBytes:   cfg.KafkaBatchBytes,
 			Compression:  kafka.Lz4,
 			Transport:    transport,
+			// Bounded work per batch: the attempts and the backoffs between
+			// them fit in ProduceTimeout (Config.kafkaWriteTimeout). kafka-go
+			// defaults to 10 attempts of 10 s.
+			MaxAttempts:     cfg.KafkaMaxAttempts,
+			WriteTimeout:    cfg.kafkaWriteTimeout(),
+			WriteBackoffMin: kafkaBackoffMin,
+			WriteBackoffMax: kafkaBackoffMax,
 			// A typo in the topic name must fail readiness and produce 503s,
 			// not create a topic nobody consumes.
 			AllowAutoTopicCreation: false,
@@ -55,9 +67,13 @@ func newKafkaPublisher(kc *kafkaclient.Config, cfg Config) *kafkaPublisher {
 	}
 }
 
-// Publish writes msgs in one WriteMessages call and waits for the acks.
+// Publish writes msgs in one WriteMessages call and waits until the
+// writer is done with them. WriteMessages returns as soon as its context
+// ends, while the writer goes on with the batch: a request answered then
+// could be written afterwards (issue 6, defect 5). The context is
+// therefore detached; the writer's own attempts bound the wait.
 func (p *kafkaPublisher) Publish(ctx context.Context, msgs []kafka.Message) error {
-	err := p.writer.WriteMessages(ctx, msgs...)
+	err := p.writer.WriteMessages(context.WithoutCancel(ctx), msgs...)
 	if err == nil {
 		return nil
 	}
@@ -70,10 +86,10 @@ func (p *kafkaPublisher) Publish(ctx context.Context, msgs []kafka.Message) erro
 }
 
 // writerCloseTimeout bounds the flush at shutdown. Close runs after the
-// HTTP server has drained, so every request has had its answer: a record
-// still in the writer then belongs to a request already answered 503, and
-// giving up on it loses nothing a client was told is accepted. Without the
-// bound, kafka-go keeps retrying a dead broker for its MaxAttempts.
+// HTTP server has drained, and a request is answered only once the writer
+// is done with its records, so the writer holds nothing of an answered
+// request; only requests cut off by the shutdown timeout can leave records
+// behind, and they were never answered 202.
 const writerCloseTimeout = 2 * time.Second
 
 // errFlushAbandoned is returned by Close when the writer did not flush in

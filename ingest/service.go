@@ -3,7 +3,17 @@
 // and writes the valid ones to Kafka, keyed by organization and customer,
 // for the aggregator. A request is answered 202 only after Kafka has
 // acknowledged every accepted event on all in-sync replicas; if it has not,
-// the answer is 503 and the whole request may be retried safely.
+// the answer is 503, given only once the Kafka writer is done with the
+// request's records (publisher.go): they may or may not have been
+// recorded, and the client sends the same events again, unchanged (the
+// first version of an identity wins, so a changed re-send is ignored when
+// the first was recorded).
+//
+// Limits (issue 6): numbers in properties have at most 100 characters, an
+// exponent within ±1000 and a magnitude below 10^26; properties nest at
+// most 32 levels; member names are case-sensitive and appear once
+// (schemas/event_json.go). The Kafka writer makes ingest.kafka-max-attempts
+// attempts per batch within ingest.produce-timeout.
 package ingest
 
 import (
