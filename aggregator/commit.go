@@ -13,6 +13,7 @@ import (
 // batch is durable in ClickHouse and on the dead-letter topic.
 func (c *consumer) handleBatch(ctx context.Context, gen *kafka.Generation, partition int, batch []kafka.Message) error {
 	start := time.Now()
+	ctx = withPartition(ctx, partition) // the Store pins the batch to the partition's session
 	last := batch[len(batch)-1]
 	c.state.fetched(partition, batch[0].Offset, last.HighWaterMark)
 	res, err := c.proc.process(ctx, batch)

@@ -16,7 +16,14 @@
 // version only. Ingest keys records by organization and customer, so every
 // version of an identity is in one partition, in log order: within a batch
 // the lowest offset wins; across batches the events table answers, since it
-// holds the stored first version with its Kafka position. A stored row at
+// holds the stored first version with its Kafka position. That answer must
+// include every insert of the partition that returned before the lookup
+// (read-your-writes, the Store's contract), which a pool over several
+// replicas or a load balancer does not give: each partition's lookups and
+// inserts therefore run on one ClickHouse connection, its session, and
+// reach one server; with replicas, -clickhouse.insert-quorum (or
+// -clickhouse.sequential-consistency on ClickHouse Cloud) extends the
+// guarantee across reconnections and rebalances (session.go). A stored row at
 // the record's own position is the record itself, redelivered: it is
 // processed again, idempotently, which also repairs a crash between the
 // events and readings inserts. A stored row elsewhere makes the record a

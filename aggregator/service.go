@@ -19,7 +19,11 @@ import (
 // Deps are what the service is built from.
 type Deps struct {
 	Kafka *kafkaclient.Config
-	// ClickHouse must be bound to Tally's database.
+	// ClickHouse must be bound to Tally's database. When it can open
+	// sessions (a *chclient.Conn can), each partition's lookups and inserts
+	// run on a session of their own, which read-your-writes needs with
+	// several replicas (session.go); any other pool is shared by all, which
+	// is correct against one server only.
 	ClickHouse driver.Conn
 	// Meters is optional; nil reads them from ClickHouse (meterstore).
 	Meters     MeterSource
@@ -38,6 +42,7 @@ type Service struct {
 	publisher *kafkaPublisher
 	backfill  *backfiller // nil when disabled
 	meters    MeterSource // what the backfiller polls
+	sessions  *sessions   // nil without sessions
 }
 
 // New builds the service; it connects to nothing yet.
@@ -71,6 +76,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	m := newMetrics(deps.Registerer)
 	retry := retrier{initial: cfg.RetryInitialInterval, max: cfg.RetryMaxInterval, logger: logger}
 	chStore := &clickhouseStore{conn: deps.ClickHouse, metrics: m}
+	if opener, ok := deps.ClickHouse.(sessionOpener); ok {
+		chStore.sessions = newSessions(opener.OpenSession, deps.ClickHouse.Stats().MaxOpenConns, deps.Registerer)
+	} else {
+		logger.Warn("the ClickHouse pool cannot open sessions: partitions share it, which is correct against one server only")
+	}
 	store := &retryingStore{next: chStore, retry: retry, metrics: m}
 	publisher := newKafkaPublisher(deps.Kafka)
 	proc := &processor{
@@ -79,15 +89,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		publisher: &retryingPublisher{next: publisher, retry: retry, metrics: m},
 		now:       time.Now,
 	}
-	s := &Service{cfg: cfg, logger: logger, publisher: publisher,
+	s := &Service{cfg: cfg, logger: logger, publisher: publisher, sessions: chStore.sessions,
 		server: telemetry.NewServer(cfg.ListenAddr, deps.Gatherer, logger)}
 	if cfg.Backfill {
 		s.backfill = newBackfiller(chStore, store, retry, m, logger)
 		s.meters = deps.Meters
 		proc.backfill = s.backfill
 	}
-	state := newConsumerState(cfg.StallTimeout, m)
-	s.consumer = &consumer{cfg: cfg, kafka: deps.Kafka, proc: proc, state: state, metrics: m, logger: logger}
+	state := newConsumerState(cfg.StallTimeout, m, newSafetyMetrics(deps.Registerer))
+	s.consumer = &consumer{cfg: cfg, kafka: deps.Kafka, proc: proc, state: state, metrics: m, logger: logger,
+		partitionCounts: &partitionCountStore{conn: deps.ClickHouse}}
 
 	s.server.AddCheck("clickhouse", deps.ClickHouse.Ping)
 	s.server.AddCheck("kafka", deps.Kafka.Ping)
@@ -108,8 +119,8 @@ func (s *Service) Addr() string { return s.server.Addr() }
 //     gets it again, which is safe by design);
 //  2. leave the consumer group, so the partitions move to another member
 //     now rather than after the session timeout;
-//  3. close the dead-letter writer, which the drained batches may still
-//     have needed in step 1;
+//  3. close the dead-letter writer and the partitions' ClickHouse
+//     sessions, which the drained batches may still have needed in step 1;
 //  4. stop the HTTP server last, so /readyz reports "not ready" and
 //     /metrics stays scrapable for as long as the process consumes.
 //
@@ -162,8 +173,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if backfillDone != nil {
 		<-backfillDone
 	}
-	err = errors.Join(err, s.publisher.Close()) // step 3
-	stopHTTP()                                  // step 4
+	err = errors.Join(err, s.publisher.Close(), s.sessions.close()) // step 3
+	stopHTTP()                                                      // step 4
 	err = errors.Join(err, <-httpDone)
 	if err != nil {
 		return err // logged by the caller, which decides what stopping means

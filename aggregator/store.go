@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -15,9 +16,18 @@ import (
 // write is idempotent: the tables are ReplacingMergeTrees whose sort key is
 // the row identity, so a retried insert or a redelivered batch folds into
 // the rows already there.
+//
+// Read-your-writes is part of the contract: StoredVersions must observe
+// every InsertEvents of the same partition that returned before it, in
+// this process or, after a rebalance, in the previous owner. Exactly once
+// rests on it (doc.go); clickhouseStore meets it by pinning each
+// partition's calls to one connection and, across connections, with the
+// consistency settings (session.go). The partition is the one ctx carries
+// (withPartition).
 type Store interface {
 	// StoredVersions returns, for each key that the events table holds,
-	// the Kafka positions of its stored rows.
+	// the Kafka positions of its stored rows, including every row that an
+	// InsertEvents of the same partition stored before it was called.
 	StoredVersions(ctx context.Context, keys []EventKey) (map[EventKey][]Position, error)
 	InsertEvents(ctx context.Context, rows []EventRow) error
 	InsertReadings(ctx context.Context, rows []ReadingRow) error
@@ -77,10 +87,14 @@ type DeadLetterRow struct {
 
 // clickhouseStore writes through the native protocol. Inserts always list
 // their columns: without the list, a batch on ClickHouse 18.16 has no
-// columns at all.
+// columns at all. A call whose ctx carries a partition runs on that
+// partition's session (session.go); other calls (backfill) and every call
+// of a store without sessions run on the pool, which is correct against
+// one server only.
 type clickhouseStore struct {
-	conn    driver.Conn
-	metrics *metrics
+	conn     driver.Conn
+	sessions *sessions // nil: everything on conn
+	metrics  *metrics
 }
 
 var _ Store = (*clickhouseStore)(nil)
@@ -109,20 +123,23 @@ func (s *clickhouseStore) StoredVersions(ctx context.Context, keys []EventKey) (
 			return nil, fmt.Errorf("look up stored events: %w", err)
 		}
 	}
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(table)), storedVersionsQuery)
-	if err != nil {
-		return nil, fmt.Errorf("look up stored events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k EventKey
-		var p Position
-		if err := rows.Scan(&k.OrgID, &k.CustomerID, &k.ID, &p.Partition, &p.Offset); err != nil {
-			return nil, fmt.Errorf("look up stored events: %w", err)
+	err = s.on(ctx, func(c storeConn) error {
+		rows, err := c.query(clickhouse.Context(ctx, clickhouse.WithExternalTable(table)), storedVersionsQuery)
+		if err != nil {
+			return err
 		}
-		out[k] = append(out[k], p) // unmerged copies of one row are harmless
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var k EventKey
+			var p Position
+			if err := rows.Scan(&k.OrgID, &k.CustomerID, &k.ID, &p.Partition, &p.Offset); err != nil {
+				return err
+			}
+			out[k] = append(out[k], p) // unmerged copies of one row are harmless
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("look up stored events: %w", err)
 	}
 	return out, nil
@@ -130,9 +147,9 @@ func (s *clickhouseStore) StoredVersions(ctx context.Context, keys []EventKey) (
 
 func (s *clickhouseStore) InsertEvents(ctx context.Context, rows []EventRow) error {
 	return s.insert(ctx, tableEvents, `INSERT INTO events (org_id, customer_id, id, type, source, time, time_ns,
-		properties, ingested_at, kafka_partition, kafka_offset)`, len(rows), func(b driver.Batch) error {
+		properties, ingested_at, kafka_partition, kafka_offset)`, len(rows), func(add func(...any) error) error {
 		for _, r := range rows {
-			if err := b.Append(r.OrgID, r.CustomerID, r.ID, r.Type, r.Source, r.Time.Truncate(time.Second), r.Time.UnixNano(),
+			if err := add(r.OrgID, r.CustomerID, r.ID, r.Type, r.Source, r.Time.Truncate(time.Second), r.Time.UnixNano(),
 				r.Properties, r.IngestedAt.Truncate(time.Second), r.Partition, r.Offset); err != nil {
 				return err
 			}
@@ -143,9 +160,9 @@ func (s *clickhouseStore) InsertEvents(ctx context.Context, rows []EventRow) err
 
 func (s *clickhouseStore) InsertReadings(ctx context.Context, rows []ReadingRow) error {
 	return s.insert(ctx, tableReadings, `INSERT INTO readings (org_id, meter_key, meter_revision, customer_id, event_id,
-		time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)`, len(rows), func(b driver.Batch) error {
+		time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)`, len(rows), func(add func(...any) error) error {
 		for _, r := range rows {
-			if err := b.Append(r.OrgID, r.MeterKey, r.MeterRevision, r.CustomerID, r.EventID,
+			if err := add(r.OrgID, r.MeterKey, r.MeterRevision, r.CustomerID, r.EventID,
 				r.Time.Truncate(time.Second), r.Time.UnixNano(), r.Value, r.DistinctValue,
 				nonNil(r.GroupKeys), nonNil(r.GroupValues), r.IngestedAt.Truncate(time.Second)); err != nil {
 				return err
@@ -157,9 +174,9 @@ func (s *clickhouseStore) InsertReadings(ctx context.Context, rows []ReadingRow)
 
 func (s *clickhouseStore) InsertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
 	return s.insert(ctx, tableDeadLetters, `INSERT INTO dead_letters (org_id, customer_id, event_id, event_type, meter_key,
-		reason, message, payload, time, ingested_at, dead_lettered_at, kafka_partition, kafka_offset)`, len(rows), func(b driver.Batch) error {
+		reason, message, payload, time, ingested_at, dead_lettered_at, kafka_partition, kafka_offset)`, len(rows), func(add func(...any) error) error {
 		for _, r := range rows {
-			if err := b.Append(r.OrgID, r.CustomerID, r.EventID, r.EventType, r.MeterKey, r.Reason, r.Message,
+			if err := add(r.OrgID, r.CustomerID, r.EventID, r.EventType, r.MeterKey, r.Reason, r.Message,
 				string(r.Payload), r.Time.Truncate(time.Second), r.IngestedAt.Truncate(time.Second),
 				r.DeadLetteredAt.Truncate(time.Second), r.Partition, r.Offset); err != nil {
 				return err
@@ -172,12 +189,12 @@ func (s *clickhouseStore) InsertDeadLetters(ctx context.Context, rows []DeadLett
 // insert sends one block. A Send that fails after the server received the
 // block may still have written it; the caller's retry writes it again and
 // the ReplacingMergeTree folds the copies.
-func (s *clickhouseStore) insert(ctx context.Context, table, query string, n int, fill func(driver.Batch) error) error {
+func (s *clickhouseStore) insert(ctx context.Context, table, query string, n int, fill func(add func(...any) error) error) error {
 	if n == 0 {
 		return nil
 	}
 	start := time.Now()
-	err := s.send(ctx, query, fill)
+	err := s.on(ctx, func(c storeConn) error { return c.insert(ctx, query, fill) })
 	s.metrics.insertDuration.WithLabelValues(table).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", n, table, err)
@@ -186,6 +203,7 @@ func (s *clickhouseStore) insert(ctx context.Context, table, query string, n int
 	return nil
 }
 
+// send sends one block through the pool.
 func (s *clickhouseStore) send(ctx context.Context, query string, fill func(driver.Batch) error) error {
 	batch, err := s.conn.PrepareBatch(ctx, query)
 	if err != nil {
@@ -196,6 +214,71 @@ func (s *clickhouseStore) send(ctx context.Context, query string, fill func(driv
 		return err
 	}
 	return batch.Send()
+}
+
+// on runs fn on the session of ctx's partition, or on the pool.
+func (s *clickhouseStore) on(ctx context.Context, fn func(storeConn) error) error {
+	if sess := s.sessions.forContext(ctx); sess != nil {
+		return sess.do(ctx, func(c *sql.Conn) error { return fn(sessionConn{c}) })
+	}
+	return fn(poolConn{s, s.conn})
+}
+
+// storeConn is where one Store call runs: a partition's session or the
+// pool. Both speak the native protocol; a session through database/sql.
+type storeConn interface {
+	query(ctx context.Context, query string) (storeRows, error)
+	// insert sends one block of the rows that fill adds.
+	insert(ctx context.Context, query string, fill func(add func(...any) error) error) error
+}
+
+type storeRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+type poolConn struct {
+	s    *clickhouseStore
+	conn driver.Conn
+}
+
+func (c poolConn) query(ctx context.Context, query string) (storeRows, error) {
+	return c.conn.Query(ctx, query)
+}
+
+func (c poolConn) insert(ctx context.Context, query string, fill func(add func(...any) error) error) error {
+	return c.s.send(ctx, query, func(b driver.Batch) error { return fill(b.Append) })
+}
+
+// sessionConn runs on a held connection. An insert is a database/sql
+// transaction of one prepared INSERT: clickhouse-go appends each Exec to
+// one block and sends it on Commit.
+type sessionConn struct{ conn *sql.Conn }
+
+func (c sessionConn) query(ctx context.Context, query string) (storeRows, error) {
+	return c.conn.QueryContext(ctx, query)
+}
+
+func (c sessionConn) insert(ctx context.Context, query string, fill func(add func(...any) error) error) error {
+	tx, err := c.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := fill(func(args ...any) error {
+		_, err := stmt.ExecContext(ctx, args...)
+		return err
+	}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 func nonNil(s []string) []string {

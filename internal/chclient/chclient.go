@@ -2,6 +2,10 @@
 // aggregator, the query service and migrations, and opens connections with
 // them. Tally speaks ClickHouse's native protocol: the HTTP interface of
 // clickhouse-go does not work with ClickHouse 18.16.
+//
+// Open returns a pool (*Conn) that can also open sessions: connections
+// held by one user for a sequence of statements, so that a read sees the
+// writes made before it (session.go).
 package chclient
 
 import (
@@ -29,6 +33,10 @@ type Config struct {
 	TLSSkipVerify bool
 	DialTimeout   time.Duration
 	MaxOpenConns  int
+	// InsertQuorum and SequentialConsistency are sent on sessions only
+	// (OpenSession): see session.go.
+	InsertQuorum          int
+	SequentialConsistency bool
 }
 
 // RegisterFlags registers the clickhouse.* flags.
@@ -40,7 +48,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TLS, "clickhouse.tls", false, "connect to ClickHouse with TLS")
 	fs.BoolVar(&c.TLSSkipVerify, "clickhouse.tls-skip-verify", false, "with TLS, do not verify the server certificate (testing only)")
 	fs.DurationVar(&c.DialTimeout, "clickhouse.dial-timeout", 5*time.Second, "ClickHouse connection timeout")
-	fs.IntVar(&c.MaxOpenConns, "clickhouse.max-open-conns", 16, "maximum open ClickHouse connections per process")
+	fs.IntVar(&c.MaxOpenConns, "clickhouse.max-open-conns", 16, "maximum open ClickHouse connections per process (the aggregator opens up to as many pinned sessions besides)")
+	fs.IntVar(&c.InsertQuorum, "clickhouse.insert-quorum", 0, "replicas that must have each of the aggregator's inserts before it returns (insert_quorum, for Replicated tables); its event lookups then read with select_sequential_consistency=1. 0: off (one server)")
+	fs.BoolVar(&c.SequentialConsistency, "clickhouse.sequential-consistency", false, "the aggregator's event lookups read with select_sequential_consistency=1 (replicated or ClickHouse Cloud: they see inserts made through another connection); implied by clickhouse.insert-quorum")
 }
 
 // Validate reports every problem with the settings.
@@ -55,10 +65,14 @@ func (c *Config) Validate() error {
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, errors.New("clickhouse.max-open-conns must be at least 1"))
 	}
+	if c.InsertQuorum < 0 {
+		errs = append(errs, errors.New("clickhouse.insert-quorum must be 0 (off) or a number of replicas"))
+	}
 	return errors.Join(errs...)
 }
 
-// Open connects to the configured database and pings it.
+// Open connects to the configured database and pings it. The pool it
+// returns is a *Conn, which can also open sessions.
 func (c *Config) Open(ctx context.Context) (driver.Conn, error) {
 	return c.open(ctx, c.Database)
 }
@@ -78,7 +92,7 @@ func (c *Config) OpenLazy() (driver.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 	}
-	return conn, nil
+	return &Conn{Conn: conn, cfg: *c, database: c.Database}, nil
 }
 
 func (c *Config) options(database string) *clickhouse.Options {
@@ -108,7 +122,7 @@ func (c *Config) open(ctx context.Context, database string) (driver.Conn, error)
 		_ = conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %s: %w", c.Addr, err)
 	}
-	return conn, nil
+	return &Conn{Conn: conn, cfg: *c, database: database}, nil
 }
 
 func splitComma(s string) []string {

@@ -1,0 +1,95 @@
+package chclient_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestSessionSettings checks that a session sends the consistency settings
+// that are configured and no others, and that ClickHouse accepts them with
+// Tally's plain MergeTree tables: an insert with insert_quorum=2 and a read
+// with select_sequential_consistency=1 both work on one server (18.16
+// ignores them for tables that are not Replicated).
+func TestSessionSettings(t *testing.T) {
+	addr, db := testenv.NewMigratedDatabase(t)
+	for _, tt := range []struct {
+		name string
+		cfg  chclient.Config
+		want map[string]string
+	}{
+		{"off", chclient.Config{}, map[string]string{"insert_quorum": "0", "select_sequential_consistency": "0"}},
+		{"sequential", chclient.Config{SequentialConsistency: true}, map[string]string{"insert_quorum": "0", "select_sequential_consistency": "1"}},
+		{"quorum", chclient.Config{InsertQuorum: 2}, map[string]string{"insert_quorum": "2", "select_sequential_consistency": "1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cfg := tt.cfg
+			cfg.Addr, cfg.User, cfg.Database, cfg.DialTimeout, cfg.MaxOpenConns = addr, "default", db, 5*time.Second, 2
+			pool, err := cfg.Open(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			sdb := pool.(*chclient.Conn).OpenSession()
+			defer sdb.Close()
+			conn, err := sdb.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+
+			rows, err := conn.QueryContext(ctx, `SELECT name, value FROM system.settings
+				WHERE name IN ('insert_quorum', 'select_sequential_consistency')`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for rows.Next() {
+				var name, value string
+				if err := rows.Scan(&name, &value); err != nil {
+					t.Fatal(err)
+				}
+				got[name] = value
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tt.want {
+				if got[name] != want {
+					t.Errorf("%s = %q, want %q", name, got[name], want)
+				}
+			}
+
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (org_id, customer_id, id, type, source, time, time_ns,
+				properties, ingested_at, kafka_partition, kafka_offset)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			if _, err := stmt.ExecContext(ctx, "o", "c", tt.name, "t", "", now, now.UnixNano(), "{}", now, int32(1), int64(2)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+			var n uint64
+			if err := conn.QueryRowContext(ctx, "SELECT count() FROM events WHERE id = ?", tt.name).Scan(&n); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if n != 1 {
+				t.Errorf("read %d rows of the insert, want 1", n)
+			}
+		})
+	}
+}
