@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -22,6 +23,26 @@ import (
 //
 // Completion is recorded in meter_backfills; a backfill cut short by a crash
 // has no row there and is redone by the next aggregator that sees R.
+//
+// # Meters that stop validating
+//
+// While a stored meter does not validate, the live path dead-letters its
+// events as meter_invalid instead of metering them (batch.go). They are
+// recomputed here, by backfilling the revision again once it validates:
+//
+//   - fixed by a new definition (PUT, or DELETE and POST): a new revision,
+//     never backfilled, so it is backfilled from all stored events;
+//   - valid again with its revision (rules relaxed by an upgrade, a row
+//     repaired by hand) while this process runs: the process saw it
+//     invalid (observeInvalid), so it backfills it again when it sees it
+//     valid, even if its backfill had completed;
+//   - valid again while no aggregator saw the change: a starting
+//     aggregator treats a completed backfill of R as not done when the
+//     meter's last meter_invalid dead letter is less than
+//     invalidRecheckMargin older than that completion (the dead letter
+//     may have been written by another aggregator whose clock is off, or
+//     during a backfill that began before it). Redoing a backfill is
+//     harmless, so erring this way costs work, never numbers.
 type backfiller struct {
 	source  BackfillSource
 	store   Store
@@ -31,15 +52,20 @@ type backfiller struct {
 
 	mu      sync.Mutex
 	known   map[revision]bool // queued or done in this process
+	invalid map[revision]bool // seen not validating since last queued
 	pending []revisionWork
 	wake    chan struct{}
 }
+
+// invalidRecheckMargin: see "Meters that stop validating".
+const invalidRecheckMargin = time.Hour
 
 type revision = BackfillKey
 
 type revisionWork struct {
 	org   string
 	meter schemas.Meter
+	force bool // even if its backfill completed: it did not validate since
 }
 
 // backfillChunk bounds the rows held in memory and sent per insert.
@@ -47,11 +73,25 @@ const backfillChunk = 10_000
 
 func newBackfiller(source BackfillSource, store Store, retry retrier, m *metrics, logger *slog.Logger) *backfiller {
 	return &backfiller{source: source, store: store, retry: retry, metrics: m, logger: logger,
-		known: map[revision]bool{}, wake: make(chan struct{}, 1)}
+		known: map[revision]bool{}, invalid: map[revision]bool{}, wake: make(chan struct{}, 1)}
 }
 
-// observe queues the revisions not seen before. It is called by every batch
-// with the meters it loaded, and never blocks it.
+// observeInvalid notes the meter revisions that do not validate (nil:
+// none), so that observe backfills them again once they do.
+func (b *backfiller) observeInvalid(invalid *meterstore.InvalidMetersError) {
+	if invalid == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range invalid.Meters {
+		b.invalid[revision{OrgID: m.OrgID, MeterKey: m.Key, Revision: m.Revision}] = true
+	}
+}
+
+// observe queues the revisions not seen before, and those seen invalid
+// since they were last queued. It is called by every batch with the
+// meters it loaded, and never blocks it.
 func (b *backfiller) observe(all map[string][]schemas.Meter) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -59,9 +99,10 @@ func (b *backfiller) observe(all map[string][]schemas.Meter) {
 	for org, meters := range all {
 		for _, m := range meters {
 			r := revision{OrgID: org, MeterKey: m.Key, Revision: m.Revision}
-			if !b.known[r] {
+			if b.invalid[r] || !b.known[r] {
+				b.pending = append(b.pending, revisionWork{org: org, meter: m, force: b.invalid[r]})
 				b.known[r] = true
-				b.pending = append(b.pending, revisionWork{org: org, meter: m})
+				delete(b.invalid, r)
 				added = true
 			}
 		}
@@ -98,6 +139,15 @@ func (b *backfiller) watch(ctx context.Context, meters MeterSource, interval tim
 	defer ticker.Stop()
 	for {
 		if all, err := meters.ListAll(ctx); all != nil {
+			// The gauge follows here too, so it is right while no
+			// events arrive.
+			var invalid *meterstore.InvalidMetersError
+			if errors.As(err, &invalid) {
+				b.observeInvalid(invalid)
+				b.metrics.invalidMeters.Set(float64(len(invalid.Meters)))
+			} else if err == nil {
+				b.metrics.invalidMeters.Set(0)
+			}
 			b.observe(all)
 		} else if err != nil && ctx.Err() == nil {
 			b.logger.Debug("polling meters for backfills failed", "err", err)
@@ -124,7 +174,7 @@ func (b *backfiller) run(ctx context.Context) {
 			// the only ones it needs to know about (it queues each
 			// revision once).
 			if err := b.retry.do(ctx, opBackfill, b.countRetry, func() (err error) {
-				done, err = b.source.CompletedBackfills(ctx)
+				done, err = b.completed(ctx)
 				return err
 			}); err != nil {
 				return
@@ -132,7 +182,7 @@ func (b *backfiller) run(ctx context.Context) {
 		}
 		for w, ok := b.next(); ok; w, ok = b.next() {
 			r := revision{OrgID: w.org, MeterKey: w.meter.Key, Revision: w.meter.Revision}
-			if done[r] {
+			if done[r] && !w.force {
 				continue
 			}
 			start := time.Now()
@@ -148,6 +198,26 @@ func (b *backfiller) run(ctx context.Context) {
 				"revision", w.meter.Revision, "events", events, "duration", time.Since(start).Round(time.Millisecond))
 		}
 	}
+}
+
+// completed returns the revisions whose backfill completed and need not be
+// redone: not those whose meter was dead-lettered as meter_invalid too
+// recently before (see "Meters that stop validating").
+func (b *backfiller) completed(ctx context.Context) (map[revision]bool, error) {
+	completions, err := b.source.CompletedBackfills(ctx)
+	if err != nil {
+		return nil, err
+	}
+	invalidSince, err := b.source.InvalidMeterDeadLetters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := make(map[revision]bool, len(completions))
+	for r, at := range completions {
+		last, wasInvalid := invalidSince[revision{OrgID: r.OrgID, MeterKey: r.MeterKey}]
+		done[r] = !wasInvalid || at.After(last.Add(invalidRecheckMargin))
+	}
+	return done, nil
 }
 
 func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBackfill).Inc() }

@@ -17,8 +17,12 @@ import (
 // around the whole backfill of a revision.
 type BackfillSource interface {
 	// CompletedBackfills returns the meter revisions whose backfill
-	// completed.
-	CompletedBackfills(ctx context.Context) (map[BackfillKey]bool, error)
+	// completed, with the time of the last completion.
+	CompletedBackfills(ctx context.Context) (map[BackfillKey]time.Time, error)
+	// InvalidMeterDeadLetters returns, for each meter (by organization and
+	// key, MeterKey of the BackfillKey; Revision 0) that has dead letters
+	// with reason meter_invalid, the time of the last one.
+	InvalidMeterDeadLetters(ctx context.Context) (map[BackfillKey]time.Time, error)
 	// ScanEvents calls fn for every stored event of the organization and
 	// of one of the types, with its Kafka position, until fn returns an
 	// error.
@@ -35,19 +39,43 @@ type BackfillKey struct {
 
 var _ BackfillSource = (*clickhouseStore)(nil)
 
-func (s *clickhouseStore) CompletedBackfills(ctx context.Context) (map[BackfillKey]bool, error) {
-	rows, err := s.conn.Query(ctx, "SELECT org_id, meter_key, meter_revision FROM meter_backfills")
+func (s *clickhouseStore) CompletedBackfills(ctx context.Context) (map[BackfillKey]time.Time, error) {
+	rows, err := s.conn.Query(ctx, `SELECT org_id, meter_key, meter_revision, max(completed_at) FROM meter_backfills
+		GROUP BY org_id, meter_key, meter_revision`)
 	if err != nil {
 		return nil, fmt.Errorf("read meter_backfills: %w", err)
 	}
 	defer rows.Close()
-	out := map[BackfillKey]bool{}
+	out := map[BackfillKey]time.Time{}
 	for rows.Next() {
 		var k BackfillKey
-		if err := rows.Scan(&k.OrgID, &k.MeterKey, &k.Revision); err != nil {
+		var at time.Time
+		if err := rows.Scan(&k.OrgID, &k.MeterKey, &k.Revision, &at); err != nil {
 			return nil, fmt.Errorf("read meter_backfills: %w", err)
 		}
-		out[k] = true
+		out[k] = at
+	}
+	return out, rows.Err()
+}
+
+// InvalidMeterDeadLetters scans the dead letters once per aggregator start
+// (reason is not in the sort key); they are few unless a meter was broken
+// for long.
+func (s *clickhouseStore) InvalidMeterDeadLetters(ctx context.Context) (map[BackfillKey]time.Time, error) {
+	rows, err := s.conn.Query(ctx, `SELECT org_id, meter_key, max(dead_lettered_at) FROM dead_letters
+		WHERE reason = ? GROUP BY org_id, meter_key`, schemas.ReasonMeterInvalid)
+	if err != nil {
+		return nil, fmt.Errorf("read meter_invalid dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := map[BackfillKey]time.Time{}
+	for rows.Next() {
+		var k BackfillKey
+		var at time.Time
+		if err := rows.Scan(&k.OrgID, &k.MeterKey, &at); err != nil {
+			return nil, fmt.Errorf("read meter_invalid dead letters: %w", err)
+		}
+		out[k] = at
 	}
 	return out, rows.Err()
 }

@@ -7,13 +7,16 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/schemas"
 )
 
 // MeterSource lists the live meters of every organization. It is called
 // for every batch, so a meter takes effect with the next batch.
 // meterstore.Store satisfies it. A non-nil map returned with an error means
-// that some stored meters could not be read; the others are used.
+// that some stored meters could not be read; the others are used. When the
+// error is a *meterstore.InvalidMetersError, the events of the meters it
+// names are dead-lettered as meter_invalid.
 type MeterSource interface {
 	ListAll(ctx context.Context) (map[string][]schemas.Meter, error)
 }
@@ -135,16 +138,19 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 
 	// 5. Load the meters, after step 4 (see there).
 	meters, err := p.meters.ListAll(ctx)
-	if err != nil {
+	var invalid *meterstore.InvalidMetersError
+	if err != nil && (meters == nil || !errors.As(err, &invalid)) {
 		return nil, err
 	}
 	if p.backfill != nil {
+		p.backfill.observeInvalid(invalid) // before observe: see there
 		p.backfill.observe(meters)
 	}
 
 	// 6. Evaluate each stored event against its organization's meters of
 	// its type.
 	index := indexMeters(meters)
+	broken := indexInvalid(invalid)
 	var readings []ReadingRow
 	var readingOf []*record // the record of each reading
 	for _, r := range accepted {
@@ -154,6 +160,10 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 		for range rs {
 			readingOf = append(readingOf, r)
 		}
+		// A meter that no longer validates might have metered the event:
+		// say so per event, rather than committing it silently unmetered.
+		// The backfill recomputes it once the meter validates again.
+		dls = append(dls, broken[r.key.OrgID][r.rec.Event.Type]...)
 		for i := range dls {
 			deadLetters = append(deadLetters, evalDeadLetter(r, dls[i], now))
 		}

@@ -2,10 +2,12 @@ package aggregator
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -41,6 +43,33 @@ func meteredTypes(m *schemas.Meter) []string {
 	// its own addressed type: index it once, or it would meter each event
 	// twice (the readings would fold, but the work would not).
 	return []string{m.EventType}
+}
+
+// indexInvalid indexes the meters that no longer validate (nil: none) by
+// organization and metered type, as the failure each of their events gets.
+// A meter whose definition names no readable event_type is indexed under
+// its addressed type only; the log and the gauge still report it.
+func indexInvalid(invalid *meterstore.InvalidMetersError) map[string]map[string][]evalFailure {
+	if invalid == nil {
+		return nil
+	}
+	idx := map[string]map[string][]evalFailure{}
+	for _, m := range invalid.Meters {
+		f := evalFailure{meterKey: m.Key, reason: schemas.ReasonMeterInvalid, message: fmt.Sprintf(
+			"meter %s (revision %d) no longer validates, so it cannot meter the event; its readings are recomputed "+
+				"once it validates again or a fixed definition replaces it: %s", m.Key, m.Revision, schemas.QuoteValue(m.Err.Error()))}
+		if idx[m.OrgID] == nil {
+			idx[m.OrgID] = map[string][]evalFailure{}
+		}
+		types := []string{schemas.AddressedType(m.Key)}
+		if m.EventType != "" && m.EventType != types[0] {
+			types = append(types, m.EventType)
+		}
+		for _, typ := range types {
+			idx[m.OrgID][typ] = append(idx[m.OrgID][typ], f)
+		}
+	}
+	return idx
 }
 
 // evalFailure is why one meter cannot meter an event.

@@ -11,6 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/schemas"
 )
 
@@ -224,19 +225,39 @@ var _ MeterSource = (*retryingMeters)(nil)
 
 // ListAll retries failed loads. A load that returns meters and an error
 // (meterstore: some stored definitions no longer validate) is used as it
-// is: one broken meter must not stop every organization's metering.
+// is: one broken meter must not stop every organization's metering. The
+// valid meters are returned with the *meterstore.InvalidMetersError, so
+// that the batch dead-letters the broken meters' events (meter_invalid)
+// and the backfiller recomputes them once the meters validate again; the
+// tally_aggregator_invalid_meters gauge counts the broken meters.
 func (m *retryingMeters) ListAll(ctx context.Context) (map[string][]schemas.Meter, error) {
 	var out map[string][]schemas.Meter
+	var partial error
 	err := m.retry.do(ctx, opLoadMeters, m.metrics.otherRetries.WithLabelValues(opLoadMeters).Inc, func() error {
 		var err error
 		out, err = m.next.ListAll(ctx)
+		partial = nil
 		if err != nil && out != nil {
+			partial = err
 			m.warnPartial(err)
 			return nil
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	var invalid *meterstore.InvalidMetersError
+	switch {
+	case errors.As(partial, &invalid):
+		m.metrics.invalidMeters.Set(float64(len(invalid.Meters)))
+		return out, invalid
+	case partial != nil:
+		m.metrics.invalidMeters.Set(1) // at least one, not named: only the log says which
+	default:
+		m.metrics.invalidMeters.Set(0)
+	}
+	return out, nil
 }
 
 // warnPartial logs a partial load at most once a minute: it recurs for
@@ -248,7 +269,8 @@ func (m *retryingMeters) warnPartial(err error) {
 		return
 	}
 	m.warnedAt = time.Now()
-	m.retry.logger.Warn("some meters cannot be used and are skipped", "err", err)
+	m.retry.logger.Warn("some stored meters no longer validate: their events are dead-lettered as meter_invalid "+
+		"and recomputed once the meters validate again or are replaced", "err", err)
 }
 
 // retryingPublisher is a DeadLetterPublisher whose publishes are retried.
