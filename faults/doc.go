@@ -34,5 +34,13 @@
 // loads and the cheaper faults. `make test-faults` (TALLY_FAULTS=full) runs
 // all seven with larger loads. Either prints a table of acknowledged and
 // counted events, duplicates, lost events and time to recover, and fails on
-// any difference. `go test -short` skips the package.
+// any difference. `go test -short` skips the package. TALLY_FAULTS_BIN
+// names a tally binary to test instead of building ./cmd/tally (to run
+// the suite against an older build, for example).
+//
+// Limits: one broker (kfake, in the test process) and one ClickHouse
+// server; loads of a few thousand events (short) to some tens of
+// thousands (full) over two organizations, spread over three days of
+// event time. Recovery times are measured, never asserted: the verdict
+// is equality, within a generous deadline.
 package faults

@@ -2,9 +2,11 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,48 +47,55 @@ func TestFaultAggregatorKill(t *testing.T) {
 	sc.finish(recovered)
 }
 
-// TestFaultClickHouseOutage: ClickHouse is stopped for 20-30 s under load.
-// Ingest keeps accepting, the aggregator retries without committing, its
-// readiness turns red and then green again.
+// TestFaultClickHouseOutage: ClickHouse is stopped for 20-30 s under load,
+// once with SIGTERM and once with SIGKILL, and restarted on its data
+// directory. Ingest keeps accepting, the aggregator retries without
+// committing, its readiness turns red and then green again.
 func TestFaultClickHouseOutage(t *testing.T) {
 	skipUnlessFull(t)
 	sc := newScenario(t, "clickhouse outage", stackOptions{aggregators: 1}, loadSpec{})
 	sc.warmUp(500)
-	agg := sc.s.aggregators[0]
-	outage := 20*time.Second + time.Duration(rand.IntN(10))*time.Second
-	sc.s.stopClickHouse()
-	stopped, ackedAtStop := time.Now(), sc.l.acked()
-	var red atomic.Bool
-	var redBody string
-	if waitUntil(outage, func() bool {
-		ok, body := agg.ready()
-		if !ok {
-			red.Store(true)
-			redBody = body
-		}
-		return !ok
-	}) {
-		sc.note("aggregator not ready %s after the stop", time.Since(stopped).Round(100*time.Millisecond))
-		t.Logf("readiness while ClickHouse is down: %s", redBody)
-	} else {
-		t.Errorf("aggregator stayed ready for the whole %s ClickHouse outage", outage)
+	var recovered time.Time
+	for _, how := range []string{"SIGTERM", "SIGKILL"} {
+		recovered = sc.clickHouseOutage(how, 20*time.Second+time.Duration(rand.IntN(10))*time.Second)
+		sc.keepLoading(3 * time.Second)
 	}
+	sc.finish(recovered)
+}
+
+func (sc *scenario) clickHouseOutage(how string, outage time.Duration) (recovered time.Time) {
+	t := sc.t
+	agg := sc.s.aggregators[0]
+	if how == "SIGKILL" {
+		sc.s.killClickHouse()
+	} else {
+		sc.s.stopClickHouse()
+	}
+	stopped, ackedAtStop := time.Now(), sc.l.acked()
+	var redBody string
+	if waitUntil(outage, func() bool { ok, body := agg.ready(); redBody = body; return !ok }) {
+		t.Logf("%s: readiness while ClickHouse is down: %s", how, redBody)
+		if !strings.Contains(redBody, "clickhouse") {
+			t.Errorf("%s: readiness failed without naming clickhouse: %s", how, redBody)
+		}
+	} else {
+		t.Errorf("%s: aggregator stayed ready for the whole %s ClickHouse outage", how, outage)
+	}
+	redAfter := time.Since(stopped)
 	time.Sleep(time.Until(stopped.Add(outage)))
-	ackedDuringOutage := sc.l.acked() - ackedAtStop
-	if ackedDuringOutage == 0 {
-		t.Errorf("ingest acknowledged nothing while ClickHouse was down")
+	during := sc.l.acked() - ackedAtStop
+	if during == 0 {
+		t.Errorf("%s: ingest acknowledged nothing while ClickHouse was down", how)
 	}
 	sc.s.startClickHouse()
-	recovered := time.Now()
+	recovered = time.Now()
 	if !waitUntil(2*time.Minute, func() bool { ok, _ := agg.ready(); return ok }) {
 		_, body := agg.ready()
-		t.Errorf("aggregator not ready 2 minutes after ClickHouse came back: %s", body)
-	} else {
-		sc.note("outage %s, %d events acknowledged during it, ready again %s after restart",
-			outage, ackedDuringOutage, time.Since(recovered).Round(100*time.Millisecond))
+		t.Errorf("%s: aggregator not ready 2 minutes after ClickHouse came back: %s", how, body)
 	}
-	sc.keepLoading(2 * time.Second)
-	sc.finish(recovered)
+	sc.note("%s %s: not ready after %s, %d events acknowledged meanwhile, ready %s after restart",
+		how, outage, redAfter.Round(100*time.Millisecond), during, time.Since(recovered).Round(100*time.Millisecond))
+	return recovered
 }
 
 // TestFaultBroker: kfake's control hooks fail produce requests, answer
@@ -137,11 +146,18 @@ func TestFaultBroker(t *testing.T) {
 	ing, _, _ := sc.s.ingest.metrics()
 	sc.note("produce 503s so far %v", sc.l.rec.requests["503"])
 	t.Logf("ingest produce errors: %v", ing["tally_ingest_kafka_produce_errors_total"])
-	// 4. Broker restart on its data directory.
-	restarts := 1
-	for range restarts {
-		sc.s.restartBroker(2 * time.Second)
+	// 4. Broker restarts on its data directory, the longer ones while
+	// ingest's produce timeout passes (503s) and aggregators lose their
+	// group session.
+	downs := []time.Duration{time.Second}
+	if full() {
+		downs = []time.Duration{time.Second, 4 * time.Second, 8 * time.Second}
 	}
+	for _, down := range downs {
+		sc.s.restartBroker(down)
+		sc.keepLoading(3 * time.Second)
+	}
+	sc.note("broker restarted after %v down", downs)
 	recovered := time.Now()
 	sc.keepLoading(3 * time.Second)
 	sc.finish(recovered)
@@ -188,25 +204,41 @@ func TestFaultRetryStorm(t *testing.T) {
 func TestFaultPoison(t *testing.T) {
 	sc := newScenario(t, "poison events", stackOptions{aggregators: 1}, loadSpec{poison: 0.3})
 	sc.warmUp(300)
-	largest := sc.largestAccepted()
-	sc.note("largest event accepted: %d bytes", largest.size)
+	// The largest event ingest accepts, valid and poisoned: its dead
+	// letter cannot repeat the whole record.
+	pad := sc.largest(0, 4<<20, func(n int) *event { return sc.bigEvent(n, "", "ok") })
+	sc.note("largest event accepted: %d bytes", len(sc.bigEvent(pad, "", "ok").appendJSON(nil)))
 	for _, e := range []*event{
-		sc.bigEvent(largest.pad, "", "ok"),       // valid, metered
-		sc.bigEvent(largest.pad, `"lots"`, "ok"), // its dead letter quotes a large record
-		sc.bigEvent(largest.pad, `"lots"`, "error"),
+		sc.bigEvent(pad, "", "ok"),
+		sc.bigEvent(pad, `"lots"`, "ok"),
+		sc.bigEvent(pad, `"lots"`, "error"),
 	} {
 		sc.l.send(orgs[0], []*event{e})
 	}
-	// A number as long as the largest event allows: ingest may refuse it
-	// (400), otherwise it must be dead-lettered, not stall the partition.
-	huge := sc.bigEvent(0, "9"+strings.Repeat("0", largest.pad-10), "ok")
-	before := sc.l.rec.rejected
-	sc.l.send(orgs[0], []*event{huge})
-	if sc.l.rec.rejected > before {
-		sc.note("a %d-digit number is refused at ingest", largest.pad-9)
-	} else {
-		sc.note("a %d-digit number is accepted at ingest", largest.pad-9)
+	// The longest number ingest accepts, in an event with nothing else:
+	// its dead letter's message quotes the number, which must not make the
+	// dead letter too large to write (defect 1). With an exponent, the
+	// same event size holds a number 10,000 digits longer once expanded.
+	n := sc.largest(1, 4<<20, func(n int) *event { return numberEvent(digits(n), true) })
+	fraction := func(n int) string { return "0." + strings.Repeat("1", n) }
+	f := sc.largest(1, 4<<20, func(n int) *event { return numberEvent(fraction(n), true) })
+	sc.note("longest number accepted: %d digits, %d decimals", n, f)
+	refused := []string{}
+	for _, e := range []*event{
+		numberEvent(digits(n), false),
+		numberEvent(digits(max(n-6, 1))+"e10000", false),
+		numberEvent(fraction(f), false),
+		numberEvent(fraction(max(f-6, 1))+"e-1000", false),
+		// Short literals that expand to long numbers.
+		sc.bigEvent(0, "9e10000", "ok"), sc.bigEvent(0, "1e-10000", "ok"),
+		sc.bigEvent(0, "1e-1000", "ok"), sc.bigEvent(0, "9e2000000", "ok"), sc.bigEvent(0, "-9e10000", "ok"),
+	} {
+		if ok, why := sc.probeWhy(e); !ok {
+			refused = append(refused, truncate(e.tokens, 12)+fmt.Sprintf("(%d chars)", len(e.tokens)))
+			t.Logf("refused: %s", truncate(why, 300))
+		}
 	}
+	sc.note("refused at ingest: %v", refused)
 	recovered := time.Now()
 	sc.keepLoading(2 * time.Second)
 	sc.finish(recovered)
@@ -217,49 +249,86 @@ func TestFaultPoison(t *testing.T) {
 	}
 }
 
-// TestFaultStalledConsumer: the broker fails every fetch of the event
-// topic while records keep arriving, so the aggregator holds its
-// partitions but makes no progress: readiness must fail and the lag
-// metric must show it, then both recover when fetching works again.
+// TestFaultStalledConsumer: two ways a consumer stops making progress.
+// First the broker fails every fetch of the event topic while records keep
+// arriving, so both aggregators hold their partitions but make no
+// progress: readiness must fail naming the stall and the lag metric must
+// show it, then both recover when fetching works again. Then one
+// aggregator is paused (SIGSTOP) beyond its session timeout, so it loses
+// its assignment: the other must take every partition over, and the
+// paused one, resumed, must rejoin without counting anything twice.
 func TestFaultStalledConsumer(t *testing.T) {
 	skipUnlessFull(t)
 	const stall = 4 * time.Second
 	sc := newScenario(t, "stalled consumer", stackOptions{
-		aggregators:    1,
+		aggregators:    2,
 		aggregatorArgs: []string{"-aggregator.stall-timeout=" + stall.String()},
 	}, loadSpec{})
 	sc.warmUp(300)
-	agg := sc.s.aggregators[0]
+	aggs := sc.s.aggregators
+
+	// 1. No progress while lag grows.
 	var cluster *kfake.Cluster
 	sc.s.withCluster(func(c *kfake.Cluster) { cluster = c })
 	h := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "tally-events", Err: kerr.KafkaStorageError, Count: -1})
 	began := time.Now()
-	var body string
-	if waitUntil(stall+time.Minute, func() bool { var ok bool; ok, body = agg.ready(); return !ok }) {
-		sc.note("readiness failed %s after fetching stopped", time.Since(began).Round(100*time.Millisecond))
-		t.Logf("readiness while stalled: %s", body)
-	} else {
-		t.Errorf("aggregator stayed ready for %s while no fetch succeeded", stall+time.Minute)
-	}
-	m, lines, err := agg.metrics()
-	if err != nil {
-		t.Errorf("metrics while stalled: %v", err)
-	}
-	if lag := m["tally_aggregator_consumer_lag_messages"]; lag <= 0 {
-		t.Errorf("tally_aggregator_consumer_lag_messages = %v while stalled, want > 0", lag)
-	} else {
-		sc.note("lag %v while stalled", lag)
-	}
-	for _, l := range lines {
-		if strings.Contains(l, "stall") {
-			t.Logf("stall metric: %s", l)
+	for _, a := range aggs {
+		var body string
+		if waitUntil(stall+time.Minute, func() bool { var ok bool; ok, body = a.ready(); return !ok }) {
+			t.Logf("%s readiness while stalled: %s", a.name, body)
+			if !strings.Contains(body, "stall") {
+				t.Errorf("%s: readiness failed without naming the stall: %s", a.name, body)
+			}
+		} else {
+			t.Errorf("%s stayed ready for %s while no fetch succeeded", a.name, stall+time.Minute)
 		}
 	}
+	sc.note("readiness failed %s after fetching stopped", time.Since(began).Round(100*time.Millisecond))
+	lag := 0.0
+	for _, a := range aggs {
+		m, lines, err := a.metrics()
+		if err != nil {
+			t.Errorf("%s metrics while stalled: %v", a.name, err)
+		}
+		lag += m["tally_aggregator_consumer_lag_messages"]
+		for _, l := range lines {
+			if strings.Contains(l, "stall") {
+				t.Logf("%s stall metric: %s", a.name, l)
+			}
+		}
+	}
+	if lag <= 0 {
+		t.Errorf("tally_aggregator_consumer_lag_messages = %v while stalled, want > 0", lag)
+	}
 	h.Remove()
+	unstalled := time.Now()
+	for _, a := range aggs {
+		if !waitUntil(2*time.Minute, func() bool { ok, _ := a.ready(); return ok }) {
+			_, body := a.ready()
+			t.Errorf("%s not ready 2 minutes after fetching works again: %s", a.name, body)
+		}
+	}
+	sc.note("lag %v while stalled, ready %s after fetching works again", lag, time.Since(unstalled).Round(100*time.Millisecond))
+
+	// 2. Assignment lost: paused past the session timeout.
+	aggs[0].signal(syscall.SIGSTOP)
+	paused := time.Now()
+	if waitUntil(time.Minute, func() bool {
+		m, _, err := aggs[1].metrics()
+		return err == nil && m["tally_aggregator_assigned_partitions"] == 6
+	}) {
+		sc.note("%s took all partitions %s after %s was paused", aggs[1].name, time.Since(paused).Round(100*time.Millisecond), aggs[0].name)
+	} else {
+		t.Errorf("%s did not take over the partitions of paused %s within a minute", aggs[1].name, aggs[0].name)
+	}
+	sc.keepLoading(2 * time.Second)
+	aggs[0].signal(syscall.SIGCONT)
 	recovered := time.Now()
-	if !waitUntil(time.Minute, func() bool { ok, _ := agg.ready(); return ok }) {
-		_, body := agg.ready()
-		t.Errorf("aggregator not ready a minute after fetching works again: %s", body)
+	for _, a := range aggs {
+		if !waitUntil(2*time.Minute, func() bool { ok, _ := a.ready(); return ok }) {
+			_, body := a.ready()
+			t.Errorf("%s not ready 2 minutes after the paused member resumed: %s", a.name, body)
+		}
 	}
 	sc.keepLoading(2 * time.Second)
 	sc.finish(recovered)

@@ -29,6 +29,7 @@ type event struct {
 	model    string
 	status   string // JSON string value, "ok" or "error"
 	pad      int    // length of a padding property, for large events
+	extra    string // more properties, written as is: `"name":value`
 }
 
 func (e *event) identity() string { return e.org + "\x00" + e.customer + "\x00" + e.id }
@@ -47,6 +48,10 @@ func (e *event) appendJSON(b []byte) []byte {
 			b = append(b, `,"`+p[0]+`":`...)
 			b = append(b, p[1]...)
 		}
+	}
+	if e.extra != "" {
+		b = append(b, ',')
+		b = append(b, e.extra...)
 	}
 	if e.pad > 0 {
 		b = append(b, `,"pad":"`...)

@@ -15,6 +15,9 @@ import (
 // envFull selects the full suite: every fault, larger loads.
 const envFull = "TALLY_FAULTS"
 
+// envBin names a tally binary to test instead of building ./cmd/tally.
+const envBin = "TALLY_FAULTS_BIN"
+
 // bin is the tally binary built once by TestMain.
 var bin string
 
@@ -28,6 +31,11 @@ func run(m *testing.M) int {
 	flag.Parse()
 	if testing.Short() {
 		return m.Run() // every test skips itself
+	}
+	if bin = os.Getenv(envBin); bin != "" {
+		code := m.Run()
+		printTable()
+		return code
 	}
 	dir, err := os.MkdirTemp("", "tally-faults-")
 	if err != nil {

@@ -123,7 +123,7 @@ func (sc *scenario) finish(recovered time.Time) {
 		if n, reasons := sc.s.deadLetterCount(); n != ex.deadLetters {
 			t.Errorf("%d (event, meter) dead letters, want %d; by reason %v", n, ex.deadLetters, reasons)
 		} else if n > 0 {
-			sc.note("dead letters by reason %v", reasons)
+			sc.note("dead letters by reason %v, longest message %d bytes", reasons, sc.s.longestDeadLetterMessage())
 		}
 	}
 	for _, n := range sc.notes {
@@ -203,5 +203,18 @@ func (s *stack) logRecords() int64 {
 			n += p.HighWatermark - p.LogStartOffset
 		}
 	})
+	return n
+}
+
+// longestDeadLetterMessage is the length of the longest dead-letter
+// message: quoted values must be truncated, not repeated in full.
+func (s *stack) longestDeadLetterMessage() uint64 {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var n uint64
+	if err := s.conn().QueryRow(ctx, "SELECT max(length(message)) FROM dead_letters").Scan(&n); err != nil {
+		s.t.Errorf("longest dead letter message: %v", err)
+	}
 	return n
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,6 +245,29 @@ func (s *stack) stopClickHouse() {
 	if err := s.ch.Stop(); err != nil {
 		s.t.Logf("stop clickhouse: %v", err)
 	}
+	s.ch = nil
+}
+
+// killClickHouse ends the server with SIGKILL: no flush, no clean
+// shutdown. Its pid is in the status file the server keeps in its data
+// directory.
+func (s *stack) killClickHouse() {
+	s.t.Helper()
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	b, err := os.ReadFile(filepath.Join(s.chDir, "data", "status"))
+	if err != nil {
+		s.t.Fatalf("clickhouse status file: %v", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(first, "PID:")))
+	if err != nil {
+		s.t.Fatalf("no pid in clickhouse status file: %q", first)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		s.t.Fatalf("kill clickhouse pid %d: %v", pid, err)
+	}
+	_ = s.ch.Wait()
 	s.ch = nil
 }
 
