@@ -90,7 +90,7 @@ func (s *clickhouseStore) ScanEvents(ctx context.Context, orgID string, types []
 		return nil
 	}
 	query, args := scanEventsQuery(orgID, types)
-	rows, err := s.conn.Query(ctx, query, args...)
+	rows, err := s.conn.Query(s.consistent(ctx), query, args...) // sees every partition's inserts
 	if err != nil {
 		return fmt.Errorf("read events for backfill: %w", err)
 	}

@@ -78,6 +78,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	chStore := &clickhouseStore{conn: deps.ClickHouse, metrics: m}
 	if opener, ok := deps.ClickHouse.(sessionOpener); ok {
 		chStore.sessions = newSessions(opener.OpenSession, deps.ClickHouse.Stats().MaxOpenConns, deps.Registerer)
+		chStore.withSettings = opener.WithSessionSettings
 	} else {
 		logger.Warn("the ClickHouse pool cannot open sessions: partitions share it, which is correct against one server only")
 	}

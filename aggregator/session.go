@@ -42,6 +42,9 @@ import (
 // *chclient.Conn is one.
 type sessionOpener interface {
 	OpenSession() *sql.DB
+	// WithSessionSettings adds the settings sessions send to a statement
+	// on the pool.
+	WithSessionSettings(ctx context.Context) context.Context
 }
 
 // partitionKey carries the partition whose batch a Store call serves.

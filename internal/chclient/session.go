@@ -1,6 +1,7 @@
 package chclient
 
 import (
+	"context"
 	"database/sql"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -57,4 +58,17 @@ func (c *Config) sessionSettings() clickhouse.Settings {
 		s["select_sequential_consistency"] = 1
 	}
 	return s
+}
+
+// WithSessionSettings returns ctx carrying the settings sessions send, for
+// a statement on the pool that needs them too: a read that must see the
+// inserts of every session (the aggregator's backfill), an insert that must
+// reach the quorum. It returns ctx itself when none are configured, and
+// replaces other settings ctx carries.
+func (c *Conn) WithSessionSettings(ctx context.Context) context.Context {
+	settings := c.cfg.sessionSettings()
+	if len(settings) == 0 {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }

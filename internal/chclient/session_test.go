@@ -45,8 +45,9 @@ func TestSessionSettings(t *testing.T) {
 			}
 			defer conn.Close()
 
-			rows, err := conn.QueryContext(ctx, `SELECT name, value FROM system.settings
-				WHERE name IN ('insert_quorum', 'select_sequential_consistency')`)
+			const settingsQuery = `SELECT name, value FROM system.settings
+				WHERE name IN ('insert_quorum', 'select_sequential_consistency')`
+			rows, err := conn.QueryContext(ctx, settingsQuery)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,8 +64,33 @@ func TestSessionSettings(t *testing.T) {
 			}
 			for name, want := range tt.want {
 				if got[name] != want {
-					t.Errorf("%s = %q, want %q", name, got[name], want)
+					t.Errorf("session: %s = %q, want %q", name, got[name], want)
 				}
+			}
+			// The pool sends them only where asked to.
+			for _, asked := range []bool{false, true} {
+				qctx := ctx
+				if asked {
+					qctx = pool.(*chclient.Conn).WithSessionSettings(ctx)
+				}
+				prows, err := pool.Query(qctx, settingsQuery)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for prows.Next() {
+					var name, value string
+					if err := prows.Scan(&name, &value); err != nil {
+						t.Fatal(err)
+					}
+					want := "0"
+					if asked {
+						want = tt.want[name]
+					}
+					if value != want {
+						t.Errorf("pool (with session settings %v): %s = %q, want %q", asked, name, value, want)
+					}
+				}
+				prows.Close()
 			}
 
 			tx, err := conn.BeginTx(ctx, nil)
