@@ -16,6 +16,11 @@ const (
 	// ones) and small enough that a batch of 1 KiB events stays in memory
 	// comfortably.
 	DefaultBatchSize = 10_000
+	// DefaultBatchMaxBytes bounds a batch in bytes as well: 10,000 events
+	// of 1 KiB fit, and a backlog of events near the largest size ingest
+	// accepts (1 MiB) makes batches of 16 records instead of 10,000
+	// (10 GiB).
+	DefaultBatchMaxBytes = 16 << 20
 	// DefaultBatchLinger bounds the latency a quiet partition adds: a batch
 	// is cut this long after its first record even when it is not full.
 	DefaultBatchLinger = 200 * time.Millisecond
@@ -30,12 +35,17 @@ const (
 	DefaultSessionTimeout      = 30 * time.Second
 	DefaultHeartbeatInterval   = 3 * time.Second
 	DefaultRebalanceTimeout    = 30 * time.Second
-	minFetchMaxBytes           = 1 << 20 // the largest event ingest accepts must fit in one fetch
+	minFetchMaxBytes           = maxRecordBytes // the largest event ingest accepts must fit in one fetch
 	maxBatchSize               = 1_000_000
 	defaultPartitionQueueCap   = 1000
 	defaultFetchMaxWait        = 500 * time.Millisecond
 	defaultDeadLetterBatchWait = 5 * time.Millisecond
 )
+
+// maxRecordBytes is the largest record the memory bounds are computed for:
+// ingest's default -ingest.kafka-batch-bytes and Kafka's default
+// max.message.bytes.
+const maxRecordBytes = 1 << 20
 
 // Config holds the settings of the aggregator.
 type Config struct {
@@ -44,11 +54,23 @@ type Config struct {
 	// GroupID is the Kafka consumer group; every aggregator replica uses the
 	// same one and the group spreads the partitions over them.
 	GroupID string
-	// BatchSize and BatchLinger cut a partition's records into batches:
-	// at most BatchSize records, and no longer than BatchLinger after the
+	// BatchSize, BatchMaxBytes and BatchLinger cut a partition's records
+	// into batches: at most BatchSize records and BatchMaxBytes bytes of
+	// keys, values and headers, and no longer than BatchLinger after the
 	// first one arrived.
-	BatchSize   int
-	BatchLinger time.Duration
+	//
+	// Memory per partition held is bounded by bytes: a batch (at most
+	// BatchMaxBytes, plus the rows built from it, a small multiple), the
+	// Reader's queue (queueCapacity records, at most FetchMaxBytes of
+	// records up to maxRecordBytes) and the fetch being decoded (one
+	// record batch, at most max.message.bytes). With the defaults about
+	// 16 + 10 + 1 MiB of records per partition, times the partitions this
+	// member holds (at most the topic's partition count): 6 partitions,
+	// about 160 MiB of records, where counts alone allowed 1000 queued and
+	// 10,000 batched records of up to 1 MiB each per partition.
+	BatchSize     int
+	BatchMaxBytes int
+	BatchLinger   time.Duration
 	// StallTimeout fails readiness for a partition with lag and no commit.
 	StallTimeout time.Duration
 	// RetryInitialInterval and RetryMaxInterval shape the exponential
@@ -56,7 +78,8 @@ type Config struct {
 	// succeed or the batch is abandoned.
 	RetryInitialInterval time.Duration
 	RetryMaxInterval     time.Duration
-	// FetchMaxBytes bounds one fetch response per partition.
+	// FetchMaxBytes bounds one fetch response per partition, and the
+	// bytes of the partition's queue of fetched records.
 	FetchMaxBytes int
 	// DrainTimeout is how long shutdown lets an in-flight batch finish
 	// before abandoning it uncommitted.
@@ -76,11 +99,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "aggregator.listen-addr", DefaultListenAddr, "address of the aggregator's /metrics, /healthz, /readyz")
 	fs.StringVar(&c.GroupID, "aggregator.group-id", DefaultGroupID, "Kafka consumer group shared by all aggregator replicas")
 	fs.IntVar(&c.BatchSize, "aggregator.batch-size", DefaultBatchSize, "most records of one partition written to ClickHouse in one batch")
+	fs.IntVar(&c.BatchMaxBytes, "aggregator.batch-max-bytes", DefaultBatchMaxBytes, "most bytes of records (keys, values, headers) of one partition in one batch; at least 1 MiB, the largest event")
 	fs.DurationVar(&c.BatchLinger, "aggregator.batch-linger", DefaultBatchLinger, "how long a batch waits for more records after its first one")
 	fs.DurationVar(&c.StallTimeout, "aggregator.stall-timeout", DefaultStallTimeout, "readiness fails when a partition with lag has not committed for this long")
 	fs.DurationVar(&c.RetryInitialInterval, "aggregator.retry-initial-interval", DefaultRetryInitial, "first wait before retrying a failed ClickHouse or dead-letter write")
 	fs.DurationVar(&c.RetryMaxInterval, "aggregator.retry-max-interval", DefaultRetryMaxInterval, "longest wait between retries (retries never give up)")
-	fs.IntVar(&c.FetchMaxBytes, "aggregator.fetch-max-bytes", DefaultFetchMaxBytes, "largest Kafka fetch response per partition, in bytes")
+	fs.IntVar(&c.FetchMaxBytes, "aggregator.fetch-max-bytes", DefaultFetchMaxBytes, "largest Kafka fetch response per partition, in bytes; also bounds the records queued per partition (one per MiB)")
 	fs.DurationVar(&c.DrainTimeout, "aggregator.drain-timeout", DefaultDrainTimeout, "at shutdown, how long an in-flight batch may finish before it is abandoned uncommitted")
 	fs.DurationVar(&c.SessionTimeout, "aggregator.session-timeout", DefaultSessionTimeout, "consumer group session timeout: a silent member loses its partitions after this (brokers accept 6s to 30m by default)")
 	fs.DurationVar(&c.HeartbeatInterval, "aggregator.heartbeat-interval", DefaultHeartbeatInterval, "consumer group heartbeat interval; also how fast a rebalance is noticed")
@@ -107,6 +131,9 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
 		errs = append(errs, fmt.Errorf("aggregator.batch-size must be between 1 and %d, got %d", maxBatchSize, c.BatchSize))
 	}
+	if c.BatchMaxBytes < maxRecordBytes {
+		errs = append(errs, fmt.Errorf("aggregator.batch-max-bytes must be at least %d (the largest event), got %d", maxRecordBytes, c.BatchMaxBytes))
+	}
 	if c.BatchLinger <= 0 {
 		errs = append(errs, fmt.Errorf("aggregator.batch-linger must be positive, got %s", c.BatchLinger))
 	}
@@ -132,4 +159,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("aggregator.rebalance-timeout must be positive, got %s", c.RebalanceTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// queueCapacity is the Reader's queue of one partition, in records: as many
+// of the largest records as FetchMaxBytes holds, so that the queue is
+// bounded in bytes too (consumer.go, readerConfig).
+func (c *Config) queueCapacity() int {
+	return max(1, min(c.FetchMaxBytes/maxRecordBytes, defaultPartitionQueueCap))
 }

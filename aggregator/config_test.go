@@ -26,12 +26,13 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	c.BatchLinger = 0
 	c.RetryMaxInterval = time.Millisecond
 	c.FetchMaxBytes = 1000
+	c.BatchMaxBytes = 1000
 	c.HeartbeatInterval = c.SessionTimeout
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, flagName := range []string{"group-id", "batch-size", "batch-linger", "retry-initial-interval", "fetch-max-bytes", "heartbeat-interval"} {
+	for _, flagName := range []string{"group-id", "batch-size", "batch-max-bytes", "batch-linger", "retry-initial-interval", "fetch-max-bytes", "heartbeat-interval"} {
 		if !strings.Contains(err.Error(), "aggregator."+flagName) {
 			t.Errorf("error does not name aggregator.%s:\n%v", flagName, err)
 		}
@@ -52,5 +53,20 @@ func TestConfigFromEnvironment(t *testing.T) {
 	}
 	if c.BatchSize != 500 || c.StallTimeout != 30*time.Second || c.GroupID != "billing" {
 		t.Errorf("got batch size %d, stall timeout %s, group %q", c.BatchSize, c.StallTimeout, c.GroupID)
+	}
+}
+
+// The Reader's queue holds at most FetchMaxBytes of the largest records.
+func TestQueueCapacityBoundedInBytes(t *testing.T) {
+	for _, tc := range []struct{ fetch, want int }{
+		{DefaultFetchMaxBytes, 10},
+		{minFetchMaxBytes, 1},
+		{1 << 30, defaultPartitionQueueCap},
+	} {
+		c := DefaultConfig()
+		c.FetchMaxBytes = tc.fetch
+		if got := c.queueCapacity(); got != tc.want || got*maxRecordBytes > max(tc.fetch, maxRecordBytes) {
+			t.Errorf("fetch-max-bytes %d: queue of %d records, want %d", tc.fetch, got, tc.want)
+		}
 	}
 }

@@ -16,12 +16,13 @@ import (
 // assigned partition, each fetching batches, processing them and
 // committing their offsets.
 type consumer struct {
-	cfg     Config
-	kafka   *kafkaclient.Config
-	proc    *processor
-	state   *consumerState
-	metrics *metrics
-	logger  *slog.Logger
+	cfg             Config
+	kafka           *kafkaclient.Config
+	proc            *processor
+	state           *consumerState
+	metrics         *metrics
+	partitionCounts partitionCounts
+	logger          *slog.Logger
 }
 
 // run consumes until ctx is done, then lets the in-flight batches finish
@@ -86,15 +87,16 @@ func (c *consumer) runGeneration(ctx, hard context.Context, gen *kafka.Generatio
 	// so each waits for the generation's end after its work is done; only
 	// watchAssignment returns early, to force a rebalance.
 	ended := make(chan struct{})
+	g := newTopicGate()
 	gen.Start(func(gctx context.Context) {
 		defer close(ended)
-		c.watchAssignment(ctx, gctx, ids)
+		c.watchAssignment(ctx, gctx, ids, g)
 	})
 	var drained sync.WaitGroup
 	for _, a := range assigned {
 		drained.Add(1)
 		gen.Start(func(gctx context.Context) {
-			c.consumePartition(ctx, hard, gctx, gen, a)
+			c.consumePartition(ctx, hard, gctx, gen, a, g)
 			drained.Done()
 			<-gctx.Done()
 		})
@@ -110,35 +112,77 @@ func (c *consumer) runGeneration(ctx, hard context.Context, gen *kafka.Generatio
 	}
 }
 
+// topicGate holds a generation's partition loops until the topic's
+// partition count is verified (open), and stops them when it is found
+// changed (halted); see partitions.go.
+type topicGate struct {
+	open   chan struct{}
+	halted context.Context
+	halt   context.CancelFunc
+}
+
+func newTopicGate() *topicGate {
+	halted, halt := context.WithCancel(context.Background())
+	return &topicGate{open: make(chan struct{}), halted: halted, halt: halt}
+}
+
+// isOpen is only called by watchAssignment, the one goroutine that opens
+// the gate.
+func (g *topicGate) isOpen() bool {
+	select {
+	case <-g.open:
+		return true
+	default:
+		return false
+	}
+}
+
 // consumePartition fetches, processes and commits batches of one partition
-// until ctx or the generation ends. Identities never span partitions (the
-// record key is organization/customer), so partitions are independent and
-// run in parallel.
-func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment) {
-	// Fetching stops at shutdown or at the end of the generation.
+// until ctx or the generation ends, or the partition halts (halt.go).
+// Identities never span partitions (the record key is
+// organization/customer), so partitions are independent and run in
+// parallel.
+func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, g *topicGate) {
+	// Fetching stops at shutdown, at the end of the generation, or when
+	// the partition count changed.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	defer context.AfterFunc(gctx, stopFetch)()
+	defer context.AfterFunc(g.halted, stopFetch)()
 	// A batch is abandoned when the generation ends (its commit would be
-	// refused) or when the shutdown's drain time is over.
+	// refused), when the shutdown's drain time is over, or when the
+	// partition count changed (it may hold records of moved keys).
 	batchCtx, abandon := context.WithCancel(hard)
 	defer abandon()
 	defer context.AfterFunc(gctx, abandon)()
+	defer context.AfterFunc(g.halted, abandon)()
+	defer func() {
+		if g.halted.Err() != nil {
+			c.state.halt(a.ID, haltPartitionCountChanged, nil)
+		}
+	}()
+	select {
+	case <-g.open:
+	case <-fetchCtx.Done():
+		return
+	}
 
 	logger := c.logger.With("partition", a.ID)
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:       c.kafka.Brokers,
-		Topic:         c.kafka.Topic,
-		Partition:     a.ID,
-		Dialer:        c.kafka.Dialer(),
-		MinBytes:      1,
-		MaxBytes:      c.cfg.FetchMaxBytes,
-		MaxWait:       defaultFetchMaxWait,
-		QueueCapacity: defaultPartitionQueueCap,
-		ErrorLogger:   kafkaLogger(logger, slog.LevelWarn),
-	})
-	defer reader.Close()
+	// One client for the partition's log-start lookups (position.go).
+	transport := c.kafka.Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.kafka.Brokers...), Transport: transport}
 	start := a.Offset
+	if start >= 0 {
+		// A failed lookup is left to the gap check below.
+		if head, err := c.logStart(fetchCtx, client, a.ID); err == nil && head > start {
+			c.haltOutOfRange(&offsetOutOfRange{group: c.cfg.GroupID, topic: c.kafka.Topic, partition: a.ID, position: start, logHead: head})
+			return
+		}
+	}
+	reader := kafka.NewReader(c.readerConfig(a.ID))
+	defer reader.Close()
+	next := start // the offset the next record must have; negative: unknown
 	if start < 0 {
 		start = kafka.FirstOffset // nothing committed yet
 	}
@@ -146,14 +190,32 @@ func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.
 		logger.Error("cannot position partition reader", "offset", start, "err", err)
 		return
 	}
+	var f fetcher
 	for {
-		batch := c.fetchBatch(fetchCtx, reader, logger)
+		batch := c.fetchBatch(fetchCtx, reader, &f, logger)
 		if len(batch) == 0 {
 			return // fetchCtx is done
 		}
-		if err := c.handleBatch(batchCtx, gen, a.ID, batch); err != nil {
-			logger.Info("batch abandoned uncommitted; it will be redelivered",
-				"first_offset", batch[0].Offset, "records", len(batch), "err", err)
+		var loss *offsetOutOfRange
+		if i, missing := firstGap(batch, next); i >= 0 {
+			var err error
+			if loss, err = c.deletedFrom(fetchCtx, client, a.ID, missing); err != nil {
+				return // fetchCtx is done
+			}
+			if loss != nil {
+				batch = batch[:i] // what precedes the gap is still metered
+			}
+		}
+		if len(batch) > 0 {
+			next = batch[len(batch)-1].Offset + 1
+			if err := c.handleBatch(batchCtx, gen, a.ID, batch); err != nil {
+				logger.Info("batch abandoned uncommitted; it will be redelivered",
+					"first_offset", batch[0].Offset, "records", len(batch), "err", err)
+				return
+			}
+		}
+		if loss != nil {
+			c.haltOutOfRange(loss)
 			return
 		}
 		if fetchCtx.Err() != nil {
@@ -162,30 +224,54 @@ func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.
 	}
 }
 
+// fetcher is a partition's reading state between batches: the record that
+// did not fit into the last batch's byte limit starts the next one.
+type fetcher struct {
+	pending *kafka.Message
+}
+
+// messageBytes is what a record weighs in a batch's byte limit.
+func messageBytes(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // fetchBatch waits for a first record, then collects records until the
-// batch is full or BatchLinger has passed. It returns nil only when ctx is
-// done; a batch cut short by ctx is still returned, to be drained.
-func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, logger *slog.Logger) []kafka.Message {
+// batch has BatchSize records, the next record would take it over
+// BatchMaxBytes (that record starts the next batch), or BatchLinger has
+// passed. It returns nil only when ctx is done; a batch cut short by ctx
+// is still returned, to be drained.
+func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, f *fetcher, logger *slog.Logger) []kafka.Message {
 	var first kafka.Message
-	for {
-		m, err := reader.FetchMessage(ctx)
-		if err == nil {
-			first = m
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		// The reader retries on its own; it reports errors that persist.
-		logger.Warn("fetching records failed", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
+	if f.pending != nil {
+		first, f.pending = *f.pending, nil
+	} else {
+		for {
+			m, err := reader.FetchMessage(ctx)
+			if err == nil {
+				first = m
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The reader retries on its own; it reports errors that persist.
+			logger.Warn("fetching records failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
 		}
 	}
 	batch := make([]kafka.Message, 1, min(c.cfg.BatchSize, 4096))
 	batch[0] = first
+	// Validate makes BatchMaxBytes at least the largest record, so the
+	// first record always fits.
+	bytes := messageBytes(first)
 	linger, cancel := context.WithTimeout(ctx, c.cfg.BatchLinger)
 	defer cancel()
 	for len(batch) < c.cfg.BatchSize {
@@ -196,9 +282,37 @@ func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, logger 
 			}
 			break // process what we have
 		}
+		if size := messageBytes(m); bytes+size > c.cfg.BatchMaxBytes {
+			f.pending = &m
+			break
+		} else {
+			bytes += size
+		}
 		batch = append(batch, m)
 	}
+	c.state.safety.batchBytes.Observe(float64(bytes))
 	return batch
+}
+
+// readerConfig is the Reader of one partition. Its memory is bounded in
+// bytes, not only in records: kafka-go streams a fetch response (at most
+// FetchMaxBytes, one decompressed record batch at a time) into a queue of
+// QueueCapacity records, so the queue holds at most QueueCapacity of the
+// largest records. QueueCapacity is FetchMaxBytes / maxRecordBytes (at
+// least 1, at most defaultPartitionQueueCap): with the defaults, 10
+// records, 10 MiB. See Config for the whole bound.
+func (c *consumer) readerConfig(partition int) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:       c.kafka.Brokers,
+		Topic:         c.kafka.Topic,
+		Partition:     partition,
+		Dialer:        c.kafka.Dialer(),
+		MinBytes:      1,
+		MaxBytes:      c.cfg.FetchMaxBytes,
+		MaxWait:       defaultFetchMaxWait,
+		QueueCapacity: c.cfg.queueCapacity(),
+		ErrorLogger:   kafkaLogger(c.logger.With("partition", partition), slog.LevelWarn),
+	}
 }
 
 // kafkaLogger adapts kafka-go's printf logging to slog.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,23 +17,30 @@ import (
 // the generation, the partitions it holds and how far each is committed.
 // It backs the "consumer" readiness check and the lag gauges. OpenMeter's
 // sink once lost its assignment and stayed healthy for 16 hours; here
-// readiness fails as soon as this member holds no partitions, and when a
-// partition it holds has lag but makes no progress.
+// readiness fails as soon as this member holds no partitions, when a
+// partition it holds has lag but makes no progress, and when it has
+// stopped consuming a partition on purpose (halt.go).
 type consumerState struct {
 	stallTimeout time.Duration
 	metrics      *metrics
+	safety       *safetyMetrics
 	now          func() time.Time
 
 	mu         sync.Mutex
 	active     bool
 	generation int32
 	partitions map[int]*partitionState
+	// topicHalt: the partition count changed; topicUnverified: it could
+	// not be compared yet (partitions.go).
+	topicHalt, topicUnverified error
 }
 
 type partitionState struct {
 	position   int64 // committed offset, or the first fetched one before any commit; -1 unknown
 	highWater  int64 // from fetched records and the broker (assignment.go); 0 until known
 	progressAt time.Time
+	halted     string // a halt reason (halt.go), "" while consuming
+	haltedWhy  error  // what readiness says about it
 }
 
 func (p *partitionState) lag() int64 {
@@ -42,8 +50,8 @@ func (p *partitionState) lag() int64 {
 	return p.highWater - p.position
 }
 
-func newConsumerState(stallTimeout time.Duration, m *metrics) *consumerState {
-	return &consumerState{stallTimeout: stallTimeout, metrics: m, now: time.Now, partitions: map[int]*partitionState{}}
+func newConsumerState(stallTimeout time.Duration, m *metrics, safety *safetyMetrics) *consumerState {
+	return &consumerState{stallTimeout: stallTimeout, metrics: m, safety: safety, now: time.Now, partitions: map[int]*partitionState{}}
 }
 
 func (s *consumerState) startGeneration(id int32, assigned []kafka.PartitionAssignment) {
@@ -60,6 +68,8 @@ func (s *consumerState) startGeneration(id int32, assigned []kafka.PartitionAssi
 		s.partitions[a.ID] = &partitionState{position: pos, progressAt: now}
 	}
 	s.metrics.assigned.Set(float64(len(assigned)))
+	// Cleared by the generation's first verification (assignment.go).
+	s.topicUnverified = errors.New("the event topic's partition count is not verified yet")
 }
 
 // endGeneration forgets the revoked partitions, lag series included: a
@@ -73,6 +83,7 @@ func (s *consumerState) endGeneration() {
 	}
 	s.active, s.partitions = false, map[int]*partitionState{}
 	s.metrics.assigned.Set(0)
+	s.countHalts()
 }
 
 // fetched records the high watermark seen with the records at the head of
@@ -118,38 +129,49 @@ func (s *consumerState) update(partition int, f func(*partitionState)) {
 	s.metrics.lag.WithLabelValues(strconv.Itoa(partition)).Set(float64(p.lag()))
 }
 
-// check is the "consumer" readiness check.
+// check is the "consumer" readiness check. Halts come first: they need an
+// operator, and they explain the lag that follows them.
 func (s *consumerState) check(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.active {
-		return errors.New("not in a consumer group generation (joining or rebalancing)")
-	}
-	if len(s.partitions) == 0 {
-		return fmt.Errorf("holds no partitions in generation %d (more aggregators than partitions?)", s.generation)
-	}
-	now := s.now()
-	var stalled []string
-	for id, p := range s.partitions {
-		if idle := now.Sub(p.progressAt); p.lag() > 0 && idle > s.stallTimeout {
-			stalled = append(stalled, fmt.Sprintf("partition %d: lag %d, no commit for %s", id, p.lag(), idle.Round(time.Second)))
+	problems := s.haltProblems()
+	switch {
+	case !s.active:
+		problems = append(problems, "not in a consumer group generation (joining or rebalancing)")
+	case len(s.partitions) == 0:
+		problems = append(problems, fmt.Sprintf("holds no partitions in generation %d (more aggregators than partitions?)", s.generation))
+	default:
+		now := s.now()
+		var stalled []string
+		for _, id := range s.sortedIDs() {
+			p := s.partitions[id]
+			if idle := now.Sub(p.progressAt); p.halted == "" && p.lag() > 0 && idle > s.stallTimeout {
+				stalled = append(stalled, fmt.Sprintf("partition %d: lag %d, no commit for %s", id, p.lag(), idle.Round(time.Second)))
+			}
+		}
+		if len(stalled) > 0 {
+			problems = append(problems, fmt.Sprintf("stalled: %v", stalled))
 		}
 	}
-	if len(stalled) > 0 {
-		sort.Strings(stalled)
-		return fmt.Errorf("stalled: %v", stalled)
+	if len(problems) == 0 {
+		return nil
 	}
-	return nil
+	return errors.New(strings.Join(problems, "; "))
 }
 
-// assignment returns the partitions held, for tests and logs.
-func (s *consumerState) assignment() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// sortedIDs returns the held partitions in order; s.mu must be held.
+func (s *consumerState) sortedIDs() []int {
 	ids := make([]int, 0, len(s.partitions))
 	for id := range s.partitions {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
 	return ids
+}
+
+// assignment returns the partitions held, for tests and logs.
+func (s *consumerState) assignment() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortedIDs()
 }

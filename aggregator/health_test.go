@@ -72,7 +72,7 @@ func TestReadinessFollowsAssignment(t *testing.T) {
 func TestConsumerStateStall(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := newConsumerState(time.Minute, newMetrics(reg))
+	s := newConsumerState(time.Minute, newMetrics(reg), newSafetyMetrics(reg))
 	s.now = func() time.Time { return now }
 
 	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "not in a consumer group generation") {
@@ -83,6 +83,10 @@ func TestConsumerStateStall(t *testing.T) {
 		t.Fatalf("without partitions: %v", err)
 	}
 	s.startGeneration(4, []kafka.PartitionAssignment{{ID: 0, Offset: 100}, {ID: 1, Offset: kafka.FirstOffset}})
+	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "partition count is not verified yet") {
+		t.Fatalf("before the partition count is verified: %v", err)
+	}
+	s.setTopicUnverified(nil)
 	if err := s.check(t.Context()); err != nil {
 		t.Fatalf("fresh assignment: %v", err)
 	}
@@ -130,9 +134,10 @@ func testutilCount(t *testing.T, reg *prometheus.Registry, name string) int {
 func TestConsumerStateBrokerOffsets(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := newConsumerState(time.Minute, newMetrics(reg))
+	s := newConsumerState(time.Minute, newMetrics(reg), newSafetyMetrics(reg))
 	s.now = func() time.Time { return now }
 	s.startGeneration(1, []kafka.PartitionAssignment{{ID: 0, Offset: kafka.FirstOffset}, {ID: 1, Offset: 40}})
+	s.setTopicUnverified(nil)
 	s.observeOffsets(0, 7, 30) // nothing committed: the member starts at the log start
 	s.observeOffsets(1, 0, 40) // caught up
 	if got := metricValue(t, reg, "tally_aggregator_consumer_lag_messages", map[string]string{"partition": "0"}); got != 23 {
@@ -145,5 +150,45 @@ func TestConsumerStateBrokerOffsets(t *testing.T) {
 	s.observeOffsets(1, 0, 45) // new records that are not fetched either
 	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "partition 1: lag 5") {
 		t.Fatalf("records arrived but were not fetched: %v", err)
+	}
+}
+
+// TestConsumerStateHalts: a halted partition explains itself in readiness
+// instead of as a stall, counts in the halted gauge by reason, and a
+// changed partition count is reported for the topic, across generations.
+func TestConsumerStateHalts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newConsumerState(time.Minute, newMetrics(reg), newSafetyMetrics(reg))
+	s.now = func() time.Time { return now }
+	s.startGeneration(1, []kafka.PartitionAssignment{{ID: 0, Offset: 5}, {ID: 1, Offset: 0}})
+	s.setTopicUnverified(nil)
+	s.observeOffsets(0, 10, 20)
+	s.halt(0, haltOffsetOutOfRange, &offsetOutOfRange{group: "g", topic: "events", partition: 0, position: 5, logHead: 10})
+	now = now.Add(2 * time.Minute)
+	err := s.check(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "halted: partition 0: records from offset 5 to 9 were deleted") || strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("halted partition: %v", err)
+	}
+	if got := metricValue(t, reg, "tally_aggregator_halted_partitions", map[string]string{"reason": haltOffsetOutOfRange}); got != 1 {
+		t.Errorf("halted_partitions{offset_out_of_range} = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "tally_aggregator_offset_out_of_range_total", map[string]string{"partition": "0"}); got != 1 {
+		t.Errorf("offset_out_of_range_total{partition=0} = %v, want 1", got)
+	}
+	s.endGeneration()
+	if got := metricValue(t, reg, "tally_aggregator_halted_partitions", map[string]string{"reason": haltOffsetOutOfRange}); got != 0 {
+		t.Errorf("halted_partitions after the generation = %v, want 0", got)
+	}
+
+	changed := &partitionCountChanged{topic: "events", recorded: 3, current: 5}
+	s.setTopicHalt(changed)
+	s.startGeneration(2, []kafka.PartitionAssignment{{ID: 0, Offset: 5}})
+	s.halt(0, haltPartitionCountChanged, nil)
+	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "has 5 partitions, but 3 were recorded") {
+		t.Fatalf("changed partition count: %v", err)
+	}
+	if got := metricValue(t, reg, "tally_aggregator_halted_partitions", map[string]string{"reason": haltPartitionCountChanged}); got != 1 {
+		t.Errorf("halted_partitions{partition_count_changed} = %v, want 1", got)
 	}
 }

@@ -167,16 +167,18 @@ func TestShutdownWhileClickHouseIsAway(t *testing.T) {
 	e := newEnv(t, 1)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
 	proxy, conn := e.proxiedClickHouse()
+	cfg := withGroup(testConfig(), t)
+	cfg.DrainTimeout = 200 * time.Millisecond
+	stuck := e.startWith(cfg, Deps{ClickHouse: conn})
+	// Consumption starts once the topic's partition count is verified in
+	// ClickHouse (partitions.go); then ClickHouse goes away.
+	e.waitFor("readiness 200", func() bool { code, _ := httpGet(t, stuck.svc.Addr(), "/readyz"); return code == 200 })
 	proxy.SetUp(false)
 	recs := make([]schemas.Record, 100)
 	for i := range recs {
 		recs[i] = event("c1", fmt.Sprintf("e%d", i), "api_call", t0, `{}`)
 	}
 	e.produce(recs...)
-
-	cfg := withGroup(testConfig(), t)
-	cfg.DrainTimeout = 200 * time.Millisecond
-	stuck := e.startWith(cfg, Deps{ClickHouse: conn})
 	e.waitFor("retries", func() bool {
 		return metricValue(t, stuck.reg, "tally_aggregator_retries_total", map[string]string{"operation": opLookupEvents}) > 0
 	})

@@ -1,0 +1,123 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Adding partitions to the event topic changes which partition a key
+// (organization and customer) hashes to. Versions of one identity could
+// then sit in two partitions consumed in parallel, both batches would find
+// no stored first version, and both would be counted. Tally refuses the
+// change rather than guessing: the first aggregator to see the topic
+// records its partition count, and every member compares the topic's
+// count with the recorded one when a generation starts and on every
+// assignment check (assignment.go). On a difference each member stops
+// consuming every partition it holds (an in-flight batch is abandoned
+// uncommitted), readiness explains, and the halted_partitions and
+// event_topic_partitions metrics show it, across restarts, until an
+// operator records the new count (README, "Scaling the aggregator").
+//
+// Limits: the count is recorded when an aggregator first sees the topic,
+// so partitions added before that (for example while only ingest ran) go
+// unnoticed; and a member notices a change within one assignment check
+// (assignmentCheckInterval), while ingest starts writing to new partitions
+// once its producer refreshes metadata. Records consumed in that window
+// are the window's risk; every later record waits.
+
+// partitionCounts keeps the accepted partition count of event topics.
+type partitionCounts interface {
+	// accepted returns the accepted count of topic; ok is false if none
+	// was recorded yet.
+	accepted(ctx context.Context, topic string) (n int, ok bool, err error)
+	record(ctx context.Context, topic string, n int) error
+}
+
+// partitionCountStore keeps them in ClickHouse's event_topic_partitions
+// (schemas/clickhouse/0011), next to the events whose identities the count
+// protects. The latest recorded_at wins, which lets an operator accept a
+// new count with one INSERT. It is not behind the Store interface: it is
+// read at the start of a generation and every few seconds, never per
+// batch, and needs no retry wrapper (a failed check is repeated).
+type partitionCountStore struct {
+	conn driver.Conn
+}
+
+var _ partitionCounts = (*partitionCountStore)(nil)
+
+func (s *partitionCountStore) accepted(ctx context.Context, topic string) (int, bool, error) {
+	rows, err := s.conn.Query(ctx, "SELECT argMax(partitions, recorded_at), count() FROM event_topic_partitions WHERE topic = ?", topic)
+	if err != nil {
+		return 0, false, fmt.Errorf("read event_topic_partitions: %w", err)
+	}
+	defer rows.Close()
+	var n uint32
+	var rowCount uint64
+	if rows.Next() {
+		if err := rows.Scan(&n, &rowCount); err != nil {
+			return 0, false, fmt.Errorf("read event_topic_partitions: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, false, fmt.Errorf("read event_topic_partitions: %w", err)
+	}
+	return int(n), rowCount > 0, nil
+}
+
+func (s *partitionCountStore) record(ctx context.Context, topic string, n int) error {
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO event_topic_partitions (topic, partitions, recorded_at)")
+	if err != nil {
+		return fmt.Errorf("record the partition count: %w", err)
+	}
+	if err := batch.Append(topic, uint32(n), time.Now().UTC()); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("record the partition count: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("record the partition count: %w", err)
+	}
+	return nil
+}
+
+// partitionCountChanged is the explanation readiness gives.
+type partitionCountChanged struct {
+	topic             string
+	recorded, current int
+}
+
+func (e *partitionCountChanged) Error() string {
+	return fmt.Sprintf("the event topic %s has %d partitions, but %d were recorded when Tally first consumed it: "+
+		"records are keyed by organization and customer, so a changed count moves customers to other partitions, "+
+		"where two versions of one event could both be counted; consumption is stopped. "+
+		"See the README, \"Scaling the aggregator\", to accept the new count", e.topic, e.current, e.recorded)
+}
+
+// verifyPartitionCount compares the topic's current partition count with
+// the accepted one, recording current if there is none yet. It returns a
+// *partitionCountChanged if they differ, another error if it could not
+// tell.
+func (c *consumer) verifyPartitionCount(ctx context.Context, current int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c.state.safety.topicPartitions.WithLabelValues("current").Set(float64(current))
+	n, ok, err := c.partitionCounts.accepted(ctx, c.kafka.Topic)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := c.partitionCounts.record(ctx, c.kafka.Topic, current); err != nil {
+			return err
+		}
+		c.logger.Info("recorded the event topic's partition count; a different count later stops consumption",
+			"topic", c.kafka.Topic, "partitions", current)
+		n = current
+	}
+	c.state.safety.topicPartitions.WithLabelValues("recorded").Set(float64(n))
+	if n != current {
+		return &partitionCountChanged{topic: c.kafka.Topic, recorded: n, current: current}
+	}
+	return nil
+}
