@@ -45,7 +45,8 @@
 // ClickHouse and dead-letter failures are retried with exponential backoff
 // for as long as it takes, without committing; the retries wrap the Store,
 // MeterSource and DeadLetterPublisher interfaces, not the call sites.
-// Readiness reports a partition that makes no progress.
+// Readiness reports a partition that makes no progress, and one that was
+// halted on purpose (halt.go) with what to do about it.
 //
 // # Consumer group
 //
@@ -64,10 +65,22 @@
 // if not (assignment.go): kafka-go alone can leave a partition created
 // during a join unowned for good.
 //
-// Do not add partitions to the event topic while it holds records: the
-// key-to-partition mapping changes, an identity's versions can then sit in
-// two partitions consumed in parallel, and "first version" loses its
-// meaning. Create the topic with the partitions it will need.
+// The partition count of the event topic must not change while it holds
+// records: the key-to-partition mapping would change, an identity's
+// versions could then sit in two partitions consumed in parallel, and
+// "first version" would lose its meaning. The aggregator refuses the
+// change (partitions.go): the first member records the count in
+// ClickHouse, every member compares at each generation and assignment
+// check, and a difference stops consumption with readiness red until an
+// operator records the new count. Create the topic with the partitions it
+// will need; to grow, move to a new topic (README, "Scaling the
+// aggregator").
+//
+// Nothing is skipped silently either: records deleted from the topic
+// before they were metered halt their partition at the committed offset
+// (position.go), and the event topic must have no retention (readiness,
+// kafkaclient). Batches and the fetch queue of each partition are bounded
+// in bytes as well as in records (Config).
 //
 // The dead-letter topic is at least once: a redelivered batch publishes
 // its dead letters again. Consumers of that topic deduplicate by
