@@ -21,7 +21,8 @@
 // (read-your-writes, the Store's contract), which a pool over several
 // replicas or a load balancer does not give: each partition's lookups and
 // inserts therefore run on one ClickHouse connection, its session, and
-// reach one server; with replicas, -clickhouse.insert-quorum (or
+// reach one server (at most -clickhouse.max-open-conns sessions per
+// process, shared in turn by the partitions beyond); with replicas, -clickhouse.insert-quorum (or
 // -clickhouse.sequential-consistency on ClickHouse Cloud) extends the
 // guarantee across reconnections and rebalances (session.go). A stored row at
 // the record's own position is the record itself, redelivered: it is
