@@ -22,9 +22,10 @@
 // replicas or a load balancer does not give: each partition's lookups and
 // inserts therefore run on one ClickHouse connection, its session, and
 // reach one server (at most -clickhouse.max-open-conns sessions per
-// process, shared in turn by the partitions beyond); with replicas, -clickhouse.insert-quorum (or
-// -clickhouse.sequential-consistency on ClickHouse Cloud) extends the
-// guarantee across reconnections and rebalances (session.go). A stored row at
+// process, shared in turn by the partitions beyond); with replicas,
+// -clickhouse.insert-quorum (or -clickhouse.sequential-consistency on
+// ClickHouse Cloud) extends the guarantee across reconnections and
+// rebalances (session.go). A stored row at
 // the record's own position is the record itself, redelivered: it is
 // processed again, idempotently, which also repairs a crash between the
 // events and readings inserts. A stored row elsewhere makes the record a
