@@ -23,12 +23,13 @@ const (
 
 var haltReasons = []string{haltOffsetOutOfRange, haltPartitionCountChanged}
 
-// safetyMetrics show halts and the sizes of batches.
+// safetyMetrics show halts, stalls and the sizes of batches.
 type safetyMetrics struct {
 	halted          *prometheus.GaugeVec
 	outOfRange      *prometheus.CounterVec
 	topicPartitions *prometheus.GaugeVec
 	batchBytes      prometheus.Histogram
+	state           *consumerState // read by the stalled gauge at scrape time
 }
 
 func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
@@ -55,6 +56,17 @@ func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
 	for _, r := range haltReasons {
 		m.halted.WithLabelValues(r).Set(0)
 	}
+	// Computed when scraped, with the readiness rule, so that an alert
+	// does not depend on anyone calling /readyz.
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tally_aggregator_stalled_partitions",
+		Help: "Partitions this member holds that have lag but no commit for -aggregator.stall-timeout (halted ones are not counted here).",
+	}, func() float64 {
+		if m.state == nil {
+			return 0
+		}
+		return float64(len(m.state.stalled()))
+	})
 	return m
 }
 

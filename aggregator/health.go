@@ -36,11 +36,11 @@ type consumerState struct {
 }
 
 type partitionState struct {
-	position   int64 // committed offset, or the first fetched one before any commit; -1 unknown
-	highWater  int64 // from fetched records and the broker (assignment.go); 0 until known
-	progressAt time.Time
-	halted     string // a halt reason (halt.go), "" while consuming
-	haltedWhy  error  // what readiness says about it
+	position   int64     // committed offset, or the first fetched one before any commit; -1 unknown
+	highWater  int64     // from fetched records and the broker (assignment.go); 0 until known
+	progressAt time.Time // last commit, or last seen without lag
+	halted     string    // a halt reason (halt.go), "" while consuming
+	haltedWhy  error     // what readiness says about it
 }
 
 func (p *partitionState) lag() int64 {
@@ -51,7 +51,9 @@ func (p *partitionState) lag() int64 {
 }
 
 func newConsumerState(stallTimeout time.Duration, m *metrics, safety *safetyMetrics) *consumerState {
-	return &consumerState{stallTimeout: stallTimeout, metrics: m, safety: safety, now: time.Now, partitions: map[int]*partitionState{}}
+	s := &consumerState{stallTimeout: stallTimeout, metrics: m, safety: safety, now: time.Now, partitions: map[int]*partitionState{}}
+	safety.state = s
+	return s
 }
 
 func (s *consumerState) startGeneration(id int32, assigned []kafka.PartitionAssignment) {
@@ -126,6 +128,11 @@ func (s *consumerState) update(partition int, f func(*partitionState)) {
 		return // revoked meanwhile
 	}
 	f(p)
+	if p.lag() == 0 {
+		// Caught up is progress too: the stall clock starts when the
+		// partition falls behind, not at its last commit, however old.
+		p.progressAt = s.now()
+	}
 	s.metrics.lag.WithLabelValues(strconv.Itoa(partition)).Set(float64(p.lag()))
 }
 
@@ -141,15 +148,7 @@ func (s *consumerState) check(context.Context) error {
 	case len(s.partitions) == 0:
 		problems = append(problems, fmt.Sprintf("holds no partitions in generation %d (more aggregators than partitions?)", s.generation))
 	default:
-		now := s.now()
-		var stalled []string
-		for _, id := range s.sortedIDs() {
-			p := s.partitions[id]
-			if idle := now.Sub(p.progressAt); p.halted == "" && p.lag() > 0 && idle > s.stallTimeout {
-				stalled = append(stalled, fmt.Sprintf("partition %d: lag %d, no commit for %s", id, p.lag(), idle.Round(time.Second)))
-			}
-		}
-		if len(stalled) > 0 {
+		if stalled := s.stalledLocked(); len(stalled) > 0 {
 			problems = append(problems, fmt.Sprintf("stalled: %v", stalled))
 		}
 	}
@@ -157,6 +156,26 @@ func (s *consumerState) check(context.Context) error {
 		return nil
 	}
 	return errors.New(strings.Join(problems, "; "))
+}
+
+// stalled describes the partitions that have lag but no commit for
+// StallTimeout, except halted ones (they explain themselves).
+func (s *consumerState) stalled() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stalledLocked()
+}
+
+func (s *consumerState) stalledLocked() []string {
+	now := s.now()
+	var stalled []string
+	for _, id := range s.sortedIDs() {
+		p := s.partitions[id]
+		if idle := now.Sub(p.progressAt); p.halted == "" && p.lag() > 0 && idle > s.stallTimeout {
+			stalled = append(stalled, fmt.Sprintf("partition %d: lag %d, no commit for %s", id, p.lag(), idle.Round(time.Second)))
+		}
+	}
+	return stalled
 }
 
 // sortedIDs returns the held partitions in order; s.mu must be held.

@@ -97,6 +97,10 @@ func TestConsumerStateStall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "partition 0: lag 50") || !strings.Contains(err.Error(), "partition 1: lag 10") {
 		t.Fatalf("two minutes without commits: %v", err)
 	}
+	// The metric shows it without anyone asking /readyz.
+	if got := metricValue(t, reg, "tally_aggregator_stalled_partitions", nil); got != 2 {
+		t.Errorf("stalled_partitions = %v, want 2", got)
+	}
 	s.committed(0, 150)
 	s.committed(1, 5)
 	if got := metricValue(t, reg, "tally_aggregator_consumer_lag_messages", map[string]string{"partition": "1"}); got != 5 {
@@ -104,6 +108,9 @@ func TestConsumerStateStall(t *testing.T) {
 	}
 	if err := s.check(t.Context()); err != nil {
 		t.Fatalf("after commits: %v", err)
+	}
+	if got := metricValue(t, reg, "tally_aggregator_stalled_partitions", nil); got != 0 {
+		t.Errorf("stalled_partitions after commits = %v, want 0", got)
 	}
 	now = now.Add(2 * time.Minute)
 	if err := s.check(t.Context()); err == nil || strings.Contains(err.Error(), "partition 0") {
@@ -190,5 +197,29 @@ func TestConsumerStateHalts(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "tally_aggregator_halted_partitions", map[string]string{"reason": haltPartitionCountChanged}); got != 1 {
 		t.Errorf("halted_partitions{partition_count_changed} = %v, want 1", got)
+	}
+}
+
+// TestConsumerStateIdlePartitionIsNotStalled: a partition that was caught
+// up for a long time is not stalled the moment a new record arrives; the
+// stall clock starts when it falls behind.
+func TestConsumerStateIdlePartitionIsNotStalled(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newConsumerState(time.Minute, newMetrics(reg), newSafetyMetrics(reg))
+	s.now = func() time.Time { return now }
+	s.startGeneration(1, []kafka.PartitionAssignment{{ID: 0, Offset: 10}})
+	s.setTopicUnverified(nil)
+	s.observeOffsets(0, 0, 10) // caught up
+	now = now.Add(10 * time.Minute)
+	s.observeOffsets(0, 0, 10) // still caught up, nothing to commit
+	now = now.Add(5 * time.Second)
+	s.observeOffsets(0, 0, 11) // a new record
+	if err := s.check(t.Context()); err != nil {
+		t.Fatalf("a record that arrived 0s ago on a caught-up partition: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if err := s.check(t.Context()); err == nil || !strings.Contains(err.Error(), "partition 0: lag 1, no commit for 2m5s") {
+		t.Fatalf("behind for two minutes: %v", err)
 	}
 }
