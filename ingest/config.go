@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tally-oss/tally/internal/telemetry"
@@ -37,6 +38,12 @@ const (
 	// DefaultKafkaBatchBytes matches Kafka's default message.max.bytes
 	// (1 MiB plus record overhead); it is also the largest encoded event.
 	DefaultKafkaBatchBytes = 1 << 20
+	// DefaultMaxInflightRequests and DefaultMaxInflightBytes bound the
+	// requests served at once and the body bytes they hold (limits.go):
+	// 256 MiB is 51 requests at the body limit, or thousands of typical
+	// ones.
+	DefaultMaxInflightRequests = 1024
+	DefaultMaxInflightBytes    = 256 << 20
 )
 
 // Config holds the settings of the ingest service.
@@ -60,6 +67,16 @@ type Config struct {
 	KafkaBatchTimeout time.Duration
 	KafkaBatchSize    int
 	KafkaBatchBytes   int64
+	// MaxInflightRequests and MaxInflightBytes bound the requests served
+	// at once on the write routes and the request body bytes they hold;
+	// beyond either, requests are answered 503 at once (limits.go).
+	MaxInflightRequests int
+	MaxInflightBytes    int64
+	// RateLimitEvents is each organization's rate in events per second (0:
+	// no limit), RateLimitBurst the events it may send at once (0:
+	// max(MaxEvents, RateLimitEvents)); beyond, 429.
+	RateLimitEvents float64
+	RateLimitBurst  int
 }
 
 // RegisterFlags registers the ingest.* flags with their defaults.
@@ -72,6 +89,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.KafkaMaxAttempts, "ingest.kafka-max-attempts", DefaultKafkaMaxAttempts, "how often the Kafka writer tries to produce a batch; each attempt gets an equal share of ingest.produce-timeout")
 	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long the Kafka writer waits to fill a batch (adds to request latency)")
 	fs.IntVar(&c.KafkaBatchSize, "ingest.kafka-batch-size", DefaultKafkaBatchSize, "most records in one Kafka produce batch per partition")
+	fs.IntVar(&c.MaxInflightRequests, "ingest.max-inflight-requests", DefaultMaxInflightRequests, "most requests served at once on the write routes; more are answered 503 with Retry-After")
+	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", DefaultMaxInflightBytes, "most request body bytes (after decompression) held at once; a request past it is answered 503 with Retry-After")
+	fs.Float64Var(&c.RateLimitEvents, "ingest.rate-limit-events", 0, "events per second each organization may send (token bucket); more are answered 429 with Retry-After. 0: no limit")
+	fs.IntVar(&c.RateLimitBurst, "ingest.rate-limit-burst", 0, "events an organization may send at once under ingest.rate-limit-events; at least ingest.max-events. 0: max(ingest.max-events, ingest.rate-limit-events)")
 	fs.Int64Var(&c.KafkaBatchBytes, "ingest.kafka-batch-bytes", DefaultKafkaBatchBytes, "largest Kafka produce batch in bytes; also the largest encoded event. Keep it at or below the topic's max.message.bytes")
 }
 
@@ -104,6 +125,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ingest.produce-timeout %s leaves each of ingest.kafka-max-attempts=%d attempts %s after the backoff between them; give each at least %s",
 			c.ProduceTimeout, c.KafkaMaxAttempts, c.kafkaWriteTimeout(), minKafkaWriteTimeout))
 	}
+	if c.MaxInflightRequests < 1 {
+		errs = append(errs, fmt.Errorf("ingest.max-inflight-requests must be positive, got %d", c.MaxInflightRequests))
+	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("ingest.max-inflight-bytes must be at least ingest.max-body-bytes (%d), got %d: a request at the body limit could never be served", c.MaxBodyBytes, c.MaxInflightBytes))
+	}
+	if c.RateLimitEvents < 0 || math.IsNaN(c.RateLimitEvents) || math.IsInf(c.RateLimitEvents, 0) {
+		errs = append(errs, fmt.Errorf("ingest.rate-limit-events must be 0 (no limit) or positive, got %v", c.RateLimitEvents))
+	}
+	if c.RateLimitBurst != 0 && c.RateLimitBurst < c.MaxEvents {
+		errs = append(errs, fmt.Errorf("ingest.rate-limit-burst must be 0 or at least ingest.max-events (%d), got %d: a request of that many events could never pass", c.MaxEvents, c.RateLimitBurst))
+	}
 	if c.KafkaBatchSize < 1 {
 		errs = append(errs, fmt.Errorf("ingest.kafka-batch-size must be positive, got %d", c.KafkaBatchSize))
 	}
@@ -111,6 +144,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ingest.kafka-batch-bytes must be at least %d, got %d", minKafkaBatchBytes, c.KafkaBatchBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// rateLimitBurst is RateLimitBurst with its default.
+func (c *Config) rateLimitBurst() int {
+	if c.RateLimitBurst > 0 {
+		return c.RateLimitBurst
+	}
+	return max(c.MaxEvents, int(math.Ceil(c.RateLimitEvents)))
 }
 
 // The Kafka writer's retries: the backoff before attempt a is

@@ -62,11 +62,25 @@ func malformed(format string, args ...any) *requestError {
 	return &requestError{http.StatusBadRequest, httpapi.CodeBadRequest, requestMalformed, fmt.Sprintf(format, args...)}
 }
 
+// readRequestBody reads r's body with readBody, within the request's
+// share of the in-flight byte budget (limits.go), if it has one.
+func (h *handler) readRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := io.Reader(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	res, _ := r.Context().Value(reservationKey{}).(*reservation)
+	data, err := readBody(body, r.Header.Get("Content-Encoding"), h.cfg.MaxBodyBytes, res)
+	if errors.Is(err, errOverBudget) {
+		h.metrics.requestsLimited.WithLabelValues(limitInflightBytes).Inc()
+		return nil, overloaded(h.cfg.MaxInflightBytes)
+	}
+	return data, err
+}
+
 // readBody returns the decompressed body. The limit applies to the bytes
 // decompressed, not only to those sent: a 5 MiB gzip body can expand to
 // gigabytes, so the decompressed stream is read through a limit and the
-// request fails as soon as it passes maxBytes.
-func readBody(body io.Reader, contentEncoding string, maxBytes int64) ([]byte, error) {
+// request fails as soon as it passes maxBytes. The decompressed bytes are
+// counted against res (nil: no budget).
+func readBody(body io.Reader, contentEncoding string, maxBytes int64, res *reservation) ([]byte, error) {
 	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {
 	case "", "identity":
 	case "gzip", "x-gzip":
@@ -80,8 +94,14 @@ func readBody(body io.Reader, contentEncoding string, maxBytes int64) ([]byte, e
 		return nil, &requestError{http.StatusUnsupportedMediaType, httpapi.CodeUnsupportedMedia, requestUnsupported,
 			fmt.Sprintf("Content-Encoding %q is not supported; send gzip or no encoding", contentEncoding)}
 	}
+	if res != nil {
+		body = &budgetReader{r: body, res: res}
+	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(body, maxBytes+1))
+	if errors.Is(err, errOverBudget) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, readError(err, maxBytes)
 	}

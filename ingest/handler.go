@@ -53,6 +53,7 @@ type handler struct {
 	metrics   *metrics
 	logger    *slog.Logger
 	now       func() time.Time
+	rates     *rateLimits // nil: no per-organization rate limit
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +71,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Content-Type %q is not supported; send application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json", r.Header.Get("Content-Type"))})
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), r.Header.Get("Content-Encoding"), h.cfg.MaxBodyBytes)
+	body, err := h.readRequestBody(w, r)
 	if err != nil {
 		h.requestFailed(w, err)
 		return
@@ -95,7 +96,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	accepted, rejected, err := h.accept(org, raws, arrival)
 	extendWriteDeadline(w)
+	var limited *rateLimited
 	switch {
+	case errors.As(err, &limited):
+		writeRateLimited(w, limited)
 	case errors.Is(err, errNoneValid):
 		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
 			fmt.Sprintf("none of the %d events is valid; details name each event and field", len(raws)), rejected)
@@ -137,12 +141,19 @@ func extendWriteDeadline(w http.ResponseWriter) {
 var errNoneValid = errors.New("no valid event")
 
 // accept is the HTTP-free core of every ingest route (Tally's own, Lago's
-// and PriceOps'): it validates each event, produces the valid ones to
-// Kafka in one call and waits for the acknowledgement. It returns
-// errNoneValid when no event is valid, and the publish error when Kafka did
-// not acknowledge every record, in which case nothing may be reported as
-// accepted. rejected is never nil.
+// and PriceOps'): it takes the events from the organization's rate limit,
+// validates each event, produces the valid ones to Kafka in one call and
+// waits for the acknowledgement. It returns a *rateLimited when the
+// organization is over its rate (nothing else done), errNoneValid when no
+// event is valid, and the publish error when Kafka did not acknowledge
+// every record, in which case nothing may be reported as accepted.
+// rejected is never nil.
 func (h *handler) accept(org string, raws []rawEvent, arrival time.Time) (accepted int, rejected []Rejection, err error) {
+	// Every event counts, valid or not: validating costs as much.
+	if limited := h.rates.take(org, len(raws), time.Now()); limited != nil {
+		h.metrics.requestsLimited.WithLabelValues(limitRate).Inc()
+		return 0, []Rejection{}, limited
+	}
 	msgs, rejected := h.encode(org, raws, arrival)
 	if len(msgs) == 0 {
 		return 0, rejected, errNoneValid
@@ -218,6 +229,9 @@ func (h *handler) requestFailed(w http.ResponseWriter, err error) {
 		return
 	}
 	h.metrics.requestRejected.WithLabelValues(re.reason).Inc()
+	if re.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	httpapi.WriteError(w, re.status, re.code, re.message)
 }
 

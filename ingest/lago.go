@@ -86,11 +86,12 @@ func (h *handler) serveLagoBatch(w http.ResponseWriter, r *http.Request) {
 			Message: "send the events as application/json", reason: requestUnsupported})
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), r.Header.Get("Content-Encoding"), h.cfg.MaxBodyBytes)
+	body, err := h.readRequestBody(w, r)
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
-			h.lagoFailed(w, &lagoError{Status: re.status, Error: http.StatusText(re.status), Code: re.code, Message: re.message, reason: re.reason})
+			h.lagoFailed(w, &lagoError{Status: re.status, Error: http.StatusText(re.status), Code: re.code, Message: re.message, reason: re.reason,
+				retryAfter: re.status == http.StatusServiceUnavailable})
 			return
 		}
 		h.requestFailed(w, err)
@@ -132,7 +133,12 @@ func (h *handler) serveLago(w http.ResponseWriter, r *http.Request, body []byte,
 
 	_, rejected, err := h.accept(org, natives, arrival)
 	extendWriteDeadline(w)
+	var limited *rateLimited
 	switch {
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(limited.retryAfterSeconds()))
+		h.lagoFailed(w, &lagoError{Status: http.StatusTooManyRequests, Error: "Too Many Requests", Code: codeRateLimited,
+			ErrorDetails: limited.details(), Message: limited.Error()})
 	case err != nil && !errors.Is(err, errNoneValid):
 		// Kafka did not acknowledge the valid events. This wins over an
 		// event rejected beside them: a 422 would tell the client to fix

@@ -22,6 +22,10 @@ type metrics struct {
 	produceDuration prometheus.Histogram
 	produceErrors   prometheus.Counter
 	requestEvents   prometheus.Histogram
+	// The load limits (limits.go).
+	requestsLimited  *prometheus.CounterVec
+	inflightRequests prometheus.Gauge
+	inflightBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		requestRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_ingest_requests_rejected_total",
-			Help: "Requests rejected as a whole before validating events: too_large, too_many, unsupported_media_type, malformed_body, empty.",
+			Help: "Requests rejected as a whole before validating events: too_large, too_many, unsupported_media_type, malformed_body, empty, overloaded.",
 		}, []string{"reason"}),
 		produceDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tally_ingest_kafka_produce_duration_seconds",
@@ -53,6 +57,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name:    "tally_ingest_request_events",
 			Help:    "Events per request, valid and invalid.",
 			Buckets: []float64{1, 5, 10, 50, 100, 500, 1000, 5000, 10000},
+		}),
+		requestsLimited: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_ingest_requests_limited_total",
+			Help: "Requests refused by a load limit, by limit: inflight_requests and inflight_bytes (503), rate (429, an organization over ingest.rate-limit-events).",
+		}, []string{"limit"}),
+		inflightRequests: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_ingest_inflight_requests",
+			Help: "Requests being served on the write routes (bounded by ingest.max-inflight-requests).",
+		}),
+		inflightBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_ingest_inflight_bytes",
+			Help: "Request body bytes reserved by the requests being served (bounded by ingest.max-inflight-bytes).",
 		}),
 	}
 }
@@ -70,6 +86,7 @@ const (
 	requestUnsupported = "unsupported_media_type"
 	requestMalformed   = "malformed_body"
 	requestEmpty       = "empty"
+	requestOverloaded  = "overloaded"
 )
 
 // knownFields bounds the reason label: schemas.ParseEvent names one of

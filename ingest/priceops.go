@@ -93,7 +93,7 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Content-Type %q is not supported; send a usage record as application/json", r.Header.Get("Content-Type"))})
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), r.Header.Get("Content-Encoding"), h.cfg.MaxBodyBytes)
+	body, err := h.readRequestBody(w, r)
 	if err != nil {
 		h.requestFailed(w, err)
 		return
@@ -132,7 +132,10 @@ func (h *handler) priceOpsUsage(w http.ResponseWriter, r *http.Request) {
 
 	accepted, rejected, err := h.accept(org, raws, arrival)
 	extendWriteDeadline(w)
+	var limited *rateLimited
 	switch {
+	case errors.As(err, &limited):
+		writeRateLimited(w, limited)
 	case err != nil && !errors.Is(err, errNoneValid):
 		// Kafka did not acknowledge the valid items. This wins over an item
 		// rejected beside them: a 400 would tell the client to fix and

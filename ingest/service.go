@@ -13,7 +13,10 @@
 // exponent within ±1000 and a magnitude below 10^26; properties nest at
 // most 32 levels; member names are case-sensitive and appear once
 // (schemas/event_json.go). The Kafka writer makes ingest.kafka-max-attempts
-// attempts per batch within ingest.produce-timeout.
+// attempts per batch within ingest.produce-timeout. Load limits (limits.go):
+// ingest.max-inflight-requests and ingest.max-inflight-bytes answer 503 at
+// once beyond them, ingest.rate-limit-events answers an organization over
+// its rate 429; all with Retry-After.
 package ingest
 
 import (
@@ -98,9 +101,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 
 	m := newMetrics(deps.Registerer)
-	s.events = &handler{cfg: cfg, publisher: publisher, catalog: deps.Catalog, metrics: m, logger: logger, now: time.Now}
-	// Metrics wrap authentication so that 401s are counted too.
-	s.handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, httpapi.Authenticate(deps.Keys, s.events)))
+	s.events = &handler{cfg: cfg, publisher: publisher, catalog: deps.Catalog, metrics: m, logger: logger, now: time.Now,
+		rates: newRateLimits(cfg.RateLimitEvents, cfg.rateLimitBurst())}
+	// One in-flight limit for all write routes, outside authentication so
+	// that a flood of unauthenticated requests is bounded too; metrics wrap
+	// both so that 401s and 503s are counted.
+	limits := &inflight{maxRequests: int64(cfg.MaxInflightRequests), maxBytes: cfg.MaxInflightBytes, metrics: m}
+	s.handle("POST "+EventsRoute, m.http.Wrap(EventsRoute, limits.wrap(httpapi.Authenticate(deps.Keys, s.events))))
 	s.handle(EventsRoute, m.http.Wrap(EventsRoute, http.HandlerFunc(methodNotAllowed)))
 	// The compatible write routes: Lago's batches (its single events come
 	// to EventsRoute) and PriceOps usage records.
@@ -108,7 +115,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		LagoBatchRoute:     s.events.serveLagoBatch,
 		PriceOpsUsageRoute: s.events.priceOpsUsage,
 	} {
-		s.handle("POST "+route, m.http.Wrap(route, httpapi.Authenticate(deps.Keys, h)))
+		s.handle("POST "+route, m.http.Wrap(route, limits.wrap(httpapi.Authenticate(deps.Keys, h))))
 		s.handle(route, m.http.Wrap(route, http.HandlerFunc(methodNotAllowed)))
 	}
 	return s, nil
