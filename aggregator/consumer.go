@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +31,12 @@ type consumer struct {
 // group, so that the partitions move to another member at once instead of
 // after the session timeout.
 func (c *consumer) run(ctx, hard context.Context) error {
+	// Readiness refuses such a topic (kafkaclient.Ping) for as long as it
+	// stays so; say it once in the log too. Consuming goes on: stopping
+	// would only let more records expire unmetered.
+	if err := c.kafka.Ping(ctx); errors.Is(err, kafkaclient.ErrUnsafeEventTopic) {
+		c.logger.Error("the event topic can delete records before they are metered; readiness stays red until it is fixed", "err", err)
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                c.cfg.GroupID,
 		Brokers:           c.kafka.Brokers,

@@ -1,8 +1,11 @@
 package aggregator
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,5 +241,68 @@ func TestFirstGap(t *testing.T) {
 		if at != tc.wantAt || (at >= 0 && offset != tc.wantOffset) || (at < 0 && offset != tc.wantOffset) {
 			t.Errorf("%s: firstGap = %d, %d; want %d, %d", tc.name, at, offset, tc.wantAt, tc.wantOffset)
 		}
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Defect 2, aggregator side: an event topic with the cluster's default
+// retention (7 days) turns readiness red with the setting to change and is
+// logged at start; consumption goes on, since stopping would only let more
+// records expire.
+func TestUnsafeEventTopicFailsReadiness(t *testing.T) {
+	e := newEnv(t, 1)
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
+	unsafe := *e.kafka
+	unsafe.Topic = "events-with-retention"
+	client := &kafka.Client{Addr: kafka.TCP(e.kafka.Brokers...), Timeout: 5 * time.Second}
+	resp, err := client.CreateTopics(e.ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: unsafe.Topic, NumPartitions: 1, ReplicationFactor: 1}, // the cluster's defaults
+	}})
+	if err != nil || resp.Errors[unsafe.Topic] != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Errors)
+	}
+	e.writer.Topic = unsafe.Topic
+	e.produce(event("c1", "e1", "api_call", t0, `{}`))
+
+	var logs syncBuffer
+	cfg := withGroup(testConfig(), t)
+	reg := prometheus.NewRegistry()
+	svc, err := New(cfg, Deps{Kafka: &unsafe, ClickHouse: e.conn, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Registerer: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r := &running{svc: svc, reg: reg}
+
+	e.waitFor("the record metered anyway", func() bool { return len(e.readings("calls")) == 1 })
+	code, body := readyz(t, r)
+	if code != 503 || !strings.Contains(body, "retention.ms=604800000") || !strings.Contains(body, "retention.ms=-1") {
+		t.Errorf("readiness with a 7-day retention = %d %s, want 503 naming retention.ms", code, body)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "retention.ms=604800000") {
+		t.Errorf("no error logged about the retention:\n%s", logs.String())
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 
@@ -100,6 +101,11 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	if err := kafka.EnsureTopics(ctx, kafkaclient.TopicConfigs{}); err != nil {
 		return err
+	}
+	// Readiness refuses an event topic that can delete accepted events
+	// before they are metered (kafkaclient.Ping); say it once in the log.
+	if err := kafka.Ping(ctx); errors.Is(err, kafkaclient.ErrUnsafeEventTopic) {
+		logger.Error("the event topic can delete accepted events before they are metered; readiness stays red until it is fixed", "err", err)
 	}
 	// ClickHouse is optional for ingest: only the compatible routes that
 	// name a meter (PriceOps) or a subscription (Lago) look it up, and
