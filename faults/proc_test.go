@@ -229,13 +229,42 @@ func (b *tailBuffer) String() string {
 	return string(b.buf)
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// handedOut remembers the ports freePort returned: the kernel may offer a
+// port again once its probe listener is closed, and two components of one
+// stack on one port would answer each other's requests.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port that was free a moment ago and that
+// this test binary has not handed out before.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no fresh free port in 100 tries")
+	return 0
+}
+
+// reserve marks ports picked by others (the broker, ClickHouse) as handed
+// out, so that freePort never offers them while their owner restarts.
+func reserve(ports ...int) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for _, p := range ports {
+		handedOut.ports[p] = true
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,8 +89,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	}
 	s := &stack{
 		t: t, dir: dir,
-		kafkaPort: freePort(t), kafkaDir: filepath.Join(dir, "kafka"),
-		chDir: filepath.Join(dir, "clickhouse"), chTCP: freePort(t), chHTTP: freePort(t),
+		// Ports are picked at the first start and kept for restarts.
+		kafkaDir: filepath.Join(dir, "kafka"), chDir: filepath.Join(dir, "clickhouse"),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
 	}
 	began := time.Now()
@@ -197,6 +198,11 @@ func (s *stack) startBroker() {
 	s.clusterMu.Lock()
 	s.cluster = c
 	s.clusterMu.Unlock()
+	if s.kafkaPort == 0 {
+		_, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
+		s.kafkaPort, _ = strconv.Atoi(port)
+		reserve(s.kafkaPort)
+	}
 }
 
 // withCluster runs f on the current broker, if one runs.
@@ -234,6 +240,13 @@ func (s *stack) startClickHouse() {
 	s.chMu.Lock()
 	s.ch = srv
 	s.chMu.Unlock()
+	if s.chTCP == 0 {
+		_, tcp, _ := net.SplitHostPort(srv.Addr())
+		_, http, _ := net.SplitHostPort(srv.HTTPAddr())
+		s.chTCP, _ = strconv.Atoi(tcp)
+		s.chHTTP, _ = strconv.Atoi(http)
+		reserve(s.chTCP, s.chHTTP)
+	}
 }
 
 // stopClickHouse stops the server with SIGTERM; startClickHouse starts it
