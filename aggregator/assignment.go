@@ -28,6 +28,13 @@ const assignmentCheckInterval = 5 * time.Second
 // consumed. Asking the coordinator who owns what has no such window, and
 // also covers partitions added later.
 //
+// It also compares what the coordinator says this member holds with what
+// it consumes: a member the coordinator no longer lists, or lists with
+// other partitions, while it still consumes its old ones (OpenMeter's sink
+// once lost its assignment and reported healthy for 16 hours) ends the
+// generation too, counted in tally_aggregator_assignment_lost_total, and
+// rejoins.
+//
 // It also guards the topic's partition count (partitions.go): it opens
 // the generation's gate once the count matches the recorded one, halts
 // the partition loops when it stops matching, and ends the generation
@@ -39,7 +46,7 @@ const assignmentCheckInterval = 5 * time.Second
 // tracks what the broker has, not only what this member managed to fetch:
 // a member whose fetches keep failing then shows growing lag and turns
 // not ready instead of looking idle.
-func (c *consumer) watchAssignment(ctx, gctx context.Context, assigned []int, g *topicGate) {
+func (c *consumer) watchAssignment(ctx, gctx context.Context, memberID string, assigned []int, g *topicGate) {
 	// One client for the generation: a Transport keeps its connections
 	// (and goroutines) until closed.
 	transport := c.kafka.Transport()
@@ -73,23 +80,56 @@ func (c *consumer) watchAssignment(ctx, gctx context.Context, assigned []int, g 
 			c.logger.Info("the event topic's partition count was accepted; rejoining to consume again")
 			return
 		}
-		unowned, err := c.unownedPartitions(gctx, client)
-		switch {
-		case err != nil:
+		view, err := c.describeGroup(gctx, client, memberID)
+		if err != nil {
 			c.logger.Debug("cannot check the group's assignment", "err", err)
 			continue
-		case len(unowned) == 0:
+		}
+		unowned, lost := view.problems(assigned)
+		if len(unowned) == 0 && !lost {
 			suspicious = 0
 			continue
 		}
 		// Twice in a row, so that a group caught between its sync and the
 		// members' first heartbeats is not rebalanced for nothing.
-		if suspicious++; suspicious >= 2 {
+		if suspicious++; suspicious < 2 {
+			continue
+		}
+		if lost {
+			c.state.safety.assignmentLost.Inc()
+			c.logger.Warn("the coordinator no longer assigns this member what it consumes; rejoining",
+				"group", c.cfg.GroupID, "member", memberID, "consuming", assigned, "coordinator_says", view.mine, "listed", view.member)
+		} else {
 			c.logger.Warn("partitions have no owner in the consumer group; rejoining to rebalance",
 				"group", c.cfg.GroupID, "partitions", unowned)
-			return
+		}
+		return
+	}
+}
+
+// groupView is what the coordinator says about the stable group.
+type groupView struct {
+	stable     bool
+	partitions []int // of the topic
+	owned      map[int]bool
+	member     bool  // this member is listed
+	mine       []int // what it is assigned, sorted
+}
+
+// problems compares the view with the partitions this member consumes:
+// partitions nobody owns, and whether this member's assignment is lost.
+// A group that is not stable (rebalancing) has none.
+func (v groupView) problems(assigned []int) (unowned []int, lost bool) {
+	if !v.stable {
+		return nil, false
+	}
+	for _, p := range v.partitions {
+		if !v.owned[p] {
+			unowned = append(unowned, p)
 		}
 	}
+	consuming := slices.Sorted(slices.Values(assigned))
+	return unowned, !v.member || !slices.Equal(v.mine, consuming)
 }
 
 // guardPartitionCount compares the topic's partition count with the
@@ -156,54 +196,55 @@ func (c *consumer) topicPartitions(ctx context.Context, client *kafka.Client) ([
 	return nil, fmt.Errorf("kafka topic %s does not exist", c.kafka.Topic)
 }
 
-// unownedPartitions lists the topic's partitions that no member of the
-// stable group holds. It returns nothing while the group is rebalancing.
-func (c *consumer) unownedPartitions(ctx context.Context, client *kafka.Client) ([]int, error) {
+// describeGroup asks the group's coordinator who holds what.
+func (c *consumer) describeGroup(ctx context.Context, client *kafka.Client, memberID string) (groupView, error) {
+	var view groupView
 	partitions, err := c.topicPartitions(ctx, client)
 	if err != nil {
-		return nil, err
+		return view, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	// Group state lives on the group's coordinator, not on any broker.
 	coord, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: c.cfg.GroupID, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err != nil {
-		return nil, err
+		return view, err
 	}
 	if coord.Error != nil {
-		return nil, fmt.Errorf("find coordinator: %w", coord.Error)
+		return view, fmt.Errorf("find coordinator: %w", coord.Error)
 	}
 	addr := kafka.TCP(net.JoinHostPort(coord.Coordinator.Host, strconv.Itoa(coord.Coordinator.Port)))
 	groups, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{Addr: addr, GroupIDs: []string{c.cfg.GroupID}})
 	if err != nil {
-		return nil, err
+		return view, err
 	}
-	owned := map[int]bool{}
+	view = groupView{stable: true, partitions: partitions, owned: map[int]bool{}}
 	for _, g := range groups.Groups {
 		if g.Error != nil {
-			return nil, fmt.Errorf("describe group: %w", g.Error)
+			return groupView{}, fmt.Errorf("describe group: %w", g.Error)
 		}
 		if g.GroupState != "Stable" {
-			return nil, nil
+			return groupView{}, nil
 		}
 		for _, m := range g.Members {
+			if m.MemberID == memberID {
+				view.member = true
+			}
 			for _, t := range m.MemberAssignments.Topics {
-				if t.Topic == c.kafka.Topic {
-					for _, p := range t.Partitions {
-						owned[p] = true
+				if t.Topic != c.kafka.Topic {
+					continue
+				}
+				for _, p := range t.Partitions {
+					view.owned[p] = true
+					if m.MemberID == memberID {
+						view.mine = append(view.mine, p)
 					}
 				}
 			}
 		}
 	}
-	var unowned []int
-	for _, p := range partitions {
-		if !owned[p] {
-			unowned = append(unowned, p)
-		}
-	}
-	slices.Sort(unowned)
-	return unowned, nil
+	slices.Sort(view.mine)
+	return view, nil
 }
 
 // refreshHighWater records the broker's log start and high watermark of

@@ -97,7 +97,7 @@ func (c *consumer) runGeneration(ctx, hard context.Context, gen *kafka.Generatio
 	g := newTopicGate()
 	gen.Start(func(gctx context.Context) {
 		defer close(ended)
-		c.watchAssignment(ctx, gctx, ids, g)
+		c.watchAssignment(ctx, gctx, gen.MemberID, ids, g)
 	})
 	var drained sync.WaitGroup
 	for _, a := range assigned {

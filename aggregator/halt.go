@@ -23,12 +23,14 @@ const (
 
 var haltReasons = []string{haltOffsetOutOfRange, haltPartitionCountChanged}
 
-// safetyMetrics show halts, stalls and the sizes of batches.
+// safetyMetrics show halts, stalls, lost assignments and the sizes of
+// batches.
 type safetyMetrics struct {
 	halted          *prometheus.GaugeVec
 	outOfRange      *prometheus.CounterVec
 	topicPartitions *prometheus.GaugeVec
 	batchBytes      prometheus.Histogram
+	assignmentLost  prometheus.Counter
 	state           *consumerState // read by the stalled gauge at scrape time
 }
 
@@ -51,6 +53,10 @@ func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
 			Name:    "tally_aggregator_batch_bytes",
 			Help:    "Bytes (keys, values and headers) of the records of one batch.",
 			Buckets: prometheus.ExponentialBuckets(1<<10, 4, 10), // 1 KiB .. 256 MiB
+		}),
+		assignmentLost: f.NewCounter(prometheus.CounterOpts{
+			Name: "tally_aggregator_assignment_lost_total",
+			Help: "Generations this member ended because the coordinator no longer assigned it the partitions it consumed.",
 		}),
 	}
 	for _, r := range haltReasons {

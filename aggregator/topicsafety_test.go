@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -304,5 +305,37 @@ func TestUnsafeEventTopicFailsReadiness(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "retention.ms=604800000") {
 		t.Errorf("no error logged about the retention:\n%s", logs.String())
+	}
+}
+
+// Fault 7: a member whose assignment the coordinator no longer agrees
+// with (not listed, or other partitions) rejoins instead of consuming
+// partitions that may now be someone else's.
+func TestGroupViewProblems(t *testing.T) {
+	owned := func(ps ...int) map[int]bool {
+		m := map[int]bool{}
+		for _, p := range ps {
+			m[p] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name        string
+		view        groupView
+		assigned    []int
+		wantUnowned []int
+		wantLost    bool
+	}{
+		{"agreed", groupView{stable: true, partitions: []int{0, 1, 2}, owned: owned(0, 1, 2), member: true, mine: []int{0, 2}}, []int{2, 0}, nil, false},
+		{"idle member", groupView{stable: true, partitions: []int{0}, owned: owned(0), member: true}, nil, nil, false},
+		{"rebalancing", groupView{}, []int{0}, nil, false},
+		{"unowned partition", groupView{stable: true, partitions: []int{0, 1}, owned: owned(0), member: true, mine: []int{0}}, []int{0}, []int{1}, false},
+		{"not listed any more", groupView{stable: true, partitions: []int{0, 1}, owned: owned(0, 1), mine: nil}, []int{1}, nil, true},
+		{"other partitions", groupView{stable: true, partitions: []int{0, 1}, owned: owned(0, 1), member: true, mine: []int{0}}, []int{1}, nil, true},
+	} {
+		unowned, lost := tc.view.problems(tc.assigned)
+		if !slices.Equal(unowned, tc.wantUnowned) || lost != tc.wantLost {
+			t.Errorf("%s: problems = %v, %v; want %v, %v", tc.name, unowned, lost, tc.wantUnowned, tc.wantLost)
+		}
 	}
 }
