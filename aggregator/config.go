@@ -63,11 +63,13 @@ type Config struct {
 	// BatchMaxBytes, plus the rows built from it, a small multiple), the
 	// Reader's queue (queueCapacity records, at most FetchMaxBytes of
 	// records up to maxRecordBytes) and the fetch being decoded (one
-	// record batch, at most max.message.bytes). With the defaults about
-	// 16 + 10 + 1 MiB of records per partition, times the partitions this
-	// member holds (at most the topic's partition count): 6 partitions,
-	// about 160 MiB of records, where counts alone allowed 1000 queued and
-	// 10,000 batched records of up to 1 MiB each per partition.
+	// producer's record batch, decompressed: ingest's are at most
+	// -ingest.kafka-batch-bytes, 1 MiB, before compression). With the
+	// defaults about 16 + 10 + 1 MiB of records per partition, times the
+	// partitions this member holds (at most the topic's partition count):
+	// 6 partitions, about 160 MiB of records, where counts alone allowed
+	// 1000 queued and 10,000 batched records of up to 1 MiB each per
+	// partition.
 	BatchSize     int
 	BatchMaxBytes int
 	BatchLinger   time.Duration
