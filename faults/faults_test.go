@@ -145,6 +145,7 @@ func TestFaultBroker(t *testing.T) {
 	sc.keepLoading(time.Second)
 	ing, _, _ := sc.s.ingest.metrics()
 	sc.note("produce 503s so far %v", sc.l.rec.requests["503"])
+	t.Logf("first 503 answer: %s", sc.l.rec.first503)
 	t.Logf("ingest produce errors: %v", ing["tally_ingest_kafka_produce_errors_total"])
 	// 4. Broker restarts on its data directory, the longer ones while
 	// ingest's produce timeout passes (503s) and aggregators lose their
@@ -294,7 +295,7 @@ func TestFaultStalledConsumer(t *testing.T) {
 		lag += m["tally_aggregator_consumer_lag_messages"]
 		for _, l := range lines {
 			if strings.Contains(l, "stall") {
-				t.Logf("%s stall metric: %s", a.name, l)
+				sc.note("%s: %s", a.name, l)
 			}
 		}
 	}

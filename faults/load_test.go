@@ -109,6 +109,7 @@ type recorder struct {
 	failed    int // batches never acknowledged (hard deadline)
 	lastAck   time.Time
 	firstFail string
+	first503  string // the body of the first 503, for the report
 }
 
 func newRecorder() *recorder {
@@ -283,7 +284,7 @@ func (l *load) send(o org, batch []*event) {
 	backoff := 50 * time.Millisecond
 	for {
 		code, resp, retryAfter := l.post(url, o.key, body)
-		l.rec.count(code)
+		l.rec.count(code, resp)
 		switch {
 		case code >= 200 && code < 300:
 			l.rec.ack(batch, resp)
@@ -325,9 +326,12 @@ func (l *load) post(url, key string, body []byte) (code int, resp []byte, retryA
 	return r.StatusCode, b, retryAfter
 }
 
-func (r *recorder) count(code int) {
+func (r *recorder) count(code int, body []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if code == http.StatusServiceUnavailable && r.first503 == "" {
+		r.first503 = truncate(string(bytes.TrimSpace(body)), 400)
+	}
 	key := strconv.Itoa(code)
 	if code == 0 {
 		key = "transport"

@@ -73,7 +73,7 @@ func (sc *scenario) probeWhy(e *event) (bool, string) {
 	body := encodeBatch(batch)
 	for range 100 {
 		code, resp, _ := sc.l.post("http://"+sc.s.ingest.addr+"/api/v1/events", orgs[0].key, body)
-		sc.l.rec.count(code)
+		sc.l.rec.count(code, resp)
 		switch {
 		case code == http.StatusAccepted:
 			var answer struct {

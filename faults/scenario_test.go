@@ -21,7 +21,7 @@ type sizes struct {
 
 func sizing() sizes {
 	if full() {
-		return sizes{rate: 600, batchMax: 200, clients: 6, customers: 40, converge: 3 * time.Minute, hardTimeout: 5 * time.Minute}
+		return sizes{rate: 1000, batchMax: 250, clients: 6, customers: 60, converge: 3 * time.Minute, hardTimeout: 5 * time.Minute}
 	}
 	return sizes{rate: 150, batchMax: 60, clients: 3, customers: 12, converge: 2 * time.Minute, hardTimeout: 3 * time.Minute}
 }
