@@ -339,3 +339,51 @@ func TestGroupViewProblems(t *testing.T) {
 		}
 	}
 }
+
+// Defect 2, while consuming: records deleted ahead of a running consumer
+// (its batch stuck on ClickHouse) make kafka-go's Reader jump to the log
+// start. The jump is found and the partition halts where the gap starts.
+// Large records and the smallest fetch keep the Reader at most a few
+// records ahead of the stuck batch, so the deletion lands beyond what it
+// has read.
+func TestOffsetOutOfRangeWhileConsuming(t *testing.T) {
+	e, cluster := newClusterEnv(t, 1)
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
+	proxy, conn := e.proxiedClickHouse()
+	cfg := withGroup(testConfig(), t)
+	cfg.FetchMaxBytes = 1 << 20 // a queue of one record
+	cfg.BatchMaxBytes = 1 << 20
+	r := e.startWith(cfg, Deps{ClickHouse: conn})
+	pad := strings.Repeat("x", 300<<10)
+	for i := range 5 {
+		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
+	}
+	e.waitCommitted(cfg.GroupID)
+
+	proxy.SetUp(false)
+	for i := range 40 { // offsets 5..44, about 300 KiB each
+		e.produce(event("c1", fmt.Sprintf("big-%d", i), "api_call", t0, `{"pad":"`+pad+`"}`))
+	}
+	e.waitFor("the first big batch retrying", func() bool {
+		return metricValue(t, r.reg, "tally_aggregator_retries_total", map[string]string{"operation": opLookupEvents}) > 0
+	})
+	if err := cluster.DeleteRecords(testTopic, 0, 35); err != nil {
+		t.Fatal(err)
+	}
+	proxy.SetUp(true)
+
+	e.waitFor("the partition halted at the gap", func() bool {
+		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "offset_out_of_range"}) == 1
+	})
+	committed := e.committed(cfg.GroupID)
+	if committed <= 5 || committed >= 35 {
+		t.Fatalf("committed offset %d, want where the gap starts, between 5 and 35", committed)
+	}
+	_, body := readyz(t, r)
+	if want := fmt.Sprintf("records from offset %d to 34 were deleted", committed); !strings.Contains(body, want) {
+		t.Errorf("readiness %s does not say %q", body, want)
+	}
+	if n := int64(len(e.readings("calls"))); n != committed {
+		t.Errorf("%d readings, want %d: every record before the gap, none after it", n, committed)
+	}
+}
