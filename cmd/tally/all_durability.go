@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -81,7 +80,13 @@ func (d *devDurability) stopped(logger *slog.Logger) {
 	if !d.running {
 		return
 	}
-	if err := errors.Join(d.srv.SyncData(), devstack.MarkStopped(d.marker)); err != nil {
+	// The marker stays when the sync failed: it is what makes the next
+	// start after a reboot replay the broker's records.
+	if err := d.srv.SyncData(); err != nil {
 		logger.Error("could not make ClickHouse's data durable at stop; the next start after a reboot replays the broker's records", "err", err)
+		return
+	}
+	if err := devstack.MarkStopped(d.marker); err != nil {
+		logger.Error("could not remove the run marker; the next start after a reboot replays the broker's records (harmless)", "err", err)
 	}
 }
