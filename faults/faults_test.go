@@ -155,7 +155,30 @@ func TestFaultBroker(t *testing.T) {
 		downs = []time.Duration{time.Second, 4 * time.Second, 8 * time.Second}
 	}
 	for _, down := range downs {
-		sc.s.restartBroker(down)
+		if down < 8*time.Second {
+			sc.s.restartBroker(down)
+			sc.keepLoading(3 * time.Second)
+			continue
+		}
+		// A long outage: readiness of ingest and the aggregator must say so.
+		sc.s.stopBroker()
+		stopped := time.Now()
+		for _, p := range []*proc{sc.s.ingest, sc.s.aggregators[0]} {
+			var body string
+			if !waitUntil(down, func() bool { var ok bool; ok, body = p.ready(); return !ok }) {
+				t.Errorf("%s stayed ready while the broker was down for %s", p.name, down)
+			} else if !strings.Contains(body, "kafka") {
+				t.Errorf("%s: readiness failed without naming kafka: %s", p.name, body)
+			}
+		}
+		time.Sleep(time.Until(stopped.Add(down)))
+		sc.s.startBroker()
+		for _, p := range []*proc{sc.s.ingest, sc.s.aggregators[0]} {
+			if !waitUntil(time.Minute, func() bool { ok, _ := p.ready(); return ok }) {
+				_, body := p.ready()
+				t.Errorf("%s not ready a minute after the broker came back: %s", p.name, body)
+			}
+		}
 		sc.keepLoading(3 * time.Second)
 	}
 	sc.note("broker restarted after %v down", downs)

@@ -218,12 +218,17 @@ func (s *stack) withCluster(f func(*kfake.Cluster)) {
 // dir) and starts a new one on the same dir and port.
 func (s *stack) restartBroker(down time.Duration) {
 	s.t.Helper()
-	s.clusterMu.Lock()
-	s.cluster.Close()
-	s.cluster = nil
-	s.clusterMu.Unlock()
+	s.stopBroker()
 	time.Sleep(down)
 	s.startBroker()
+}
+
+// stopBroker closes the broker, which flushes its state to the data dir.
+func (s *stack) stopBroker() {
+	s.clusterMu.Lock()
+	defer s.clusterMu.Unlock()
+	s.cluster.Close()
+	s.cluster = nil
 }
 
 func (s *stack) startClickHouse() {
