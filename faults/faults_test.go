@@ -259,7 +259,11 @@ func TestFaultPoison(t *testing.T) {
 		sc.bigEvent(0, "1e-1000", "ok"), sc.bigEvent(0, "9e2000000", "ok"), sc.bigEvent(0, "-9e10000", "ok"),
 	} {
 		if ok, why := sc.probeWhy(e); !ok {
-			refused = append(refused, truncate(e.tokens, 12)+fmt.Sprintf("(%d chars)", len(e.tokens)))
+			label := e.tokens
+			if len(label) > 16 {
+				label = fmt.Sprintf("%s…%s (%d chars)", label[:6], label[len(label)-6:], len(label))
+			}
+			refused = append(refused, label)
 			t.Logf("refused: %s", truncate(why, 300))
 		}
 	}
