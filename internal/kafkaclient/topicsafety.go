@@ -17,6 +17,10 @@ import (
 // not metered yet (ClickHouse down for a week, a stuck partition, an
 // aggregator scaled to zero) would expire unmetered; with compaction, only
 // the latest record of each key (organization and customer) would survive.
+// With unclean.leader.election.enable=true, a replica that missed
+// acknowledged records can become leader and truncate them away, and the
+// aggregator's committed offset can then lie beyond the log's end
+// (aggregator/position.go halts such a partition).
 // Readiness stays red, with the setting to change, until the topic is
 // fixed on the broker; no restart is needed. Tally does not alter an
 // existing topic itself: it belongs to whoever created it.
@@ -63,7 +67,7 @@ func (c *Config) checkEventTopic(ctx context.Context, client *kafka.Client) erro
 	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 		ResourceType: kafka.ResourceTypeTopic,
 		ResourceName: c.Topic,
-		ConfigNames:  []string{"retention.ms", "retention.bytes", "cleanup.policy"},
+		ConfigNames:  []string{"retention.ms", "retention.bytes", "cleanup.policy", "unclean.leader.election.enable"},
 	}}})
 	if err != nil {
 		return fmt.Errorf("kafka topic %s: read its retention settings: %w", c.Topic, err)
@@ -82,7 +86,8 @@ func (c *Config) checkEventTopic(ctx context.Context, client *kafka.Client) erro
 
 // unsafeSettings explains what in settings can delete records, or returns
 // nil. A setting the broker did not report is assumed to be Kafka's
-// default, which for retention.ms is 7 days.
+// default, which for retention.ms is 7 days and for
+// unclean.leader.election.enable false.
 func unsafeSettings(topic string, settings map[string]string) error {
 	var problems []string
 	for _, name := range []string{"retention.ms", "retention.bytes"} {
@@ -97,10 +102,14 @@ func unsafeSettings(topic string, settings map[string]string) error {
 	if policy := settings["cleanup.policy"]; strings.Contains(policy, "compact") {
 		problems = append(problems, "cleanup.policy="+policy)
 	}
+	if v := settings["unclean.leader.election.enable"]; strings.EqualFold(v, "true") {
+		problems = append(problems, "unclean.leader.election.enable="+v)
+	}
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("kafka topic %s has %s: %w; Tally refuses it: set retention.ms=-1 and retention.bytes=-1 (and cleanup.policy=delete), "+
-		"e.g. kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete",
+	return fmt.Errorf("kafka topic %s has %s: %w; Tally refuses it: set retention.ms=-1 and retention.bytes=-1 (and cleanup.policy=delete, "+
+		"unclean.leader.election.enable=false), e.g. kafka-configs.sh --alter --entity-type topics --entity-name %s "+
+		"--add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete,unclean.leader.election.enable=false",
 		topic, strings.Join(problems, ", "), ErrUnsafeEventTopic, topic)
 }

@@ -2,11 +2,14 @@ package kafkaclient
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tally-oss/tally/internal/testenv"
 )
@@ -164,5 +167,81 @@ func TestMinInsyncReplicas(t *testing.T) {
 		if got := cfg.minInsyncReplicas(); got != tc.want {
 			t.Errorf("rf %d, min-insync %d: effective %d, want %d", tc.rf, tc.flag, got, tc.want)
 		}
+	}
+}
+
+// An unclean leader election lets a replica that missed acknowledged
+// records become leader and truncate them: readiness refuses an event
+// topic that allows it (a setting a broker does not report is Kafka's
+// default, false).
+func TestUncleanLeaderElectionIsUnsafe(t *testing.T) {
+	safe := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+	for _, tc := range []struct {
+		value  string // "": not reported
+		unsafe bool
+	}{{"", false}, {"false", false}, {"true", true}, {"TRUE", true}} {
+		settings := maps.Clone(safe)
+		if tc.value != "" {
+			settings["unclean.leader.election.enable"] = tc.value
+		}
+		err := unsafeSettings("events", settings)
+		if !tc.unsafe {
+			if err != nil {
+				t.Errorf("unclean.leader.election.enable %q: %v, want accepted", tc.value, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrUnsafeEventTopic) || !strings.Contains(err.Error(), "unclean.leader.election.enable="+tc.value) ||
+			!strings.Contains(err.Error(), "unclean.leader.election.enable=false") {
+			t.Errorf("unclean.leader.election.enable %q: %v, want ErrUnsafeEventTopic naming the setting and its fix", tc.value, err)
+		}
+	}
+}
+
+// Ping asks the broker for unclean.leader.election.enable (kfake does
+// not know the setting; its control hook answers as Apache Kafka would
+// for a topic that allows unclean elections).
+func TestPingRefusesUncleanLeaderElection(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	cfg := Config{Brokers: brokers, Topic: "events", DeadLetterTopic: "dead", Partitions: 1, ReplicationFactor: 1, CreateTopics: true}
+	if err := cfg.EnsureTopics(t.Context(), TopicConfigs{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping before: %v", err)
+	}
+	var asked bool
+	cluster.ControlKey(int16(kmsg.DescribeConfigs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		dreq := req.(*kmsg.DescribeConfigsRequest)
+		resp := dreq.ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, r := range dreq.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+			for _, name := range r.ConfigNames {
+				value := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete",
+					"unclean.leader.election.enable": "true"}[name]
+				if name == "unclean.leader.election.enable" {
+					asked = true
+				}
+				e := kmsg.NewDescribeConfigsResponseResourceConfig()
+				e.Name, e.Value = name, &value
+				rr.Configs = append(rr.Configs, e)
+			}
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+	err = cfg.Ping(t.Context())
+	if !asked {
+		t.Error("Ping did not ask for unclean.leader.election.enable")
+	}
+	if !errors.Is(err, ErrUnsafeEventTopic) || !strings.Contains(err.Error(), "unclean.leader.election.enable=true") {
+		t.Errorf("Ping = %v, want ErrUnsafeEventTopic naming unclean.leader.election.enable=true", err)
 	}
 }
