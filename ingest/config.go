@@ -16,13 +16,14 @@ const (
 	DefaultListenAddr   = "127.0.0.1:8080"
 	DefaultMaxBodyBytes = 5 << 20
 	DefaultMaxEvents    = 10_000
-	// DefaultProduceTimeout bounds the Kafka writer's work on one batch:
-	// its attempts (DefaultKafkaMaxAttempts, each with an equal share of
-	// the time) and the backoff between them. A request waits until the
-	// writer has finished with its batches (issue 6, defect 5), so this is
-	// how long a request waits for Kafka when its batches do not queue
-	// behind others. It stays below telemetry.ShutdownTimeout so requests
-	// in flight at shutdown still get their real answer.
+	// DefaultProduceTimeout bounds a request's wait for Kafka (publisher.go):
+	// at most half of it for the partition's produce request under way,
+	// and the rest for the attempts at its own batch (DefaultKafkaMaxAttempts,
+	// each with an equal share of the time, and the backoff between them),
+	// which end by the request's deadline. A request is answered only once
+	// Kafka is done with its records (issue 6, defect 5). It stays below
+	// telemetry.ShutdownTimeout so requests in flight at shutdown still get
+	// their real answer.
 	DefaultProduceTimeout = 10 * time.Second
 	// DefaultKafkaMaxAttempts is how often the writer tries to produce a
 	// batch (retriable errors and timeouts are retried).
@@ -57,8 +58,10 @@ type Config struct {
 	MaxEvents int
 	// MaxEventAge rejects events whose time is older than this.
 	MaxEventAge time.Duration
-	// ProduceTimeout bounds the writer's work on one batch: KafkaMaxAttempts
-	// attempts and the backoff between them (kafkaWriteTimeout).
+	// ProduceTimeout bounds a request's wait for Kafka: half of it to be
+	// taken into a produce request, and its batch's KafkaMaxAttempts
+	// attempts and the backoff between them end by the request's deadline
+	// (kafkaWriteTimeout, publisher.go).
 	ProduceTimeout time.Duration
 	// KafkaMaxAttempts is how often the writer tries to produce a batch.
 	KafkaMaxAttempts int
@@ -85,9 +88,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "ingest.max-body-bytes", DefaultMaxBodyBytes, "largest request body in bytes, also after gzip decompression (larger: 413)")
 	fs.IntVar(&c.MaxEvents, "ingest.max-events", DefaultMaxEvents, "most events in one request (more: 413)")
 	fs.DurationVar(&c.MaxEventAge, "ingest.max-event-age", schemas.DefaultMaxEventAge, "events older than this are rejected")
-	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "how long the Kafka writer may work on a batch (all its attempts) before a request is answered 503; a request is answered only once the writer is done with its events")
+	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "longest wait of a request for Kafka before it is answered 503: at most half of it for its partition's produce request under way (then its events are not sent), the rest for the attempts at its own; a request is answered only once Kafka is done with its events")
 	fs.IntVar(&c.KafkaMaxAttempts, "ingest.kafka-max-attempts", DefaultKafkaMaxAttempts, "how often the Kafka writer tries to produce a batch; each attempt gets an equal share of ingest.produce-timeout")
-	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long the Kafka writer waits to fill a batch (adds to request latency)")
+	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long an idle partition waits to fill a batch (adds to request latency); below half of ingest.produce-timeout")
 	fs.IntVar(&c.KafkaBatchSize, "ingest.kafka-batch-size", DefaultKafkaBatchSize, "most records in one Kafka produce batch per partition")
 	fs.IntVar(&c.MaxInflightRequests, "ingest.max-inflight-requests", DefaultMaxInflightRequests, "most requests served at once on the write routes; more are answered 503 with Retry-After")
 	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", DefaultMaxInflightBytes, "most request body bytes (after decompression) held at once; a request past it is answered 503 with Retry-After")
@@ -116,8 +119,10 @@ func (c *Config) Validate() error {
 		// for their acknowledgement.
 		errs = append(errs, fmt.Errorf("ingest.produce-timeout must be positive and below the shutdown timeout %s, got %s", telemetry.ShutdownTimeout, c.ProduceTimeout))
 	}
-	if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout >= c.ProduceTimeout {
-		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be positive and below ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
+	if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout >= c.ProduceTimeout/2 {
+		// Records wait at most half the produce-timeout to be taken into a
+		// produce request (publisher.go); the batch timeout is part of it.
+		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be positive and below half of ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
 	}
 	if c.KafkaMaxAttempts < 1 || c.KafkaMaxAttempts > maxKafkaAttempts {
 		errs = append(errs, fmt.Errorf("ingest.kafka-max-attempts must be between 1 and %d, got %d", maxKafkaAttempts, c.KafkaMaxAttempts))
@@ -163,9 +168,9 @@ const (
 	minKafkaWriteTimeout = 100 * time.Millisecond
 )
 
-// kafkaWriteTimeout is the time one produce attempt may take (the
-// writer's WriteTimeout): attempts and the backoffs between them fit in
-// ProduceTimeout.
+// kafkaWriteTimeout is the time one produce attempt may take at most:
+// attempts and the backoffs between them fit in ProduceTimeout. An attempt
+// is also cut short at the deadline of the earliest request in its batch.
 func (c *Config) kafkaWriteTimeout() time.Duration {
 	attempts := max(c.KafkaMaxAttempts, 1)
 	budget := c.ProduceTimeout

@@ -128,8 +128,8 @@ func notAcknowledged(identity string) string {
 const answerWriteTimeout = 10 * time.Second
 
 // extendWriteDeadline gives the answer a write deadline of its own,
-// counted from now. A request waits for the Kafka writer for as long as it
-// works on the request's batches (Publisher), which together with a slow
+// counted from now. A request waits for Kafka up to ingest.produce-timeout
+// (kafkaPublisher), which together with a slow
 // upload can outlast the server's write timeout, counted from the start of
 // the request: the answer, 503 included, must still reach the client.
 // Writers that cannot set deadlines (tests' recorders) are left alone.
@@ -204,11 +204,10 @@ func (h *handler) encode(org string, raws []rawEvent, arrival time.Time) (msgs [
 
 // publish hands all records of a request to Kafka in one call (one call
 // per event would cost a round trip each; OpenMeter #702) and waits until
-// the writer is done with every one. The wait is detached from the
-// client's connection and has no deadline of its own: a client that hangs
-// up does not change whether its records are written, the outcome is
-// still measured and logged, and the writer's attempts bound the wait
-// (ProduceTimeout; Publisher).
+// Kafka is done with every one. The wait is detached from the client's
+// connection: a client that hangs up does not change whether its records
+// are written, and the outcome is still measured and logged. The
+// publisher bounds the wait by ProduceTimeout (kafkaPublisher).
 func (h *handler) publish(org string, msgs []kafka.Message) error {
 	start := time.Now()
 	err := h.publisher.Publish(context.Background(), msgs)

@@ -23,8 +23,8 @@ import (
 //
 //   - ingest.max-inflight-requests bounds the requests served at once on
 //     the write routes (503, code overloaded). Requests wait for Kafka
-//     (publish) while they hold a slot, so the bound also bounds the
-//     batches queued in the Kafka writer.
+//     (publish) while they hold a slot, at most ingest.produce-timeout
+//     (publisher.go), so a slot is free again within that time.
 //   - ingest.max-inflight-bytes bounds the request bodies held at once,
 //     counted after decompression as they are read (503, code overloaded).
 //     A request's memory is a small multiple of its body.

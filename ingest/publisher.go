@@ -1,124 +1,462 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tally-oss/tally/internal/kafkaclient"
 )
 
 // Publisher writes a request's records to Kafka. Publish returns nil only
-// when every record was acknowledged, and it returns only once the writer
-// is done with the records (acknowledged, or given up after its attempts):
-// the caller's context ending does not cut the wait short, so that no
-// record of a request is written after the request was answered. On any
-// error the caller must assume that some, all or none were written (the
-// last attempt may have reached the broker unanswered); sending the same
-// ids again, unchanged, is safe because the aggregator keeps the first
-// version of each.
+// when every record was acknowledged, and it returns only once Kafka is
+// done with the records (acknowledged, given up after the attempts, or
+// never sent): the caller's context ending does not cut the wait short, so
+// that no record of a request is written after the request was answered.
+// On any error the caller must assume that some, all or none were written
+// (the last attempt may have reached the broker unanswered); sending the
+// same ids again, unchanged, is safe because the aggregator keeps the
+// first version of each.
 type Publisher interface {
 	Publish(ctx context.Context, msgs []kafka.Message) error
 }
 
-// kafkaPublisher is the one kafka-go Writer of the process. Sharing it
-// across requests lets concurrent requests fill the same per-partition
-// batches instead of each paying for its own produce round trips.
+// kafkaPublisher produces the records of every request of the process,
+// one produce request at a time per partition (kafka-go's Writer does the
+// same), but queues differently (issue 6, defect 5, review 6): the Writer
+// closes a batch every BatchTimeout and queues it, so behind a slow or
+// silent broker a request waits for every earlier batch of its partition,
+// each up to a full produce-timeout, and its records are still written
+// after it was answered. Here, while a produce request is at the broker,
+// the records that arrive for its partition wait together and go out as
+// the next one (group commit), and a request's wait is bounded by
+// ingest.produce-timeout:
+//
+//   - its records may wait to be handed to a produce request for at most
+//     half the produce-timeout (queueWait). Past that the request takes
+//     them back, and they are never sent: it is answered 503 at once.
+//   - a produce request's attempts, and the backoffs between them, end by
+//     the earliest deadline (arrival + produce-timeout) of the requests
+//     whose records it carries; each attempt is also bounded by the
+//     per-attempt share of the produce-timeout (Config.kafkaWriteTimeout).
+//
+// So a request is answered within ingest.produce-timeout (plus the
+// scheduling of a few goroutines), and only once Kafka is done with every
+// record it was given.
 type kafkaPublisher struct {
-	writer    *kafka.Writer
 	transport *kafka.Transport
+	client    *kafka.Client
+	topic     string
+	balancer  kafka.Hash
+
+	produceTimeout time.Duration // a request's whole wait
+	queueWait      time.Duration // the part of it before a produce request takes its records
+	attemptTimeout time.Duration // one produce attempt
+	maxAttempts    int
+	linger         time.Duration // an idle partition's wait for more records
+	batchSize      int
+	batchBytes     int64
+
+	mu      sync.Mutex
+	queues  map[int]*partitionQueue
+	closed  bool
+	running sync.WaitGroup // partition loops
 }
 
 var _ Publisher = (*kafkaPublisher)(nil)
 
+// partitionQueue is what waits for one partition. Its fields are guarded
+// by kafkaPublisher.mu.
+type partitionQueue struct {
+	partition int
+	pending   []*chunk // in arrival order
+	count     int      // records in pending
+	bytes     int64    // their bytes
+	busy      bool     // a loop (publisher.run) serves the queue
+	// full is signalled when pending holds a batch, to end the linger.
+	full chan struct{}
+}
+
+// add appends c to the queue.
+func (q *partitionQueue) add(c *chunk, batchSize int, batchBytes int64) {
+	q.pending = append(q.pending, c)
+	q.count += len(c.msgs)
+	q.bytes += c.bytes
+	if q.count >= batchSize || q.bytes >= batchBytes {
+		select {
+		case q.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// remove accounts for c leaving the queue.
+func (q *partitionQueue) remove(c *chunk) {
+	q.count -= len(c.msgs)
+	q.bytes -= c.bytes
+}
+
+// chunk is a request's records for one partition, at most one batch.
+type chunk struct {
+	queue    *partitionQueue
+	msgs     []kafka.Message
+	bytes    int64
+	takeBy   time.Time // past it, a produce request no longer takes the chunk
+	deadline time.Time // the chunk's produce request ends by then
+	done     chan struct{}
+	// Guarded by kafkaPublisher.mu; err is set before done is closed.
+	state chunkState
+	err   error
+}
+
+type chunkState int
+
+const (
+	chunkPending chunkState = iota
+	chunkTaken              // handed to a produce request
+	chunkDone
+)
+
+// errNotSent is the error of records a request took back unsent.
+var errNotSent = errors.New("not sent: earlier records of the partition kept Kafka busy for half of ingest.produce-timeout")
+
+// errPublisherClosed is Publish's error after Close.
+var errPublisherClosed = fmt.Errorf("kafka publisher closed: %w", io.ErrClosedPipe)
+
 func newKafkaPublisher(kc *kafkaclient.Config, cfg Config) *kafkaPublisher {
 	transport := kc.Transport()
+	attemptTimeout := cfg.kafkaWriteTimeout()
 	return &kafkaPublisher{
 		transport: transport,
-		writer: &kafka.Writer{
-			Addr:  kafka.TCP(kc.Brokers...),
-			Topic: kc.Topic,
-			// The key is <org>/<customer>: hashing it keeps one customer's
-			// events in one partition, in order, which the aggregator's
-			// "first version of an event id wins" relies on.
-			Balancer: &kafka.Hash{},
-			// kafka-go defaults to no acks at all; an event is accepted
-			// only once every in-sync replica has it.
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: cfg.KafkaBatchTimeout,
-			BatchSize:    cfg.KafkaBatchSize,
-			BatchBytes:   cfg.KafkaBatchBytes,
-			Compression:  kafka.Lz4,
-			Transport:    transport,
-			// Bounded work per batch: the attempts and the backoffs between
-			// them fit in ProduceTimeout (Config.kafkaWriteTimeout). kafka-go
-			// defaults to 10 attempts of 10 s.
-			MaxAttempts:     cfg.KafkaMaxAttempts,
-			WriteTimeout:    cfg.kafkaWriteTimeout(),
-			WriteBackoffMin: kafkaBackoffMin,
-			WriteBackoffMax: kafkaBackoffMax,
-			// A typo in the topic name must fail readiness and produce 503s,
-			// not create a topic nobody consumes.
-			AllowAutoTopicCreation: false,
-		},
+		client:    &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Transport: transport, Timeout: attemptTimeout},
+		topic:     kc.Topic,
+
+		produceTimeout: cfg.ProduceTimeout,
+		queueWait:      cfg.ProduceTimeout / 2,
+		attemptTimeout: attemptTimeout,
+		maxAttempts:    max(cfg.KafkaMaxAttempts, 1),
+		linger:         cfg.KafkaBatchTimeout,
+		batchSize:      max(cfg.KafkaBatchSize, 1),
+		batchBytes:     cfg.KafkaBatchBytes,
+		queues:         map[int]*partitionQueue{},
 	}
 }
 
-// Publish writes msgs in one WriteMessages call and waits until the
-// writer is done with them. WriteMessages returns as soon as its context
-// ends, while the writer goes on with the batch: a request answered then
-// could be written afterwards (issue 6, defect 5). The context is
-// therefore detached; the writer's own attempts bound the wait.
+// Publish hands msgs to their partitions' queues and waits until Kafka is
+// done with every one (see kafkaPublisher for the bound). The context
+// is not used for cancellation: a request answered while its records could
+// still be written would make its 503 a lie (issue 6, defect 5).
 func (p *kafkaPublisher) Publish(ctx context.Context, msgs []kafka.Message) error {
-	err := p.writer.WriteMessages(context.WithoutCancel(ctx), msgs...)
-	if err == nil {
+	if len(msgs) == 0 {
 		return nil
 	}
-	var writeErrs kafka.WriteErrors
-	if errors.As(err, &writeErrs) {
-		return fmt.Errorf("write to kafka topic %s: %d of %d records not acknowledged: %w",
-			p.writer.Topic, writeErrs.Count(), len(msgs), firstError(writeErrs))
-	}
-	return fmt.Errorf("write %d records to kafka topic %s: %w", len(msgs), p.writer.Topic, err)
-}
-
-// writerCloseTimeout bounds the flush at shutdown. Close runs after the
-// HTTP server has drained, and a request is answered only once the writer
-// is done with its records, so the writer holds nothing of an answered
-// request; only requests cut off by the shutdown timeout can leave records
-// behind, and they were never answered 202.
-const writerCloseTimeout = 2 * time.Second
-
-// errFlushAbandoned is returned by Close when the writer did not flush in
-// writerCloseTimeout.
-var errFlushAbandoned = errors.New("kafka writer gave up flushing; the records left belong to requests answered 503")
-
-// Close flushes pending batches and closes the connections.
-func (p *kafkaPublisher) Close() error {
-	done := make(chan error, 1)
-	go func() { done <- p.writer.Close() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(writerCloseTimeout):
-		err = fmt.Errorf("after %s: %w", writerCloseTimeout, errFlushAbandoned)
-	}
-	// The Writer closes only transports it created itself.
-	p.transport.CloseIdleConnections()
+	start := time.Now()
+	takeBy, deadline := start.Add(p.queueWait), start.Add(p.produceTimeout)
+	// The metadata lookup comes out of the queue wait: the produce
+	// requests keep at least half the produce-timeout.
+	mctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), takeBy)
+	n, err := p.partitions(mctx)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("close kafka writer: %w", err)
+		return fmt.Errorf("write %d records to kafka topic %s: %w", len(msgs), p.topic, err)
+	}
+	chunks := p.chunks(msgs, n, takeBy, deadline)
+	if err := p.enqueue(chunks); err != nil {
+		return fmt.Errorf("write %d records to kafka topic %s: %w", len(msgs), p.topic, err)
+	}
+
+	timer := time.NewTimer(time.Until(takeBy))
+	defer timer.Stop()
+	for _, c := range chunks {
+		select {
+		case <-c.done:
+		case <-timer.C:
+			p.withdraw(chunks)
+			<-c.done // taken: over by its deadline
+		}
+	}
+	failed, firstErr := 0, error(nil)
+	for _, c := range chunks {
+		if c.err != nil {
+			failed += len(c.msgs)
+			firstErr = cmp.Or(firstErr, c.err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("write to kafka topic %s: %d of %d records not acknowledged: %w", p.topic, failed, len(msgs), firstErr)
 	}
 	return nil
 }
 
-func firstError(errs kafka.WriteErrors) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
+// chunks splits msgs by partition (kafka.Hash over the key, as the Writer
+// did: <org>/<customer> keeps one customer's events in one partition, in
+// order, which the aggregator's "first version of an event id wins" relies
+// on) and each partition's records into batches.
+func (p *kafkaPublisher) chunks(msgs []kafka.Message, partitions int, takeBy, deadline time.Time) []*chunk {
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	var chunks []*chunk
+	open := map[int]*chunk{} // each partition's last chunk
+	for _, m := range msgs {
+		part := p.balancer.Balance(m, all...)
+		size := int64(len(m.Key) + len(m.Value) + recordOverhead)
+		c := open[part]
+		if c == nil || len(c.msgs) >= p.batchSize || c.bytes+size > p.batchBytes {
+			c = &chunk{queue: p.queue(part), takeBy: takeBy, deadline: deadline, done: make(chan struct{})}
+			open[part] = c
+			chunks = append(chunks, c)
 		}
+		c.msgs = append(c.msgs, m)
+		c.bytes += size
+	}
+	return chunks
+}
+
+// queue returns partition part's queue.
+func (p *kafkaPublisher) queue(part int) *partitionQueue {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queues[part]
+	if q == nil {
+		q = &partitionQueue{partition: part, full: make(chan struct{}, 1)}
+		p.queues[part] = q
+	}
+	return q
+}
+
+// enqueue appends chunks to their queues and starts the loops of idle
+// partitions.
+func (p *kafkaPublisher) enqueue(chunks []*chunk) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPublisherClosed
+	}
+	for _, c := range chunks {
+		q := c.queue
+		q.add(c, p.batchSize, p.batchBytes)
+		if !q.busy {
+			q.busy = true
+			p.running.Add(1)
+			go p.run(q)
+		}
+	}
+	return nil
+}
+
+// withdraw takes back the chunks no produce request has taken: they are
+// never sent.
+func (p *kafkaPublisher) withdraw(chunks []*chunk) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range chunks {
+		if c.state != chunkPending {
+			continue
+		}
+		q := c.queue
+		q.pending = slices.DeleteFunc(q.pending, func(o *chunk) bool { return o == c })
+		q.remove(c)
+		c.state, c.err = chunkDone, errNotSent
+		close(c.done)
+	}
+}
+
+// run produces q's records, one produce request at a time, until no chunk
+// is left that may still be taken.
+func (p *kafkaPublisher) run(q *partitionQueue) {
+	defer p.running.Done()
+	// An idle partition waits a moment for the requests arriving with
+	// this one (ingest.kafka-batch-timeout, or until a batch is there); a
+	// busy one takes what gathered during the last produce request.
+	linger := time.NewTimer(p.linger)
+	select {
+	case <-linger.C:
+	case <-q.full:
+		linger.Stop()
+	}
+	for {
+		batch := p.take(q)
+		if len(batch) == 0 {
+			return
+		}
+		err := p.produce(q.partition, batch)
+		p.mu.Lock()
+		for _, c := range batch {
+			c.state, c.err = chunkDone, err
+			close(c.done)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// take removes from q the chunks of its next produce request, oldest
+// first, up to a batch; chunks past their takeBy are left for their
+// requests to withdraw. With nothing to take, the loop ends (busy is
+// cleared under the same lock, so the next enqueue starts a new one).
+func (p *kafkaPublisher) take(q *partitionQueue) []*chunk {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var batch []*chunk
+	count, bytes := 0, int64(0)
+	kept := q.pending[:0] // filtered in place
+	for i, c := range q.pending {
+		if now.After(c.takeBy) {
+			kept = append(kept, c)
+			continue
+		}
+		if len(batch) > 0 && (count+len(c.msgs) > p.batchSize || bytes+c.bytes > p.batchBytes) {
+			kept = append(kept, q.pending[i:]...) // the rest waits, in order
+			break
+		}
+		c.state = chunkTaken
+		q.remove(c)
+		batch = append(batch, c)
+		count += len(c.msgs)
+		bytes += c.bytes
+	}
+	clear(q.pending[len(kept):])
+	q.pending = kept
+	if len(batch) == 0 {
+		q.busy = false
+	}
+	return batch
+}
+
+// produce writes batch to partition in one produce request, retrying
+// retriable errors with kafka-go's backoff, within the earliest deadline
+// of the batch's requests.
+func (p *kafkaPublisher) produce(partition int, batch []*chunk) error {
+	deadline := batch[0].deadline
+	var msgs []kafka.Message
+	for _, c := range batch {
+		if c.deadline.Before(deadline) {
+			deadline = c.deadline
+		}
+		msgs = append(msgs, c.msgs...)
+	}
+	var err error
+	for attempt := range p.maxAttempts {
+		if attempt > 0 {
+			delay := min(time.Duration(attempt*attempt)*kafkaBackoffMin, kafkaBackoffMax)
+			if time.Until(deadline)-delay < minKafkaWriteTimeout {
+				break // no time left for another attempt
+			}
+			time.Sleep(delay)
+		}
+		timeout := min(p.attemptTimeout, time.Until(deadline))
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		var res *kafka.ProduceResponse
+		res, err = p.client.Produce(ctx, &kafka.ProduceRequest{
+			Topic:     p.topic,
+			Partition: partition,
+			// kafka-go defaults to no acks at all; an event is accepted
+			// only once every in-sync replica has it.
+			RequiredAcks: kafka.RequireAll,
+			Compression:  kafka.Lz4,
+			Records:      records(msgs),
+		})
+		cancel()
+		if err == nil && res != nil {
+			err = res.Error
+			if err == nil && len(res.RecordErrors) > 0 {
+				err = fmt.Errorf("the broker refused %d records of the batch", len(res.RecordErrors))
+			}
+		}
+		if err == nil || !retriable(err) {
+			break
+		}
+	}
+	return err
+}
+
+// records reads msgs as Kafka records; each attempt reads them anew.
+func records(msgs []kafka.Message) kafka.RecordReader {
+	rs := make([]kafka.Record, len(msgs))
+	for i, m := range msgs {
+		rs[i] = kafka.Record{Time: m.Time, Headers: m.Headers, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value)}
+	}
+	return kafka.NewRecordReader(rs...)
+}
+
+// retriable is kafka-go's rule for retrying a produce request: a Kafka
+// error marked temporary, a timeout, or a connection that broke.
+func retriable(err error) bool {
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// partitions is the topic's partition count, from the transport's
+// metadata cache (as kafka-go's Writer asks it). A missing topic is an
+// error, not created: a typo in the topic name must fail readiness and
+// produce 503s, not create a topic nobody consumes.
+func (p *kafkaPublisher) partitions(ctx context.Context) (int, error) {
+	r, err := p.transport.RoundTrip(ctx, p.client.Addr, &metadataAPI.Request{TopicNames: []string{p.topic}})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range r.(*metadataAPI.Response).Topics {
+		if t.Name == p.topic {
+			if t.ErrorCode != 0 {
+				return 0, kafka.Error(t.ErrorCode)
+			}
+			if len(t.Partitions) == 0 {
+				return 0, kafka.UnknownTopicOrPartition
+			}
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, kafka.UnknownTopicOrPartition
+}
+
+// writerCloseTimeout bounds the wait for the partition loops at shutdown.
+// Close runs after the HTTP server has drained, and a request is answered
+// only once Kafka is done with its records, so nothing of an answered
+// request is left; only requests cut off by the shutdown timeout can leave
+// records behind, and they were never answered 202.
+const writerCloseTimeout = 2 * time.Second
+
+// errFlushAbandoned is returned by Close when the partition loops did not
+// finish in writerCloseTimeout.
+var errFlushAbandoned = errors.New("kafka publisher gave up waiting for its produce requests; the records left belong to requests not answered 202")
+
+// Close refuses new records, waits for the produce requests under way and
+// closes the connections.
+func (p *kafkaPublisher) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.running.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-time.After(writerCloseTimeout):
+		err = fmt.Errorf("after %s: %w", writerCloseTimeout, errFlushAbandoned)
+	}
+	p.transport.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("close kafka publisher: %w", err)
 	}
 	return nil
 }

@@ -3,8 +3,8 @@
 // and writes the valid ones to Kafka, keyed by organization and customer,
 // for the aggregator. A request is answered 202 only after Kafka has
 // acknowledged every accepted event on all in-sync replicas; if it has not,
-// the answer is 503, given only once the Kafka writer is done with the
-// request's records (publisher.go): they may or may not have been
+// the answer is 503, given only once Kafka is done with the request's
+// records (publisher.go): they may or may not have been
 // recorded, and the client sends the same events again, unchanged (the
 // first version of an identity wins, so a changed re-send is ignored when
 // the first was recorded).
@@ -12,11 +12,15 @@
 // Limits (issue 6): numbers in properties have at most 100 characters, an
 // exponent within ±1000 and a magnitude below 10^26; properties nest at
 // most 32 levels; member names are case-sensitive and appear once
-// (schemas/event_json.go). The Kafka writer makes ingest.kafka-max-attempts
-// attempts per batch within ingest.produce-timeout. Load limits (limits.go):
-// ingest.max-inflight-requests and ingest.max-inflight-bytes answer 503 at
-// once beyond them, ingest.rate-limit-events answers an organization over
-// its rate 429; all with Retry-After.
+// (schemas/event_json.go). A request waits for Kafka at most
+// ingest.produce-timeout (plus scheduling): its records wait at most half
+// of it for the partition's produce request under way, and are then
+// either taken into the next one, whose ingest.kafka-max-attempts
+// attempts end by the request's deadline, or never sent (publisher.go).
+// Load limits (limits.go): ingest.max-inflight-requests and
+// ingest.max-inflight-bytes answer 503 at once beyond them,
+// ingest.rate-limit-events answers an organization over its rate 429; all
+// with Retry-After.
 package ingest
 
 import (
