@@ -181,9 +181,9 @@ func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.
 	client := &kafka.Client{Addr: kafka.TCP(c.kafka.Brokers...), Transport: transport}
 	start := a.Offset
 	if start >= 0 {
-		// A failed lookup is left to the gap check below.
-		if head, err := c.logStart(fetchCtx, client, a.ID); err == nil && head > start {
-			c.haltOutOfRange(&offsetOutOfRange{group: c.cfg.GroupID, topic: c.kafka.Topic, partition: a.ID, position: start, logHead: head})
+		// A failed lookup is left to the gap and idle checks below.
+		if err := c.checkPosition(fetchCtx, client, a.ID, start); err != nil {
+			c.haltPosition(err)
 			return
 		}
 	}
@@ -197,11 +197,23 @@ func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.
 		logger.Error("cannot position partition reader", "offset", start, "err", err)
 		return
 	}
-	var f fetcher
+	// Waiting for a record may mean the log ends before the position
+	// (position.go); next is the position then, since every batch is
+	// committed before the next wait.
+	f := fetcher{idle: func() bool {
+		if next < 0 {
+			return false // reading from the log start
+		}
+		if t := c.beyondLogEnd(fetchCtx, client, a.ID, next); t != nil {
+			c.haltLogTruncated(t)
+			return true
+		}
+		return false
+	}}
 	for {
 		batch := c.fetchBatch(fetchCtx, reader, &f, logger)
 		if len(batch) == 0 {
-			return // fetchCtx is done
+			return // fetchCtx is done, or the partition halted
 		}
 		var loss *offsetOutOfRange
 		if i, missing := firstGap(batch, next); i >= 0 {
@@ -235,6 +247,9 @@ func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.
 // did not fit into the last batch's byte limit starts the next one.
 type fetcher struct {
 	pending *kafka.Message
+	// idle is called after each logEndCheckInterval spent waiting for a
+	// first record; true stops the partition.
+	idle func() (stop bool)
 }
 
 // messageBytes is what a record weighs in a batch's byte limit.
@@ -249,21 +264,32 @@ func messageBytes(m kafka.Message) int {
 // fetchBatch waits for a first record, then collects records until the
 // batch has BatchSize records, the next record would take it over
 // BatchMaxBytes (that record starts the next batch), or BatchLinger has
-// passed. It returns nil only when ctx is done; a batch cut short by ctx
-// is still returned, to be drained.
+// passed. It returns nil only when ctx is done or f.idle stops it; a
+// batch cut short by ctx is still returned, to be drained.
 func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, f *fetcher, logger *slog.Logger) []kafka.Message {
 	var first kafka.Message
 	if f.pending != nil {
 		first, f.pending = *f.pending, nil
 	} else {
 		for {
-			m, err := reader.FetchMessage(ctx)
+			// A Reader keeps a record that a cancelled FetchMessage did
+			// not take.
+			wait, cancel := context.WithTimeout(ctx, logEndCheckInterval)
+			m, err := reader.FetchMessage(wait)
+			waited := wait.Err() != nil
+			cancel()
 			if err == nil {
 				first = m
 				break
 			}
 			if ctx.Err() != nil {
 				return nil
+			}
+			if waited { // nothing to read for logEndCheckInterval
+				if f.idle != nil && f.idle() {
+					return nil
+				}
+				continue
 			}
 			// The reader retries on its own; it reports errors that persist.
 			logger.Warn("fetching records failed", "err", err)

@@ -79,7 +79,8 @@
 // aggregator").
 //
 // Nothing is skipped silently either: records deleted from the topic
-// before they were metered halt their partition at the committed offset
+// before they were metered, and a log that ends before the committed
+// offset (truncated), halt their partition at the committed offset
 // (position.go), and the event topic must have no retention (readiness,
 // kafkaclient). Batches and the fetch queue of each partition are bounded
 // in bytes as well as in records (Config).

@@ -16,12 +16,15 @@ const (
 	// haltOffsetOutOfRange: records after the committed offset were
 	// deleted from Kafka before they were metered (position.go).
 	haltOffsetOutOfRange = "offset_out_of_range"
+	// haltLogTruncated: the log ends before the group's position
+	// (position.go).
+	haltLogTruncated = "log_truncated"
 	// haltPartitionCountChanged: the event topic's partition count
 	// differs from the recorded one (partitions.go).
 	haltPartitionCountChanged = "partition_count_changed"
 )
 
-var haltReasons = []string{haltOffsetOutOfRange, haltPartitionCountChanged}
+var haltReasons = []string{haltOffsetOutOfRange, haltLogTruncated, haltPartitionCountChanged}
 
 // safetyMetrics show halts, stalls, lost assignments and the sizes of
 // batches.
@@ -39,11 +42,11 @@ func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
 	m := &safetyMetrics{
 		halted: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tally_aggregator_halted_partitions",
-			Help: "Partitions this member holds but has stopped consuming, by reason: offset_out_of_range or partition_count_changed.",
+			Help: "Partitions this member holds but has stopped consuming, by reason: offset_out_of_range, log_truncated or partition_count_changed.",
 		}, []string{"reason"}),
 		outOfRange: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_aggregator_offset_out_of_range_total",
-			Help: "Times a partition's next records were found deleted from Kafka before they were metered.",
+			Help: "Times a partition's next records were found deleted from Kafka before they were metered, or its log found ending before its position.",
 		}, []string{"partition"}),
 		topicPartitions: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tally_aggregator_event_topic_partitions",
@@ -87,7 +90,7 @@ func (s *consumerState) halt(partition int, reason string, why error) {
 		return // revoked meanwhile
 	}
 	p.halted, p.haltedWhy = reason, why
-	if reason == haltOffsetOutOfRange {
+	if reason == haltOffsetOutOfRange || reason == haltLogTruncated {
 		s.safety.outOfRange.WithLabelValues(strconv.Itoa(partition)).Inc()
 	}
 	s.countHalts()

@@ -1,0 +1,119 @@
+package aggregator
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+// Defect 2, the other end of the log: a committed offset beyond the log
+// END (an unclean leader election that truncated the log, a topic deleted
+// and created again under its name, a broker restored from an older disk).
+// kafka-go's Reader answers OFFSET_OUT_OF_RANGE past the end by waiting
+// for new messages, so the records produced at offsets below the commit
+// would never be metered, with lag 0 and readiness green. The aggregator
+// instead halts the partition at its committed offset and readiness
+// explains it, as for records deleted before they were metered.
+func TestCommittedBeyondLogEndIsAnAlarm(t *testing.T) {
+	e, _ := newClusterEnv(t, 1)
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
+	cfg := withGroup(testConfig(), t)
+	for i := range 5 {
+		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
+	}
+	r := e.start(cfg)
+	e.waitCommitted(cfg.GroupID)
+	r.shutdown(t)
+
+	// The log is truncated below the group's commit: modelled by a commit
+	// past the end (the group has no members now).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	off := kadm.Offsets{}
+	off.Add(kadm.Offset{Topic: testTopic, Partition: 0, At: 100, LeaderEpoch: -1})
+	if err := kadm.NewClient(cl).CommitAllOffsets(e.ctx, cfg.GroupID, off); err != nil {
+		t.Fatal(err)
+	}
+	// Accepted events at offsets 5..14, below the commit.
+	for i := range 10 {
+		e.produce(event("c1", fmt.Sprintf("after-%d", i), "api_call", t0, `{}`))
+	}
+	r = e.start(cfg)
+	e.waitFor("readiness to explain the truncated log", func() bool {
+		code, body := readyz(t, r)
+		return code == 503 && strings.Contains(body, "partition 0") && strings.Contains(body, "beyond the end of the log")
+	})
+	e.waitFor("the partition to be halted", func() bool {
+		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "log_truncated"}) == 1
+	})
+	if got := metricValue(t, r.reg, "tally_aggregator_offset_out_of_range_total", map[string]string{"partition": "0"}); got < 1 {
+		t.Errorf("tally_aggregator_offset_out_of_range_total{partition=0} = %v, want at least 1", got)
+	}
+	_, body := readyz(t, r)
+	for _, want := range []string{"offset 100", "ends at offset 15", "--reset-offsets --to-earliest"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("readiness %s does not say %q", body, want)
+		}
+	}
+	if got := e.committed(cfg.GroupID); got != 100 {
+		t.Errorf("committed offset %d, want 100 (kept for the operator to decide)", got)
+	}
+	if n := len(e.readings("calls")); n != 5 {
+		t.Errorf("%d readings, want the 5 metered before the truncation", n)
+	}
+}
+
+// The log can also end before the position while a partition is held:
+// here the topic is deleted and created again under its name while the
+// aggregator waits for records at offset 5. The reader would wait for the
+// new log to reach offset 5 and never meter offsets 0..4 of it; the idle
+// check halts the partition instead.
+func TestLogEndsBeforePositionWhileConsuming(t *testing.T) {
+	e, _ := newClusterEnv(t, 1)
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
+	cfg := withGroup(testConfig(), t)
+	r := e.start(cfg)
+	for i := range 5 {
+		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
+	}
+	e.waitCommitted(cfg.GroupID)
+	if code, body := readyz(t, r); code != 200 {
+		t.Fatalf("readiness before the topic is recreated: %d %s", code, body)
+	}
+
+	client := &kafka.Client{Addr: kafka.TCP(e.kafka.Brokers...), Timeout: 5 * time.Second}
+	resp, err := client.DeleteTopics(e.ctx, &kafka.DeleteTopicsRequest{Topics: []string{testTopic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range resp.Errors {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CreateTopic(t, e.kafka.Brokers, testTopic, 1)
+	for i := range 3 { // offsets 0..2 of the new log
+		e.produce(event("c1", fmt.Sprintf("after-%d", i), "api_call", t0, `{}`))
+	}
+	e.waitFor("readiness to explain the truncated log", func() bool {
+		code, body := readyz(t, r)
+		return code == 503 && strings.Contains(body, "partition 0") && strings.Contains(body, "offset 5") &&
+			strings.Contains(body, "ends at offset 3")
+	})
+	if got := metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "log_truncated"}); got != 1 {
+		t.Errorf("tally_aggregator_halted_partitions{reason=log_truncated} = %v, want 1", got)
+	}
+	if n := len(e.readings("calls")); n != 5 {
+		t.Errorf("%d readings, want the 5 of the old log", n)
+	}
+}
