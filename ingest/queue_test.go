@@ -140,3 +140,85 @@ func (p *kafkaPublisher) queuedRecords() int {
 	}
 	return n
 }
+
+// keyFor returns a record key that kafka.Hash sends to partition part of
+// partitions.
+func keyFor(t *testing.T, part, partitions int) []byte {
+	t.Helper()
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	for i := range 1000 {
+		key := []byte("acme/c" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		if (&kafka.Hash{}).Balance(kafka.Message{Key: key}, all...) == part {
+			return key
+		}
+	}
+	t.Fatalf("no key for partition %d", part)
+	return nil
+}
+
+// TestSilentPartition: the broker swallows produce requests for partition
+// 1 only. A request with records for both partitions is answered 503 (its
+// partition 0 records may be written: the 503 says may or may not); a
+// request for partition 1 queued behind it is answered 503 without being
+// sent; partition 0 keeps acknowledging meanwhile.
+func TestSilentPartition(t *testing.T) {
+	release := make(chan struct{})
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	t.Cleanup(func() { close(release) })
+	var mu sync.Mutex
+	silent := 0 // produce requests received for partition 1
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Partition == 1 {
+					mu.Lock()
+					silent++
+					mu.Unlock()
+					c.SleepControl(func() { <-release })
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	silentProduces := func() int { mu.Lock(); defer mu.Unlock(); return silent }
+
+	cfg := testConfig()
+	cfg.ProduceTimeout = 2 * time.Second
+	cfg.KafkaMaxAttempts = 1
+	p := newKafkaPublisher(kafkaConfig(c.ListenAddrs(), "events"), cfg)
+	k0, k1 := keyFor(t, 0, 2), keyFor(t, 1, 2)
+	publish := func(keys ...[]byte) <-chan error {
+		done := make(chan error, 1)
+		var msgs []kafka.Message
+		for _, k := range keys {
+			msgs = append(msgs, kafka.Message{Key: k, Value: []byte(`{}`)})
+		}
+		go func() { done <- p.Publish(context.Background(), msgs) }()
+		return done
+	}
+
+	both := publish(k0, k1)
+	eventually(t, func() bool { return silentProduces() == 1 })
+	queued := publish(k1)
+	if err := <-publish(k0); err != nil {
+		t.Errorf("partition 0 while partition 1 is silent: %v", err)
+	}
+	if err := <-both; err == nil {
+		t.Error("a request with records for the silent partition was acknowledged")
+	}
+	if err := <-queued; err == nil {
+		t.Error("a request queued for the silent partition was acknowledged")
+	}
+	_ = p.Close()
+	if n := silentProduces(); n != 1 {
+		t.Errorf("%d produce requests for partition 1; the queued request's records were sent after its deadline", n)
+	}
+}
