@@ -2,14 +2,19 @@ package aggregator
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -115,5 +120,75 @@ func TestLogEndsBeforePositionWhileConsuming(t *testing.T) {
 	}
 	if n := len(e.readings("calls")); n != 5 {
 		t.Errorf("%d readings, want the 5 of the old log", n)
+	}
+}
+
+// A broker's answer during a leader change can be stale: one low log end
+// is not an alarm, the same answer three times (logEndRecheckDelay apart)
+// is. The broker here answers ListOffsets through kfake's control hook.
+func TestStaleLogEndIsNotAnAlarm(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	testenv.CreateTopic(t, brokers, testTopic, 1)
+	var mu sync.Mutex
+	var ends []int64 // the log ends the broker answers, in turn; the last one stays
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		mu.Lock()
+		end := ends[0]
+		if len(ends) > 1 {
+			ends = ends[1:]
+		}
+		mu.Unlock()
+		lreq := req.(*kmsg.ListOffsetsRequest)
+		resp := lreq.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range lreq.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.Timestamp, sp.Offset = rp.Partition, -1, end
+				if rp.Timestamp == -2 { // the log start
+					sp.Offset = 0
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	c := &consumer{cfg: Config{GroupID: "g"}, kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic}, logger: slog.Default()}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		name      string
+		ends      []int64
+		truncated bool
+	}{
+		{"at the log end", []int64{5}, false},
+		{"stale once", []int64{0, 7}, false},
+		{"stale twice", []int64{0, 0, 7}, false},
+		{"low three times", []int64{3}, true},
+	} {
+		mu.Lock()
+		ends = tc.ends
+		mu.Unlock()
+		got := c.beyondLogEnd(t.Context(), client, 0, 5)
+		if (got != nil) != tc.truncated {
+			t.Errorf("%s: beyondLogEnd(5) = %v, want truncated %v", tc.name, got, tc.truncated)
+		}
+		if got != nil && (got.position != 5 || got.logEnd != 3) {
+			t.Errorf("%s: %+v, want position 5, log end 3", tc.name, got)
+		}
+	}
+	// Before positioning, the same confirmation applies.
+	mu.Lock()
+	ends = []int64{0, 9}
+	mu.Unlock()
+	if err := c.checkPosition(t.Context(), client, 0, 5); err != nil {
+		t.Errorf("checkPosition(5) with one stale answer: %v", err)
 	}
 }
