@@ -41,13 +41,16 @@ import (
 // confirmed by two more reads logEndRecheckDelay apart (a broker's
 // answer during a leader change can be stale), then halts the partition
 // like a loss (halted reason log_truncated, the same counter). Its limit:
-// a log truncated and then written past the position again between two
-// checks (within logEndCheckInterval of waiting, or while the partition
-// is down) is not seen; Kafka's own remedy, validating the position's
-// leader epoch (KIP-320), is not available in kafka-go. A topic with
-// unclean.leader.election.enable=false, replicas and min.insync.replicas
-// of 2 or more (which readiness asks for) does not truncate committed
-// records.
+// a log truncated and written past the position again before the check
+// confirms it (about 9 s of waiting: logEndCheckInterval plus the
+// confirmation), or while no member holds the partition, is not seen;
+// under steady traffic a shallow truncation refills that fast. Kafka's
+// own remedy, validating the position's leader epoch (KIP-320), is not
+// available in kafka-go (franz-go's consumer has it). The prevention is
+// the topic's settings: with unclean.leader.election.enable=false (which
+// readiness requires, kafkaclient), a replication factor of 3 and
+// min.insync.replicas of 2 (which readiness does not check on an
+// existing topic), Kafka does not truncate acknowledged records.
 //
 // A group without a committed offset starts at the log start (a new
 // group, or one whose offsets expired, which `tally all`'s trimming can
