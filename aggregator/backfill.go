@@ -43,6 +43,19 @@ import (
 //     may have been written by another aggregator whose clock is off, or
 //     during a backfill that began before it). Redoing a backfill is
 //     harmless, so erring this way costs work, never numbers.
+//
+// # Readings that were parked
+//
+// A reading that ClickHouse refuses for a reason about the row, while the
+// table takes rows (retry.go), is parked: dead-lettered as unwritable
+// with its meter key, the record and the reason, while its event stays
+// stored. A re-send of the event is then a duplicate, so the reading is
+// recovered here instead: a starting aggregator treats the meter's
+// revisions like those of a meter that was invalid (above), by the time
+// of the meter's last unwritable dead letter, and backfills them again.
+// So once the cause is fixed (a column widened, say), restarting the
+// aggregators recomputes the missing readings; until then each start
+// parks them again, which costs a backfill, never numbers.
 type backfiller struct {
 	source  BackfillSource
 	store   Store
@@ -68,8 +81,15 @@ type revisionWork struct {
 	force bool // even if its backfill completed: it did not validate since
 }
 
-// backfillChunk bounds the rows held in memory and sent per insert.
-const backfillChunk = 10_000
+// backfillChunk and backfillChunkBytes bound the rows held in memory and
+// sent per insert: a chunk is flushed at 10,000 rows or once its rows
+// (readings, and dead letters with their records) reach 8 MiB, so a
+// chunk holds at most 8 MiB plus one event's rows. The backfill meters one
+// revision, so an event has at most one dead letter in it.
+const (
+	backfillChunk      = 10_000
+	backfillChunkBytes = 8 << 20
+)
 
 func newBackfiller(source BackfillSource, store Store, retry retrier, m *metrics, logger *slog.Logger) *backfiller {
 	return &backfiller{source: source, store: store, retry: retry, metrics: m, logger: logger,
@@ -237,18 +257,22 @@ func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) 
 		n++
 		rs, failures := evaluate(rec, rec.IngestedAt, meters)
 		c.readings = append(c.readings, rs...)
-		for range rs {
+		for i := range rs {
 			c.sources = append(c.sources, readingSource{typ: rec.Event.Type, pos: pos})
+			c.bytes += rs[i].size()
 		}
 		for _, f := range failures {
-			c.deadLetters = append(c.deadLetters, backfillDeadLetter(rec, pos, f, now))
+			dl := backfillDeadLetter(rec, pos, f, now)
+			c.deadLetters = append(c.deadLetters, dl)
+			c.bytes += dl.size()
 		}
-		if len(c.readings)+len(c.deadLetters) < backfillChunk {
+		if len(c.readings)+len(c.deadLetters) < backfillChunk && c.bytes < backfillChunkBytes {
 			return nil
 		}
 		if err := b.flush(ctx, &c, now); err != nil {
 			return err
 		}
+		clear(c.deadLetters) // let go of the records
 		c = backfillChunkRows{readings: c.readings[:0], sources: c.sources[:0], deadLetters: c.deadLetters[:0]}
 		return nil
 	})
@@ -268,6 +292,19 @@ type backfillChunkRows struct {
 	readings    []ReadingRow
 	sources     []readingSource
 	deadLetters []DeadLetterRow
+	bytes       int // about what the rows hold
+}
+
+// size is about what r holds.
+func (r *ReadingRow) size() int {
+	n := len(r.OrgID) + len(r.MeterKey) + len(r.CustomerID) + len(r.EventID) + len(r.DistinctValue) + 200
+	for i := range r.GroupKeys {
+		n += len(r.GroupKeys[i]) + 16
+	}
+	for i := range r.GroupValues {
+		n += len(r.GroupValues[i]) + 16
+	}
+	return n
 }
 
 type readingSource struct {
@@ -288,7 +325,7 @@ func (b *backfiller) flush(ctx context.Context, c *backfillChunkRows, now time.T
 			c.deadLetters = append(c.deadLetters, DeadLetterRow{
 				OrgID: r.OrgID, CustomerID: r.CustomerID, EventID: r.EventID, EventType: src.typ, MeterKey: r.MeterKey,
 				Reason:  schemas.ReasonUnwritable,
-				Message: "its reading cannot be stored, for a reason retrying cannot fix: " + schemas.QuoteValue(parked.Err.Error()),
+				Message: readingParked + ", for a reason retrying cannot fix: " + schemas.QuoteValue(parked.Err.Error()),
 				Time:    r.Time, IngestedAt: r.IngestedAt, DeadLetteredAt: now, Position: src.pos,
 			}.bounded())
 		}

@@ -21,7 +21,9 @@ type BackfillSource interface {
 	CompletedBackfills(ctx context.Context) (map[BackfillKey]time.Time, error)
 	// InvalidMeterDeadLetters returns, for each meter (by organization and
 	// key, MeterKey of the BackfillKey; Revision 0) that has dead letters
-	// with reason meter_invalid, the time of the last one.
+	// with reason meter_invalid, or unwritable with its meter key (a
+	// reading that was parked while its event was stored), the time of
+	// the last one.
 	InvalidMeterDeadLetters(ctx context.Context) (map[BackfillKey]time.Time, error)
 	// ScanEvents calls fn for every stored event of the organization and
 	// of one of the types, with its Kafka position, until fn returns an
@@ -63,7 +65,8 @@ func (s *clickhouseStore) CompletedBackfills(ctx context.Context) (map[BackfillK
 // for long.
 func (s *clickhouseStore) InvalidMeterDeadLetters(ctx context.Context) (map[BackfillKey]time.Time, error) {
 	rows, err := s.conn.Query(ctx, `SELECT org_id, meter_key, max(dead_lettered_at) FROM dead_letters
-		WHERE reason = ? GROUP BY org_id, meter_key`, schemas.ReasonMeterInvalid)
+		WHERE reason = ? OR (reason = ? AND meter_key != '') GROUP BY org_id, meter_key`,
+		schemas.ReasonMeterInvalid, schemas.ReasonUnwritable)
 	if err != nil {
 		return nil, fmt.Errorf("read meter_invalid dead letters: %w", err)
 	}

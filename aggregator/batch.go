@@ -179,7 +179,9 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	}
 
 	// 7. Store readings and dead letters. A reading that cannot be
-	// written for a reason retrying cannot fix is dead-lettered instead.
+	// written for a reason retrying cannot fix is dead-lettered instead;
+	// its event is stored, so its meter is backfilled again at the next
+	// start (backfill.go, "Readings that were parked").
 	if err := p.store.InsertReadings(ctx, readings); err != nil {
 		var parked *ParkedError
 		if !errors.As(err, &parked) {
@@ -188,9 +190,13 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 		for _, i := range parked.Rows {
 			r := readingOf[i]
 			r.outcome = outcomeDeadLettered
-			deadLetters = append(deadLetters, unwritableDeadLetter(r, readings[i].MeterKey, "its reading cannot be stored", parked.Err, now))
+			deadLetters = append(deadLetters, unwritableDeadLetter(r, readings[i].MeterKey, readingParked, parked.Err, now))
 		}
 	}
+	// A record is carried by one of its dead letters only, and messages
+	// are bounded per batch, so the dead letters' bytes are bounded by the
+	// batch's however many meters fail (deadletter.go).
+	boundBatchDeadLetters(deadLetters)
 	if err := p.store.InsertDeadLetters(ctx, deadLetters); err != nil {
 		return nil, err
 	}

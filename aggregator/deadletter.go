@@ -38,10 +38,16 @@ type DeadLetter struct {
 	Record       json.RawMessage `json:"record,omitempty"`
 	RecordBase64 []byte          `json:"record_base64,omitempty"`
 	// RecordOmitted is set when the record was too large to repeat here
-	// (RecordBytes is then its size); the dead_letters table still holds
-	// it, and the events table the event.
+	// (RecordBytes is then its size; the dead_letters table still holds
+	// it, and the events table the event), or when another dead letter
+	// carries it (RecordWithMeterKey).
 	RecordOmitted bool `json:"record_omitted,omitempty"`
 	RecordBytes   int  `json:"record_bytes,omitempty"`
+	// RecordWithMeterKey is set when the record is omitted because another
+	// dead letter of the same record (same partition and offset), the one
+	// of this meter key, carries it: a record is copied once per batch,
+	// however many meters fail on it.
+	RecordWithMeterKey string `json:"record_with_meter_key,omitempty"`
 }
 
 // Bounds of a dead letter. A dead letter that does not fit the writer or
@@ -84,7 +90,83 @@ const (
 	maxDeadLetterPayload = 2 << 20
 	// deadLetterBatchBytes is the writer's BatchBytes.
 	deadLetterBatchBytes = 1 << 20
+	// deadLetterChunkBytes bounds the rows (records, messages, fields)
+	// sent in one insert or publish: the block or the encoded messages of
+	// a chunk are what is copied at once.
+	deadLetterChunkBytes = 4 << 20
+	// deadLetterMessageBudget bounds the messages of one batch's dead
+	// letters in full; beyond it, messages are cut to
+	// schemas.MaxQuotedValue (a batch of many events that many meters
+	// fail on).
+	deadLetterMessageBudget = 1 << 20
 )
+
+// Bounds of one batch's dead letters in memory. Every meter that fails on
+// an event makes its own dead-letter row (the table's identity includes
+// the meter), so the rows of a batch are at most records x (meters of the
+// event's type + 1). Their bytes are bounded by the batch's, not by the
+// number of meters:
+//
+//   - records: a record is carried by the first dead letter of it in the
+//     batch only (boundBatchDeadLetters); the others omit it and name the
+//     meter of the one that carries it. The rows share the batch's bytes
+//     (no copy), so the records of all rows add at most the batch's
+//     record bytes (aggregator.batch-max-bytes, 16 MiB) and nothing to
+//     memory;
+//   - messages: at most deadLetterMessageBudget (1 MiB) in full, then
+//     schemas.MaxQuotedValue (256 bytes) plus a short note each;
+//   - what is copied at once: the store inserts and the publisher
+//     publishes in chunks of deadLetterChunkBytes (4 MiB, at least one
+//     row; a row is at most maxDeadLetterPayload + 12 KiB), so one block
+//     or one chunk of encoded messages is built at a time.
+//
+// What still grows with the number of failing meters is the rows
+// themselves: a struct of about 300 bytes plus a message of at most 256
+// bytes (past the budget), for each (event, failing meter). 10,000
+// events and 20 meters failing on each are 200,000 rows, about 110 MiB.
+
+// deadLetterChunk returns how many of rows, at least one, make a chunk of
+// at most deadLetterChunkBytes.
+func deadLetterChunk(rows []DeadLetterRow) int {
+	size := 0
+	for i := range rows {
+		size += rows[i].size()
+		if size > deadLetterChunkBytes && i > 0 {
+			return i
+		}
+	}
+	return len(rows)
+}
+
+// size is about what r takes in a block or an encoded message.
+func (r *DeadLetterRow) size() int {
+	return len(r.Payload) + len(r.Key) + len(r.Message) + len(r.OrgID) + len(r.CustomerID) + len(r.EventID) +
+		len(r.EventType) + len(r.MeterKey) + len(r.Reason) + 128
+}
+
+// boundBatchDeadLetters applies the bounds of one batch's dead letters
+// (above) to rows, in place: the record stays with the first dead letter
+// of each Kafka record, and messages beyond the budget are cut.
+func boundBatchDeadLetters(rows []DeadLetterRow) {
+	carrier := make(map[Position]int)
+	messages := 0
+	for i := range rows {
+		r := &rows[i]
+		if messages += len(r.Message); messages > deadLetterMessageBudget {
+			r.Message = schemas.Truncate(r.Message, schemas.MaxQuotedValue)
+		}
+		if len(r.Payload) > 0 {
+			if c, ok := carrier[r.Position]; ok {
+				note := fmt.Sprintf(" [record of %d bytes kept with this record's dead letter for meter %q]",
+					len(r.Payload), schemas.Truncate(rows[c].MeterKey, schemas.MaxQuotedValue))
+				r.Message = schemas.Truncate(r.Message, maxDeadLetterMessage-len(note)) + note
+				r.RecordBytes, r.RecordWith, r.Payload = len(r.Payload), rows[c].MeterKey, nil
+			} else {
+				carrier[r.Position] = i
+			}
+		}
+	}
+}
 
 // DeadLetterContentType is the content-type header of dead-letter records.
 const DeadLetterContentType = "application/vnd.tally.dead-letter.v1+json"
@@ -128,6 +210,9 @@ func encodeDeadLetter(r DeadLetterRow) ([]byte, error) {
 		Reason: r.Reason, Message: r.Message, Partition: r.Partition, Offset: r.Offset,
 	}
 	switch {
+	case size == 0 && r.RecordBytes > 0: // another dead letter carries it
+		dl.RecordOmitted, dl.RecordBytes = true, r.RecordBytes
+		dl.RecordWithMeterKey = schemas.Truncate(r.RecordWith, maxDeadLetterField)
 	case size <= maxDeadLetterRecord && json.Valid(r.Payload):
 		dl.Record = r.Payload
 	case size <= maxDeadLetterRecordBytes:

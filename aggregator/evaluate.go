@@ -134,6 +134,10 @@ func evalDeadLetter(r *record, f evalFailure, now time.Time) DeadLetterRow {
 	}.bounded()
 }
 
+// readingParked is what the dead letter of a parked reading says.
+const readingParked = "its reading cannot be stored (its event is: once the cause is fixed, " +
+	"a restarted aggregator backfills the meter again and recomputes it)"
+
 // unwritableDeadLetter records an event (meterKey "") or one of its
 // readings that was parked because it cannot be written (retry.go).
 func unwritableDeadLetter(r *record, meterKey, what string, cause error, now time.Time) DeadLetterRow {

@@ -53,6 +53,7 @@ type metrics struct {
 	backfills       prometheus.Counter
 	parked          *prometheus.CounterVec
 	invalidMeters   prometheus.Gauge
+	systemic        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -128,5 +129,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tally_aggregator_invalid_meters",
 			Help: "Stored meters whose definition no longer validates, as of the last load; their events are dead-lettered as meter_invalid until fixed.",
 		}),
+		systemic: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_aggregator_systemic_write_failures_total",
+			Help: "Rounds of a write whose every row failed for a reason about rows while a row known to be writable failed too (a changed table or topic): " +
+				"nothing is parked, the write is retried and the partition waits until the table or topic is fixed.",
+		}, []string{"operation"}),
 	}
 }

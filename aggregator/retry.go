@@ -34,14 +34,52 @@ import (
 // batch goes on to commit.
 //
 //   - an event or reading row: the insert returns a *ParkedError naming
-//     it, and the batch dead-letters its event as schemas.ReasonUnwritable
-//     (a parked event is not stored, so it is not metered either);
+//     it, and the batch dead-letters it as schemas.ReasonUnwritable (a
+//     parked event is not stored, so it is not metered either, and a
+//     re-send of it is a new first version; a parked reading's revision
+//     is backfilled again at the next start, backfill.go);
 //   - a dead-letter row (insert or publish): a shortened copy (message cut
 //     to schemas.MaxQuotedValue, no record) is written in its place, and
 //     when even that fails, the dead letter is logged at error level and
 //     counted as dead_letter_logged_only.
 //
-// Splitting costs at most 2 x log2(rows) extra writes per parked row.
+// # Only rows are parked, never the table
+//
+// The kind of an error does not say whether it is about a row or about
+// the table: a column whose type no longer matches (a rolling upgrade, an
+// operator's ALTER) refuses every row with the same conversion error that
+// one bad value gets. Parking then would dead-letter, or worse commit
+// unmetered, the whole stream. So a row is parked only once the table (or
+// topic) is shown to take rows at that moment, by one of:
+//
+//   - another part of the same write was written, or
+//   - a canary was: a row known to be writable, written again. For events
+//     and readings it is the last row this process wrote to the table
+//     (identical, so it folds into itself and changes nothing; its values
+//     are real, so a narrowed type that refuses real values refuses it
+//     too); before the first, and always for dead letters (whose rows an
+//     older copy could replace), a fixed row of the reserved organization
+//     canaryOrg, which no API key can name (httpapi.OrgIDPattern), so no
+//     query sees it. For the topic it is the last dead letter published
+//     (the topic is at least once; consumers deduplicate); none is known
+//     before the first publish, and then nothing is parked.
+//
+// When the first single row that fails finds neither, the write is
+// systemic: nothing of it was written, nothing is parked, and the whole
+// write is retried with backoff, forever, like an outage. It is counted
+// in tally_aggregator_systemic_write_failures_total{operation} and logged
+// at error level each round, and the partition makes no progress, which
+// readiness and tally_aggregator_stalled_partitions report. Fixing the
+// table lets the same batch through, with nothing lost.
+//
+// Splitting costs at most 2 x log2(rows) extra writes per parked row, and
+// a systemic round log2(rows) + 1 writes beyond the whole write's tries.
+//
+// A 1-row write whose row is poison is parked once the canary is written:
+// one bad record never stops a partition while the table takes rows. What
+// is not told apart: a change that refuses only some real values (a type
+// narrowed below values the last written row did not reach) parks the
+// rows that no longer fit, each dead-lettered and counted.
 
 // retrier runs an operation with exponential backoff.
 type retrier struct {
@@ -67,52 +105,135 @@ func (e *ParkedError) Error() string {
 
 func (e *ParkedError) Unwrap() error { return e.Err }
 
+// SystemicError is a write that failed for every row it tried, with an
+// error about rows, while a canary failed too, or none was known: the
+// table or topic refuses rows, not these rows. It is retried, never
+// parked.
+type SystemicError struct {
+	Op     string
+	Err    error // the rows' failure
+	Canary error // the canary's failure (errNoCanary: none known)
+}
+
+func (e *SystemicError) Error() string {
+	return fmt.Sprintf("%s refuses every row tried and a row known to be writable as well, so the fault is not in these rows "+
+		"(a changed table or topic?); nothing is parked, retrying until it is fixed: %v (canary: %v)", e.Op, e.Err, e.Canary)
+}
+
+func (e *SystemicError) Unwrap() error { return e.Err }
+
+// errNoCanary: no row is known to be writable.
+var errNoCanary = errors.New("no row known to be writable yet")
+
+// canaryOrg is the organization of the fixed canary rows: it cannot match
+// httpapi.OrgIDPattern, so no API key reaches it and no query reads it.
+const canaryOrg = "_tally_canary"
+
+// parking says how writeOrPark tells rows apart from their table.
+type parking struct {
+	what      string
+	counted   func()           // a retry
+	permanent func(error) bool // the error is about the rows written
+	// canary writes a row known to be writable; nil means that parking
+	// needs no proof (the rows are replaced by copies without their
+	// payload, which are themselves parked only with proof).
+	canary   func() error
+	systemic func() // a round that found the failure systemic
+}
+
 // writeOrPark writes rows [0, n) with write(lo, hi), retrying transient
-// failures forever. A failure for which permanent is true is tried
+// failures forever. A failure for which p.permanent is true is tried
 // dataErrorAttempts times, then the range is split in halves (each tried
 // once more), down to single rows. It returns the single rows that fail
-// that way (nil when all were written), or ctx's error.
-func (r retrier) writeOrPark(ctx context.Context, what string, counted func(), n int,
-	permanent func(error) bool, write func(lo, hi int) error) (*ParkedError, error) {
-	var parked *ParkedError
-	var split func(lo, hi, attempts int) error
-	split = func(lo, hi, attempts int) error {
-		failures := 0
-		var cause error
-		err := r.do(ctx, what, counted, func() error {
-			err := write(lo, hi)
-			if err != nil && permanent(err) {
-				if failures++; failures >= attempts {
-					cause = err
-					return backoff.Permanent(err)
-				}
-			}
-			return err
-		})
-		if cause == nil {
-			return err // nil, or ctx is done
-		}
-		if hi-lo == 1 {
-			if parked == nil {
-				parked = &ParkedError{Err: cause}
-			}
-			parked.Rows = append(parked.Rows, lo)
-			r.logger.Warn("parking a row that cannot be written", "operation", what, "err", cause)
-			return nil
-		}
-		mid := lo + (hi-lo)/2
-		if err := split(lo, mid, 1); err != nil {
-			return err
-		}
-		return split(mid, hi, 1)
-	}
+// that way (nil when all were written), or ctx's error. A single row is
+// parked only when the table is shown to take rows (see "Only rows are
+// parked, never the table"); otherwise the whole write is retried.
+func (r retrier) writeOrPark(ctx context.Context, p parking, n int, write func(lo, hi int) error) (*ParkedError, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if err := split(0, n, dataErrorAttempts); err != nil {
+	var parked *ParkedError
+	err := r.do(ctx, p.what, p.counted, func() error {
+		parked = nil
+		proven := p.canary == nil
+		var split func(lo, hi, attempts int) error
+		split = func(lo, hi, attempts int) error {
+			failures := 0
+			var cause error
+			err := r.do(ctx, p.what, p.counted, func() error {
+				err := write(lo, hi)
+				if err != nil && p.permanent(err) {
+					if failures++; failures >= attempts {
+						cause = err
+						return backoff.Permanent(err)
+					}
+				}
+				return err
+			})
+			if cause == nil {
+				if err == nil {
+					proven = true // the table took rows
+				}
+				return err // nil, or ctx is done
+			}
+			if hi-lo == 1 {
+				if !proven {
+					if err := r.probe(ctx, p, cause); err != nil {
+						return err
+					}
+					proven = true
+				}
+				if parked == nil {
+					parked = &ParkedError{Err: cause}
+				}
+				parked.Rows = append(parked.Rows, lo)
+				r.logger.Warn("parking a row that cannot be written", "operation", p.what, "err", cause)
+				return nil
+			}
+			mid := lo + (hi-lo)/2
+			if err := split(lo, mid, 1); err != nil {
+				return err
+			}
+			return split(mid, hi, 1)
+		}
+		err := split(0, n, dataErrorAttempts)
+		var systemic *SystemicError
+		switch {
+		case errors.As(err, &systemic):
+			if p.systemic != nil {
+				p.systemic()
+			}
+			r.logger.Error("a write fails for every row, and for a row known to be writable too: not parking, retrying",
+				"operation", p.what, "err", err)
+			return err // retried: nothing of it was written
+		case err != nil:
+			return backoff.Permanent(err) // ctx is done
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return parked, nil
+}
+
+// probe writes the canary. It returns nil once it was written, a
+// *SystemicError when it is refused as well (or none is known), or ctx's
+// error; a transient failure of the canary is retried.
+func (r retrier) probe(ctx context.Context, p parking, cause error) error {
+	var refused error
+	err := r.do(ctx, p.what+"_canary", p.counted, func() error {
+		err := p.canary()
+		if err != nil && (errors.Is(err, errNoCanary) || p.permanent(err)) {
+			refused = err
+			return backoff.Permanent(err)
+		}
+		return err
+	})
+	if refused != nil {
+		return &SystemicError{Op: p.what, Err: cause, Canary: refused}
+	}
+	return err
 }
 
 func (r retrier) do(ctx context.Context, what string, counted func(), op func() error) error {
@@ -133,9 +254,50 @@ type retryingStore struct {
 	next    Store
 	retry   retrier
 	metrics *metrics
+
+	// The last event and reading this process wrote: the canaries of
+	// their tables (see "Only rows are parked, never the table").
+	lastEvent   lastWritten[EventRow]
+	lastReading lastWritten[ReadingRow]
 }
 
 var _ Store = (*retryingStore)(nil)
+
+// lastWritten holds the last row written to a table, to write again as a
+// canary. It holds one row, whose strings may share a batch's record.
+type lastWritten[T any] struct {
+	mu  sync.Mutex
+	row T
+	ok  bool
+}
+
+func (l *lastWritten[T]) set(row T) {
+	l.mu.Lock()
+	l.row, l.ok = row, true
+	l.mu.Unlock()
+}
+
+// get returns the row, or fallback when none was written yet.
+func (l *lastWritten[T]) get(fallback T) T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ok {
+		return l.row
+	}
+	return fallback
+}
+
+// The fixed canaries: rows of canaryOrg, valid for every column.
+var (
+	canaryTime     = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	canaryEventRow = EventRow{EventKey: EventKey{OrgID: canaryOrg, CustomerID: "canary", ID: "canary"},
+		Type: "canary", Source: "tally-aggregator", Time: canaryTime, Properties: "{}", IngestedAt: canaryTime}
+	canaryReadingRow = ReadingRow{OrgID: canaryOrg, MeterKey: "canary", MeterRevision: 1, CustomerID: "canary",
+		EventID: "canary", Time: canaryTime, GroupKeys: []string{}, GroupValues: []string{}, IngestedAt: canaryTime}
+	canaryDeadLetterRow = DeadLetterRow{OrgID: canaryOrg, CustomerID: "canary", EventID: "canary", EventType: "canary",
+		MeterKey: "canary", Reason: "canary", Message: "written to check that the table takes rows",
+		Time: canaryTime, IngestedAt: canaryTime, DeadLetteredAt: canaryTime}
+)
 
 func (s *retryingStore) StoredVersions(ctx context.Context, keys []EventKey) (map[EventKey][]Position, error) {
 	var out map[EventKey][]Position
@@ -149,23 +311,51 @@ func (s *retryingStore) StoredVersions(ctx context.Context, keys []EventKey) (ma
 
 // InsertEvents returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertEvents(ctx context.Context, rows []EventRow) error {
-	return s.insertOrPark(ctx, tableEvents, parkedEvent, len(rows), func(lo, hi int) error {
-		return s.next.InsertEvents(ctx, rows[lo:hi])
+	canary := func() error {
+		return s.next.InsertEvents(ctx, []EventRow{s.lastEvent.get(canaryEventRow)})
+	}
+	return s.insertOrPark(ctx, tableEvents, parkedEvent, len(rows), canary, func(lo, hi int) error {
+		if err := s.next.InsertEvents(ctx, rows[lo:hi]); err != nil {
+			return err
+		}
+		s.lastEvent.set(rows[lo])
+		return nil
 	})
 }
 
 // InsertReadings returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertReadings(ctx context.Context, rows []ReadingRow) error {
-	return s.insertOrPark(ctx, tableReadings, parkedReading, len(rows), func(lo, hi int) error {
-		return s.next.InsertReadings(ctx, rows[lo:hi])
+	canary := func() error {
+		return s.next.InsertReadings(ctx, []ReadingRow{s.lastReading.get(canaryReadingRow)})
+	}
+	return s.insertOrPark(ctx, tableReadings, parkedReading, len(rows), canary, func(lo, hi int) error {
+		if err := s.next.InsertReadings(ctx, rows[lo:hi]); err != nil {
+			return err
+		}
+		s.lastReading.set(rows[lo])
+		return nil
 	})
 }
 
 // InsertDeadLetters writes a shortened copy of a row that cannot be
 // written, and logs the row if even that fails; it returns only ctx's
-// error.
+// error. The rows are sent in chunks of at most deadLetterChunkBytes
+// (and at least one row), so the block being built is bounded whatever
+// the number of rows.
 func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	err := s.insertOrPark(ctx, tableDeadLetters, parkedDeadLetter, len(rows), func(lo, hi int) error {
+	for len(rows) > 0 {
+		n := deadLetterChunk(rows)
+		if err := s.insertDeadLetters(ctx, rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
+	canary := func() error { return s.next.InsertDeadLetters(ctx, []DeadLetterRow{canaryDeadLetterRow}) }
+	err := s.insertOrPark(ctx, tableDeadLetters, parkedDeadLetter, len(rows), canary, func(lo, hi int) error {
 		return s.next.InsertDeadLetters(ctx, rows[lo:hi])
 	})
 	var parked *ParkedError
@@ -176,8 +366,8 @@ func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetter
 	for i, j := range parked.Rows {
 		stubs[i] = shortenedDeadLetter(rows[j], "it could not be stored", parked.Err)
 	}
-	lost, err := s.retry.writeOrPark(ctx, "insert_"+tableDeadLetters, s.countInsert(tableDeadLetters), len(stubs),
-		chclient.IsDataError, func(lo, hi int) error { return s.next.InsertDeadLetters(ctx, stubs[lo:hi]) })
+	lost, err := s.retry.writeOrPark(ctx, s.parking(tableDeadLetters, canary), len(stubs),
+		func(lo, hi int) error { return s.next.InsertDeadLetters(ctx, stubs[lo:hi]) })
 	if err != nil || lost == nil {
 		return err
 	}
@@ -188,9 +378,10 @@ func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetter
 }
 
 // insertOrPark writes with write(lo, hi), parking the rows whose failure
-// is about their data (chclient.IsDataError).
-func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, n int, write func(lo, hi int) error) error {
-	parked, err := s.retry.writeOrPark(ctx, "insert_"+table, s.countInsert(table), n, chclient.IsDataError, write)
+// is about their data (chclient.IsDataError) once canary or another part
+// of the write shows that the table takes rows.
+func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, n int, canary func() error, write func(lo, hi int) error) error {
+	parked, err := s.retry.writeOrPark(ctx, s.parking(table, canary), n, write)
 	if err != nil {
 		return err
 	}
@@ -199,6 +390,12 @@ func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, 
 	}
 	s.metrics.parked.WithLabelValues(reason).Add(float64(len(parked.Rows)))
 	return parked
+}
+
+func (s *retryingStore) parking(table string, canary func() error) parking {
+	op := "insert_" + table
+	return parking{what: op, counted: s.countInsert(table), permanent: chclient.IsDataError, canary: canary,
+		systemic: s.metrics.systemic.WithLabelValues(op).Inc}
 }
 
 func (s *retryingStore) countInsert(table string) func() {
@@ -278,17 +475,50 @@ type retryingPublisher struct {
 	next    DeadLetterPublisher
 	retry   retrier
 	metrics *metrics
+
+	// The smallest dead letter of the last publish that went through: the
+	// canary of the topic (see "Only rows are parked, never the table").
+	lastPublished lastWritten[DeadLetterRow]
 }
 
 var _ DeadLetterPublisher = (*retryingPublisher)(nil)
 
 // PublishDeadLetters publishes a shortened copy of a dead letter that the
 // topic refuses (unpublishable), and logs it if the topic refuses that
-// too; it returns only ctx's error.
+// too, once another dead letter went through; it returns only ctx's
+// error. The rows are published in chunks of at most deadLetterChunkBytes
+// (and at least one row), so the messages encoded at once are bounded
+// whatever the number of rows.
 func (p *retryingPublisher) PublishDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	counted := p.metrics.otherRetries.WithLabelValues(opPublishDeadLetters).Inc
-	parked, err := p.retry.writeOrPark(ctx, opPublishDeadLetters, counted, len(rows), unpublishable,
-		func(lo, hi int) error { return p.next.PublishDeadLetters(ctx, rows[lo:hi]) })
+	for len(rows) > 0 {
+		n := deadLetterChunk(rows)
+		if err := p.publish(ctx, rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func (p *retryingPublisher) publish(ctx context.Context, rows []DeadLetterRow) error {
+	park := parking{what: opPublishDeadLetters, counted: p.metrics.otherRetries.WithLabelValues(opPublishDeadLetters).Inc,
+		permanent: unpublishable, systemic: p.metrics.systemic.WithLabelValues(opPublishDeadLetters).Inc}
+	publish := func(rows []DeadLetterRow) error {
+		if err := p.next.PublishDeadLetters(ctx, rows); err != nil {
+			return err
+		}
+		smallest := 0
+		for i := range rows {
+			if len(rows[i].Payload) < len(rows[smallest].Payload) {
+				smallest = i
+			}
+		}
+		p.lastPublished.set(rows[smallest])
+		return nil
+	}
+	// A dead letter refused whole is replaced by a shortened copy, which
+	// needs no proof: it is not lost.
+	parked, err := p.retry.writeOrPark(ctx, park, len(rows), func(lo, hi int) error { return publish(rows[lo:hi]) })
 	if err != nil || parked == nil {
 		return err
 	}
@@ -297,8 +527,14 @@ func (p *retryingPublisher) PublishDeadLetters(ctx context.Context, rows []DeadL
 	for i, j := range parked.Rows {
 		stubs[i] = shortenedDeadLetter(rows[j], "the dead-letter topic refused it", parked.Err)
 	}
-	lost, err := p.retry.writeOrPark(ctx, opPublishDeadLetters, counted, len(stubs), unpublishable,
-		func(lo, hi int) error { return p.next.PublishDeadLetters(ctx, stubs[lo:hi]) })
+	park.canary = func() error {
+		last := p.lastPublished.get(DeadLetterRow{})
+		if last.Reason == "" {
+			return errNoCanary
+		}
+		return p.next.PublishDeadLetters(ctx, []DeadLetterRow{last})
+	}
+	lost, err := p.retry.writeOrPark(ctx, park, len(stubs), func(lo, hi int) error { return publish(stubs[lo:hi]) })
 	if err != nil || lost == nil {
 		return err
 	}

@@ -84,6 +84,11 @@ type DeadLetterRow struct {
 	Key                                   []byte // the record key, reused for the dead-letter topic
 	Time, IngestedAt, DeadLetteredAt      time.Time
 	Position
+	// RecordBytes and RecordWith are set when Payload is nil because
+	// another dead letter of the same record, the one of meter RecordWith,
+	// carries it (boundBatchDeadLetters); RecordBytes is its size.
+	RecordBytes int
+	RecordWith  string
 }
 
 // clickhouseStore writes through the native protocol. Inserts always list
