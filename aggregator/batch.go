@@ -41,24 +41,52 @@ type batchResult struct {
 
 // record is one Kafka record of the batch and what became of it.
 type record struct {
+	index   int // in the pass's msgs
 	msg     kafka.Message
 	rec     schemas.Record
 	key     EventKey
 	outcome string
 }
 
+// maxPassRows bounds the readings and dead letters that one pass over a
+// batch holds. Each meter of an event's type makes a row of a few hundred
+// bytes (without the record), so a batch of 10,000 events of a type with
+// 20 meters would hold 200,000 rows at once; past this many, the pass
+// ends after the event that reached it and the rest of the batch is
+// processed in another pass. The bound is then about maxPassRows x 600
+// bytes (60 MiB) plus one event's rows, whatever the number of meters.
+const maxPassRows = 100_000
+
 // process runs steps 1-8 for msgs, records of one partition in offset
-// order. The caller commits (step 9) only if it returns nil.
+// order. The caller commits (step 9) only if it returns nil. A batch
+// whose events make more than maxPassRows rows is processed in several
+// passes, each over the records its predecessor did not finish; a record
+// whose event the previous pass stored is at its own position, so it is
+// processed again as a redelivery would be (doc.go), and its duplicates
+// are found by the lookup as in a later batch.
 func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchResult, error) {
-	now := p.now().UTC()
 	res := &batchResult{outcomes: map[string]int{}, deadLetters: map[string]int{}}
+	for len(msgs) > 0 {
+		done, err := p.pass(ctx, msgs, res)
+		if err != nil {
+			return nil, err
+		}
+		msgs = msgs[done:]
+	}
+	return res, nil
+}
+
+// pass processes msgs, or a prefix of them when their rows reach
+// maxPassRows, adding to res; it returns how many it processed.
+func (p *processor) pass(ctx context.Context, msgs []kafka.Message, res *batchResult) (int, error) {
+	now := p.now().UTC()
 
 	// 1. Decode. An unreadable record is dead-lettered with its position
 	// (it has no identity) instead of stalling the partition.
 	records := make([]record, len(msgs))
 	var deadLetters []DeadLetterRow
 	for i, msg := range msgs {
-		records[i].msg = msg
+		records[i].index, records[i].msg = i, msg
 		rec, err := schemas.DecodeRecord(msg.Value)
 		if err != nil {
 			records[i].outcome = outcomeDeadLettered
@@ -93,7 +121,7 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	// earlier version: this one is a duplicate and changes nothing.
 	stored, err := p.store.StoredVersions(ctx, keys)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	var events []EventRow
 	var accepted []*record
@@ -118,7 +146,7 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	if err := p.store.InsertEvents(ctx, events); err != nil {
 		var parked *ParkedError
 		if !errors.As(err, &parked) {
-			return nil, err
+			return 0, err
 		}
 		unwritable := make(map[int]bool, len(parked.Rows))
 		for _, i := range parked.Rows {
@@ -140,7 +168,7 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	meters, err := p.meters.ListAll(ctx)
 	var invalid *meterstore.InvalidMetersError
 	if err != nil && (meters == nil || !errors.As(err, &invalid)) {
-		return nil, err
+		return 0, err
 	}
 	if p.backfill != nil {
 		p.backfill.observeInvalid(invalid) // before observe: see there
@@ -153,7 +181,12 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	broken := indexInvalid(invalid)
 	var readings []ReadingRow
 	var readingOf []*record // the record of each reading
-	for _, r := range accepted {
+	done := len(msgs)       // records of this pass: msgs[:done]
+	for i, r := range accepted {
+		if i > 0 && len(readings)+len(deadLetters) >= maxPassRows {
+			done = r.index // > 0: accepted[0] is before it
+			break
+		}
 		ingested := ingestedAt(r.rec, r.msg)
 		rs, dls := evaluate(r.rec, ingested, index[r.key.OrgID][r.rec.Event.Type])
 		readings = append(readings, rs...)
@@ -178,6 +211,21 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 		res.ingestedAt = append(res.ingestedAt, ingested)
 	}
 
+	if done < len(msgs) {
+		// The records from done on belong to the next pass: drop what
+		// this one found about them (their events stay stored).
+		end := msgs[done].Offset
+		kept := deadLetters[:0]
+		for _, dl := range deadLetters {
+			if dl.Offset < end {
+				kept = append(kept, dl)
+			}
+		}
+		clear(deadLetters[len(kept):])
+		deadLetters = kept
+		records = records[:done]
+	}
+
 	// 7. Store readings and dead letters. A reading that cannot be
 	// written for a reason retrying cannot fix is dead-lettered instead;
 	// its event is stored, so its meter is backfilled again at the next
@@ -185,7 +233,7 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	if err := p.store.InsertReadings(ctx, readings); err != nil {
 		var parked *ParkedError
 		if !errors.As(err, &parked) {
-			return nil, err
+			return 0, err
 		}
 		for _, i := range parked.Rows {
 			r := readingOf[i]
@@ -198,13 +246,13 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	// batch's however many meters fail (deadletter.go).
 	boundBatchDeadLetters(deadLetters)
 	if err := p.store.InsertDeadLetters(ctx, deadLetters); err != nil {
-		return nil, err
+		return 0, err
 	}
 
 	// 8. Publish the dead letters, so whoever replays them learns of them
 	// without polling ClickHouse. After this the batch may be committed.
 	if err := p.publisher.PublishDeadLetters(ctx, deadLetters); err != nil {
-		return nil, err
+		return 0, err
 	}
 
 	for i := range records {
@@ -213,7 +261,7 @@ func (p *processor) process(ctx context.Context, msgs []kafka.Message) (*batchRe
 	for _, dl := range deadLetters {
 		res.deadLetters[dl.Reason]++
 	}
-	return res, nil
+	return done, nil
 }
 
 func position(msg kafka.Message) Position {

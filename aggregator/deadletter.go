@@ -120,10 +120,13 @@ const (
 //     row; a row is at most maxDeadLetterPayload + 12 KiB), so one block
 //     or one chunk of encoded messages is built at a time.
 //
-// What still grows with the number of failing meters is the rows
-// themselves: a struct of about 300 bytes plus a message of at most 256
-// bytes (past the budget), for each (event, failing meter). 10,000
-// events and 20 meters failing on each are 200,000 rows, about 110 MiB.
+// What grows with the number of failing meters is the rows themselves: a
+// struct of about 300 bytes plus a message of at most 256 bytes (past the
+// budget) for each (event, failing meter), as readings do for each
+// (event, matching meter). A pass over a batch stops after the event
+// whose rows reach maxPassRows (100,000; batch.go), so one pass holds at
+// most about 60 MiB of rows plus one event's, whatever the number of
+// meters, besides the batch's records.
 
 // deadLetterChunk returns how many of rows, at least one, make a chunk of
 // at most deadLetterChunkBytes.

@@ -152,3 +152,83 @@ func TestBackfillChunksAreBoundedInBytes(t *testing.T) {
 		t.Errorf("a chunk of %d MiB of dead letters, want at most %d MiB", store.largest>>20, limit>>20)
 	}
 }
+
+// versionStore is a refusingStore whose lookup finds the events it stored.
+type versionStore struct {
+	refusingStore
+	largestReadings int
+}
+
+func (s *versionStore) StoredVersions(_ context.Context, keys []EventKey) (map[EventKey][]Position, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[EventKey]bool{}
+	for _, k := range keys {
+		want[k] = true
+	}
+	out := map[EventKey][]Position{}
+	for _, e := range s.events {
+		if want[e.EventKey] {
+			out[e.EventKey] = append(out[e.EventKey], e.Position)
+		}
+	}
+	return out, nil
+}
+
+func (s *versionStore) InsertReadings(ctx context.Context, rows []ReadingRow) error {
+	s.largestReadings = max(s.largestReadings, len(rows))
+	return s.refusingStore.InsertReadings(ctx, rows)
+}
+
+// TestBatchRowsAreBoundedWhateverTheMeters: every meter of an event's type
+// makes a row, so a batch holds records x meters rows; past maxPassRows a
+// batch is processed in several passes, and each event still counts once
+// (a version after the cut whose first version came before is a
+// duplicate, found by the lookup as in a later batch).
+// (Before the fix: one insert of 120,030 readings.)
+func TestBatchRowsAreBoundedWhateverTheMeters(t *testing.T) {
+	const events, meters = 4000, 30
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	retry := retrier{initial: time.Millisecond, max: 10 * time.Millisecond, logger: testLogger()}
+	var defs []schemas.Meter
+	for i := range meters {
+		defs = append(defs, mustParseMeter(t, fmt.Sprintf(`{"key":"m%d","event_type":"api","aggregation":"COUNT"}`, i)))
+	}
+	store := &versionStore{refusingStore: refusingStore{flaked: map[string]bool{tableEvents: true, tableReadings: true, tableDeadLetters: true},
+		refuse: func(string, string, string) bool { return false }}}
+	p := &processor{
+		store:     &retryingStore{next: store, retry: retry, metrics: m},
+		meters:    &retryingMeters{next: fixedMeters{testOrg: defs}, retry: retry, metrics: m},
+		publisher: &retryingPublisher{next: &refusingTopic{refuse: func(DeadLetterRow) bool { return false }}, retry: retry, metrics: m},
+		now:       time.Now,
+	}
+	var recs []schemas.Record
+	for i := range events {
+		recs = append(recs, event("c1", fmt.Sprintf("e%d", i), "api", t0, `{}`))
+	}
+	recs = append(recs, event("c1", "e0", "api", t0, `{"changed":1}`), // first version in the first pass
+		event("c1", "new", "api", t0, `{}`), event("c1", "new", "api", t0, `{"changed":1}`))
+	res, err := p.process(t.Context(), messagesOf(t, recs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.largestReadings > maxPassRows+meters {
+		t.Errorf("an insert of %d readings, want at most %d", store.largestReadings, maxPassRows+meters)
+	}
+	perEvent := map[string]int{}
+	for _, r := range store.readings {
+		perEvent[r.EventID]++
+	}
+	if len(perEvent) != events+1 {
+		t.Errorf("readings of %d events, want %d", len(perEvent), events+1)
+	}
+	for id, n := range perEvent {
+		if n != meters {
+			t.Errorf("event %s: %d readings, want %d", id, n, meters)
+		}
+	}
+	if res.outcomes[outcomeMetered] != events+1 || res.outcomes[outcomeDuplicate] != 2 || len(res.ingestedAt) != events+1 {
+		t.Errorf("outcomes %v, %d latencies; want %d metered, 2 duplicates", res.outcomes, len(res.ingestedAt), events+1)
+	}
+}

@@ -44,6 +44,12 @@
 //  9. commit the offset, only after 4, 7 and 8 succeeded
 //  10. observe the pipeline latency of the stored events
 //
+// A batch whose events make more than 100,000 readings and dead letters
+// (many meters per event type) runs 1-8 in several passes, each over the
+// records the previous one left (batch.go); each record is copied into
+// at most one of its dead letters, so dead letters are bounded by the
+// batch's bytes, not by the number of meters (deadletter.go).
+//
 // ClickHouse and dead-letter failures are retried with exponential backoff
 // for as long as it takes, without committing; the retries wrap the Store,
 // MeterSource and DeadLetterPublisher interfaces, not the call sites.
