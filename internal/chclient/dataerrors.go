@@ -34,6 +34,13 @@ var dataErrorCodes = map[int32]bool{
 // error forever; it can find and set aside the rows that cause it.
 // Anything unknown is not a data error, so it is retried: a stalled
 // partition is visible and recovers, a row set aside is not metered.
+//
+// The kind of an error cannot tell a bad row from a changed table: a
+// column whose type no longer matches (a rolling upgrade, an ALTER)
+// refuses every row with the same conversion error as one bad value. So
+// a data error alone is no reason to set a row aside; the aggregator does
+// so only once the table is shown to take other rows (aggregator/retry.go,
+// "Only rows are parked, never the table").
 func IsDataError(err error) bool {
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
