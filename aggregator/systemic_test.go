@@ -32,10 +32,7 @@ func TestSystemicInsertErrorIsNotParked(t *testing.T) {
 	}
 	cfg := withGroup(testConfig(), t)
 	r := e.start(cfg)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && e.committed(cfg.GroupID) < 8 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitSystemicOrCommitted(t, e, r, cfg.GroupID, tableEvents, 8)
 	if got := e.committed(cfg.GroupID); got == 8 {
 		unwritable := e.count("SELECT count() FROM dead_letters WHERE reason = 'unwritable'")
 		t.Fatalf("every one of 8 events failed the same way (the table, not the rows), yet all were parked and committed: "+
@@ -63,15 +60,27 @@ func TestSystemicReadingsErrorIsNotParked(t *testing.T) {
 	for i := range 8 {
 		e.produce(event(fmt.Sprintf("c%d", i), fmt.Sprintf("e%d", i), "api_call", t0, `{}`))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && e.committed(cfg.GroupID) < 9 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitSystemicOrCommitted(t, e, r, cfg.GroupID, tableReadings, 9)
 	if got := e.committed(cfg.GroupID); got == 9 {
 		t.Fatalf("every reading failed the same way (the table, not the rows), yet all were parked and committed: "+
 			"%d events stored, %d unwritable dead letters; parked metric %v",
 			e.count("SELECT count() FROM events"), e.count("SELECT count() FROM dead_letters WHERE reason = 'unwritable'"),
 			metricValue(t, r.reg, "tally_aggregator_parked_records_total", map[string]string{"reason": parkedReading}))
+	}
+}
+
+// waitSystemicOrCommitted waits until the group committed n records, or
+// the insert into table was found systemic twice (the partition then
+// waits for the table, which the caller checks).
+func waitSystemicOrCommitted(t *testing.T, e *env, r *running, group, table string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second) // a guard, not a timing assertion
+	for e.committed(group) < n && metricValue(t, r.reg, "tally_aggregator_systemic_write_failures_total",
+		map[string]string{"operation": "insert_" + table}) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("neither committed %d records nor found the insert into %s systemic", n, table)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
