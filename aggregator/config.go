@@ -40,6 +40,10 @@ const (
 	defaultPartitionQueueCap   = 1000
 	defaultFetchMaxWait        = 500 * time.Millisecond
 	defaultDeadLetterBatchWait = 5 * time.Millisecond
+	// fetchErrorPause follows an error from a partition's Reader (see
+	// fetchBatch): queued errors drain at 10 a second, so with the default
+	// queue of 10 records a partition is back within a second of Kafka.
+	fetchErrorPause = 100 * time.Millisecond
 )
 
 // maxRecordBytes is the largest record the memory bounds are computed for:

@@ -291,12 +291,17 @@ func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, f *fetc
 				}
 				continue
 			}
-			// The reader retries on its own; it reports errors that persist.
+			// The reader retries on its own, with its own backoff, and
+			// queues one error per failed fetch. The pause here only keeps
+			// a reader that fails at once from spinning: a pause of a
+			// second per error made a partition recover from a fetch
+			// outage as slowly as the queued errors drained (measured by
+			// the fault suite: readiness back 14-22 s after a 25 s outage).
 			logger.Warn("fetching records failed", "err", err)
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(time.Second):
+			case <-time.After(fetchErrorPause):
 			}
 		}
 	}
