@@ -29,22 +29,23 @@ import (
 const devOrgID = "dev"
 
 type allFlags struct {
-	common      commonFlags
-	server      serverFlags
-	keys        keyFlags
-	kafka       kafkaclient.Config
-	ch          chclient.Config
-	ingest      ingest.Config
-	aggregator  aggregator.Config
-	query       query.Config
-	dataDir     string
-	devAPIKey   string
-	kafkaPort   int
-	syncWrites  bool
-	dlRetention time.Duration
-	dlBytes     int64
-	chPort      int
-	apiAddr     string
+	common       commonFlags
+	server       serverFlags
+	keys         keyFlags
+	kafka        kafkaclient.Config
+	ch           chclient.Config
+	ingest       ingest.Config
+	aggregator   aggregator.Config
+	query        query.Config
+	dataDir      string
+	devAPIKey    string
+	kafkaPort    int
+	syncWrites   bool
+	dlRetention  time.Duration
+	dlBytes      int64
+	trimInterval time.Duration
+	chPort       int
+	apiAddr      string
 }
 
 func (a *allFlags) register(fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (a *allFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&a.syncWrites, "dev.kafka-sync-writes", true, "fsync every produced batch in the embedded broker before it is acknowledged")
 	fs.DurationVar(&a.dlRetention, "dev.dead-letter-retention", 7*24*time.Hour, "how long the embedded broker keeps dead-letter records (event records are kept until the aggregator commits them)")
 	fs.Int64Var(&a.dlBytes, "dev.dead-letter-retention-bytes", 1<<30, "bytes of dead-letter records the embedded broker keeps per partition at most")
+	fs.DurationVar(&a.trimInterval, "dev.trim-interval", 30*time.Second, "how often the embedded broker syncs ClickHouse's data and deletes the event records the aggregator committed")
 	fs.StringVar(&a.apiAddr, "api.listen-addr", defaultAPIAddr, "one address serving every public API route (ingest, query, Lago, PriceOps, Measure), routed by path")
 	fs.IntVar(&a.chPort, "dev.clickhouse-port", 0, "native port of the embedded ClickHouse server (0: a free port; used unless clickhouse.addr is set)")
 }
@@ -70,7 +72,7 @@ func runAll(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("all", flag.ContinueOnError)
 	var a allFlags
 	a.register(fs)
-	if err := parseFlags(fs, args, a.server.validate, a.kafka.Validate, a.ch.Validate, a.ingest.Validate, a.aggregator.Validate, a.query.Validate); err != nil {
+	if err := parseFlags(fs, args, a.server.validate, a.kafka.Validate, a.ch.Validate, a.ingest.Validate, a.aggregator.Validate, a.query.Validate, a.validateDev); err != nil {
 		return err
 	}
 	logger, err := a.common.logger()
@@ -138,7 +140,7 @@ func runAll(ctx context.Context, args []string) error {
 		trimDone := make(chan struct{})
 		go func() {
 			defer close(trimDone)
-			broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, 30*time.Second)
+			broker.TrimCommitted(trimCtx, a.kafka.Topic, a.aggregator.GroupID, a.trimInterval)
 		}()
 		defer func() { stopTrim(); <-trimDone }()
 	}
@@ -259,4 +261,12 @@ Tally is running.
   Try: export TALLY_KEY=%s
 
 `, apiAddr, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
+}
+
+// validateDev checks the dev.* flags that can be wrong.
+func (a *allFlags) validateDev() error {
+	if a.trimInterval <= 0 {
+		return fmt.Errorf("dev.trim-interval must be positive, not %s", a.trimInterval)
+	}
+	return nil
 }

@@ -263,6 +263,7 @@ func startAll(t *testing.T, bin string, s allSetup) *allProc {
 		"-aggregator.listen-addr=127.0.0.1:"+strconv.Itoa(s.aggregator),
 		"-dev.kafka-port="+strconv.Itoa(s.kafka),
 		"-ingest.max-event-age=87600h", // events carry fixed 2026 dates
+		"-dev.trim-interval=1s",        // trims (and their syncs) happen within a test
 	)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TALLY_") {

@@ -85,7 +85,9 @@ func (b *Broker) trimOnce(ctx context.Context, topic, group string) {
 //     returned before this read.
 //  2. BeforeTrim makes ClickHouse's data durable: syncfs writes out every
 //     page dirtied before the call, which includes those inserts.
-//  3. Delete up to the offsets read in step 1, and no further. An offset
+//  3. Delete up to the offsets read in step 1 (less the last committed
+//     record, which keeps the partition's offsets across a restart), and
+//     no further. An offset
 //     committed during step 2 may cover an insert the sync missed; it is
 //     trimmed in a later round, after a sync that began after it.
 //
@@ -100,12 +102,18 @@ func (b *Broker) trimRound(ctx context.Context, topic, group string) string {
 	var records int64
 	if info := b.cluster.GroupInfo(group); info != nil {
 		for partition, commit := range info.Commits[topic] {
+			// The last committed record stays: kfake rebuilds a
+			// partition's offsets from the records it finds at start,
+			// so a partition trimmed empty came back at offset 0 below
+			// the group's commit, and the aggregator then skipped (or
+			// halted on) every record written up to the old commit.
+			keep := commit.Offset - 1
 			p := b.cluster.PartitionInfo(topic, partition)
-			if p == nil || commit.Offset <= p.LogStartOffset {
+			if p == nil || keep <= p.LogStartOffset {
 				continue
 			}
-			upTo[partition] = commit.Offset
-			records += commit.Offset - p.LogStartOffset
+			upTo[partition] = keep
+			records += keep - p.LogStartOffset
 		}
 	}
 	if len(upTo) == 0 {

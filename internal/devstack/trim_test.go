@@ -63,12 +63,14 @@ func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
 		t.Fatalf("before trimming, first record is %d %q, want 0 %q", m.Offset, m.Value, recordValue(0))
 	}
 
+	// The last committed record stays, so that a restart finds the
+	// partition's offsets (see trimRound).
 	b.trimOnce(context.Background(), topic, group)
-	if got := logStart(t, b, topic); got != 400 {
-		t.Fatalf("after trimming group %q's 400 committed records, log start = %d, want 400", group, got)
+	if got := logStart(t, b, topic); got != 399 {
+		t.Fatalf("after trimming group %q's 400 committed records, log start = %d, want 399", group, got)
 	}
-	if m := firstRecord(t, b.Addrs(), topic); m.Offset != 400 || string(m.Value) != recordValue(400) {
-		t.Fatalf("after trimming, first record is %d %q, want 400 %q", m.Offset, m.Value, recordValue(400))
+	if m := firstRecord(t, b.Addrs(), topic); m.Offset != 399 || string(m.Value) != recordValue(399) {
+		t.Fatalf("after trimming, first record is %d %q, want 399 %q", m.Offset, m.Value, recordValue(399))
 	}
 	if p := b.cluster.PartitionInfo(topic, 0); p.HighWatermark != 1000 {
 		t.Fatalf("trimming changed the high watermark to %d", p.HighWatermark)
@@ -78,15 +80,15 @@ func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
 	}
 
 	b.trimOnce(context.Background(), topic, group) // nothing new committed: a no-op
-	if got := logStart(t, b, topic); got != 400 {
+	if got := logStart(t, b, topic); got != 399 {
 		t.Fatalf("second trim moved the log start to %d", got)
 	}
 
 	// A clean shutdown keeps the trimmed log start.
 	b.Close()
 	b = startBroker(t, opts)
-	if got := logStart(t, b, topic); got != 400 {
-		t.Errorf("after a clean restart, log start = %d, want 400", got)
+	if got := logStart(t, b, topic); got != 399 {
+		t.Errorf("after a clean restart, log start = %d, want 399", got)
 	}
 }
 
@@ -108,7 +110,7 @@ func TestTrimCommittedRunsUntilCancelled(t *testing.T) {
 
 	consume(t, b.Addrs(), topic, group, 40)
 	deadline := time.Now().Add(10 * time.Second)
-	for logStart(t, b, topic) != 40 {
+	for logStart(t, b, topic) != 39 { // the last committed record stays
 		if time.Now().After(deadline) {
 			t.Fatalf("TrimCommitted did not trim the 40 committed records: log start %d", logStart(t, b, topic))
 		}
@@ -177,29 +179,29 @@ func TestTrimMakesDurableBeforeDeleting(t *testing.T) {
 	if got := sum(committed(b, topic, group)); got != 600 {
 		t.Fatalf("the group committed %d during the sync, want 600", got)
 	}
-	if got := logStart(t, b, topic); got != 400 {
-		t.Fatalf("the trim deleted up to %d, want 400: the offset committed before the sync (600 was committed during it)", got)
+	if got := logStart(t, b, topic); got != 399 {
+		t.Fatalf("the trim deleted up to %d, want 399: the offset committed before the sync (600 was committed during it), less the last record", got)
 	}
 
 	b.trimOnce(context.Background(), topic, group) // the next round covers what was committed during the last sync
-	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 600 {
-		t.Fatalf("second round: %d syncs, log start %d; want 2 syncs, 600", len(startAtSync), got)
+	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 599 {
+		t.Fatalf("second round: %d syncs, log start %d; want 2 syncs, 599", len(startAtSync), got)
 	}
 	b.trimOnce(context.Background(), topic, group) // nothing new committed: no sync, no delete
-	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 600 {
-		t.Fatalf("round with nothing to trim: %d syncs, log start %d; want 2 syncs, 600", len(startAtSync), got)
+	if got := logStart(t, b, topic); len(startAtSync) != 2 || got != 599 {
+		t.Fatalf("round with nothing to trim: %d syncs, log start %d; want 2 syncs, 599", len(startAtSync), got)
 	}
 
 	consume(t, b.Addrs(), topic, group, 100)
 	syncErr = errors.New("sync failed")
 	b.trimOnce(context.Background(), topic, group)
-	if got := logStart(t, b, topic); len(startAtSync) != 3 || got != 600 {
-		t.Fatalf("round whose sync failed: %d syncs, log start %d; want 3 syncs, 600 (nothing deleted)", len(startAtSync), got)
+	if got := logStart(t, b, topic); len(startAtSync) != 3 || got != 599 {
+		t.Fatalf("round whose sync failed: %d syncs, log start %d; want 3 syncs, 599 (nothing deleted)", len(startAtSync), got)
 	}
 	syncErr = nil
 	b.trimOnce(context.Background(), topic, group)
-	if got := logStart(t, b, topic); len(startAtSync) != 4 || got != 700 {
-		t.Fatalf("round after the failed one: %d syncs, log start %d; want 4 syncs, 700", len(startAtSync), got)
+	if got := logStart(t, b, topic); len(startAtSync) != 4 || got != 699 {
+		t.Fatalf("round after the failed one: %d syncs, log start %d; want 4 syncs, 699", len(startAtSync), got)
 	}
 
 	for outcome, want := range map[string]float64{trimDone: 3, trimNothing: 1, trimSyncFailed: 1, trimDeleteFailed: 0} {
@@ -207,8 +209,8 @@ func TestTrimMakesDurableBeforeDeleting(t *testing.T) {
 			t.Errorf("tally_devstack_trim_rounds_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}
 	}
-	if got := metricValue(t, reg, "tally_devstack_trimmed_records_total", ""); got != 700 {
-		t.Errorf("tally_devstack_trimmed_records_total = %v, want 700", got)
+	if got := metricValue(t, reg, "tally_devstack_trimmed_records_total", ""); got != 699 {
+		t.Errorf("tally_devstack_trimmed_records_total = %v, want 699", got)
 	}
 	if got := metricValue(t, reg, "tally_devstack_trim_sync_duration_seconds", ""); got != 4 {
 		t.Errorf("tally_devstack_trim_sync_duration_seconds counted %v syncs, want 4", got)
