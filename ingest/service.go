@@ -30,7 +30,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,11 +61,6 @@ type Service struct {
 	closePublisher func() error // nil for an injected Publisher: its owner closes it
 	patterns       []string     // every API route registered, for route-complete tests
 }
-
-// readinessTTL is how long a Kafka readiness result is reused: kubelets
-// and load balancers probing every second from several places then cost
-// Kafka at most one metadata request a second.
-const readinessTTL = time.Second
 
 // New builds the service; it does not connect to Kafka yet.
 func New(cfg Config, deps Deps) (*Service, error) {
@@ -100,8 +94,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		publisher, s.closePublisher = kp, kp.Close
 	}
 	if deps.Kafka != nil {
-		kafkaReady := &cachedCheck{check: deps.Kafka.Ping, ttl: readinessTTL}
-		s.server.AddCheck("kafka", kafkaReady.run)
+		// telemetry caches every readiness result for a second, so
+		// probes cost Kafka at most one metadata request a second.
+		s.server.AddCheck("kafka", deps.Kafka.Ping)
 	}
 
 	m := newMetrics(deps.Registerer)
@@ -169,27 +164,4 @@ func (s *Service) Run(ctx context.Context) error {
 		err = errors.Join(err, s.closePublisher())
 	}
 	return err // logged by the caller, which decides what stopping means
-}
-
-// cachedCheck reuses a readiness result for ttl. The lock is held during
-// the check so that concurrent probes wait for one answer instead of each
-// asking Kafka.
-type cachedCheck struct {
-	check telemetry.Check
-	ttl   time.Duration
-
-	mu  sync.Mutex
-	at  time.Time
-	err error
-}
-
-func (c *cachedCheck) run(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
-		return c.err
-	}
-	c.err = c.check(ctx)
-	c.at = time.Now()
-	return c.err
 }
