@@ -22,9 +22,10 @@ import (
 // when every record was acknowledged, and it returns only once Kafka is
 // done with the records (acknowledged, given up after the attempts, or
 // never sent): the caller's context ending does not cut the wait short, so
-// that no record of a request is written after the request was answered.
-// On any error the caller must assume that some, all or none were written
-// (the last attempt may have reached the broker unanswered); sending the
+// that no record of a request is sent after the request was answered. An
+// attempt that timed out may still be appended by the broker afterwards
+// (it had reached it), so on any error the caller must assume that some,
+// all or none were written, now or a little later; sending the
 // same ids again, unchanged, is safe because the aggregator keeps the
 // first version of each.
 type Publisher interface {
@@ -51,8 +52,13 @@ type Publisher interface {
 //     per-attempt share of the produce-timeout (Config.kafkaWriteTimeout).
 //
 // So a request is answered within ingest.produce-timeout (plus the
-// scheduling of a few goroutines), and only once Kafka is done with every
-// record it was given.
+// scheduling of a few goroutines), and only once this process is done with
+// every record it was given: none is sent afterwards. The broker may still
+// append an attempt that timed out on this side; its records are the
+// request's own, unchanged, so the client's re-send of the same events
+// counts once either way. Such a late attempt can also land after a later
+// batch of the partition (a copy of records already there): counts do not
+// change, since the first copy in the log comes first.
 type kafkaPublisher struct {
 	transport *kafka.Transport
 	client    *kafka.Client
