@@ -54,6 +54,10 @@ type metrics struct {
 	parked          *prometheus.CounterVec
 	invalidMeters   prometheus.Gauge
 	systemic        *prometheus.CounterVec
+
+	lookupDuration       prometheus.Histogram
+	lookupRowsRead       prometheus.Histogram
+	lookupRowsReadPerKey prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -134,5 +138,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rounds of a write whose every row failed for a reason about rows while a row known to be writable failed too (a changed table or topic): " +
 				"nothing is parked, the write is retried and the partition waits until the table or topic is fixed.",
 		}, []string{"operation"}),
+		lookupDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_lookup_duration_seconds",
+			Help:    "Duration of one first-version lookup of a batch's identities in ClickHouse, successful or not.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		lookupRowsRead: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_aggregator_lookup_rows_read",
+			Help:    "Rows ClickHouse read for one successful first-version lookup, as its progress reports (the batch's keys included).",
+			Buckets: prometheus.ExponentialBuckets(100, 4, 12), // 100 .. 419M
+		}),
+		lookupRowsReadPerKey: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "tally_aggregator_lookup_rows_read_per_key",
+			Help: "Rows ClickHouse read for one successful first-version lookup divided by the keys it looked up: " +
+				"it must not grow with the stored events.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16), // 1 .. 32768
+		}),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -132,8 +133,16 @@ func (s *clickhouseStore) StoredVersions(ctx context.Context, keys []EventKey) (
 			return nil, fmt.Errorf("look up stored events: %w", err)
 		}
 	}
+	// The server reports the rows it read in progress packets, each a
+	// delta; their sum is what the lookup cost (the external table's own
+	// rows included: one per key). Packets can arrive on the driver's
+	// reading goroutine while Scan runs, hence the atomic.
+	var rowsRead atomic.Uint64
+	start := time.Now()
 	err = s.on(ctx, func(ctx context.Context, c storeConn) error {
-		rows, err := c.query(clickhouse.Context(ctx, clickhouse.WithExternalTable(table)), storedVersionsQuery)
+		rowsRead.Store(0) // a retry on another connection starts over
+		rows, err := c.query(clickhouse.Context(ctx, clickhouse.WithExternalTable(table),
+			clickhouse.WithProgress(func(p *clickhouse.Progress) { rowsRead.Add(p.Rows) })), storedVersionsQuery)
 		if err != nil {
 			return err
 		}
@@ -148,9 +157,13 @@ func (s *clickhouseStore) StoredVersions(ctx context.Context, keys []EventKey) (
 		}
 		return rows.Err()
 	})
+	s.metrics.lookupDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("look up stored events: %w", err)
 	}
+	n := float64(rowsRead.Load())
+	s.metrics.lookupRowsRead.Observe(n)
+	s.metrics.lookupRowsReadPerKey.Observe(n / float64(len(keys)))
 	return out, nil
 }
 
