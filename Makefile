@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: deps build run test test-faults bench fmt vet clean
+.PHONY: deps build run test test-faults bench bench-go bench-tally fmt vet clean
 
 # deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
 # already there, and curl, which the test of the README's examples runs.
@@ -48,8 +48,18 @@ test: deps vet
 test-faults: deps
 	TALLY_FAULTS=full $(GO) test -count=1 -timeout 20m -v -run '^TestFault' ./faults/
 
-bench:
+# bench measures Tally against its limits in one run (BENCHMARKS.md):
+# bench-tally starts its own broker, ingest, `tally all` and ClickHouse and
+# prints a table and, as its last line, a JSON report (about 4 minutes);
+# bench-go runs the Go benchmarks of the hot paths (under a minute).
+# BENCH_FLAGS adds flags, e.g. BENCH_FLAGS="-bench.duration=15s".
+bench: bench-go bench-tally
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-tally: deps build
+	./bin/tally bench -log.level=warn $(BENCH_FLAGS)
 
 fmt:
 	$(GO) fmt ./...

@@ -39,6 +39,8 @@ var commands = []command{
 	{"migrate", "apply the ClickHouse schema and exit", runMigrate},
 	// loadgen is a client of a running Tally, not a component (loadgen.go).
 	{"loadgen", "send synthetic events to a running Tally and verify their usage", runLoadgen},
+	// bench starts its own Tally and measures it against its limits (bench.go).
+	{"bench", "measure ingest and end to end against their limits (make bench)", runBench},
 }
 
 func main() {
