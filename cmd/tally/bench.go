@@ -175,6 +175,7 @@ type benchReport struct {
 	CPUs     int           `json:"cpus"`
 	Go       string        `json:"go"`
 	LoadAvg  [2]string     `json:"loadavg_before_after"` // 1-minute load average, a noise hint
+	Noisy    bool          `json:"noisy"`                // a load average above the CPU count: other work shared the machine
 	Duration string        `json:"shape_duration"`
 	Ingest   []benchFigure `json:"ingest"`
 	E2E      *benchE2E     `json:"end_to_end,omitempty"`
@@ -233,6 +234,15 @@ func bench(ctx context.Context, cfg benchConfig, w io.Writer, logger *slog.Logge
 	rep.Elapsed = time.Since(began).Round(time.Millisecond).String()
 	rep.LoadAvg[1] = loadAvg()
 	fmt.Fprintf(w, "\nelapsed %s, load average %s after\n", rep.Elapsed, rep.LoadAvg[1])
+	for _, l := range rep.LoadAvg {
+		if v, err := strconv.ParseFloat(l, 64); err == nil && v > float64(rep.CPUs) {
+			rep.Noisy = true
+		}
+	}
+	if rep.Noisy {
+		fmt.Fprintf(w, "WARNING: load average %s before, %s after, on %d CPUs: other work shared the machine; these figures are noise, rerun on a quiet machine\n",
+			rep.LoadAvg[0], rep.LoadAvg[1], rep.CPUs)
+	}
 	return rep, nil
 }
 
