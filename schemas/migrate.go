@@ -54,10 +54,23 @@ func Migrations() ([]Migration, error) {
 // and cannot be bound as parameters.
 var DatabasePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-var createTable = regexp.MustCompile(`(?i)CREATE TABLE IF NOT EXISTS ([a-z_][a-z0-9_]*)`)
+var (
+	createTable = regexp.MustCompile(`(?i)CREATE TABLE IF NOT EXISTS ([a-z_][a-z0-9_]*)`)
+	createView  = regexp.MustCompile(`(?i)CREATE MATERIALIZED VIEW IF NOT EXISTS ([a-z_][a-z0-9_]*) TO ([a-z_][a-z0-9_]*)`)
+	insertInto  = regexp.MustCompile(`(?i)INSERT INTO ([a-z_][a-z0-9_]*)`)
+	// Upper case only, and the name not already qualified: "from" in a
+	// comment stays as it is.
+	selectFrom = regexp.MustCompile(`\bFROM ([a-z_][a-z0-9_]*)(\s|$)`)
+)
 
-// QualifyTables prefixes the table of a CREATE TABLE with the database, so
-// that a migration runs against a connection not bound to it.
+// QualifyTables prefixes the tables a migration names with the database,
+// so that it runs against a connection not bound to it: the table of a
+// CREATE TABLE, the view and target of a CREATE MATERIALIZED VIEW ... TO,
+// the table of an INSERT INTO and every table after FROM (written in upper
+// case).
 func QualifyTables(sql, database string) string {
-	return createTable.ReplaceAllString(sql, "CREATE TABLE IF NOT EXISTS "+database+".$1")
+	sql = createTable.ReplaceAllString(sql, "CREATE TABLE IF NOT EXISTS "+database+".$1")
+	sql = createView.ReplaceAllString(sql, "CREATE MATERIALIZED VIEW IF NOT EXISTS "+database+".$1 TO "+database+".$2")
+	sql = insertInto.ReplaceAllString(sql, "INSERT INTO "+database+".$1")
+	return selectFrom.ReplaceAllString(sql, "FROM "+database+".$1$2")
 }

@@ -10,6 +10,11 @@ func TestQualifyTables(t *testing.T) {
 			"CREATE TABLE IF NOT EXISTS tally_test.readings (a String)"},
 		{"-- the events\nCREATE TABLE IF NOT EXISTS dead_letters (a String)",
 			"-- the events\nCREATE TABLE IF NOT EXISTS tally_test.dead_letters (a String)"},
+		{"CREATE MATERIALIZED VIEW IF NOT EXISTS feed TO ids\nAS SELECT a FROM events",
+			"CREATE MATERIALIZED VIEW IF NOT EXISTS tally_test.feed TO tally_test.ids\nAS SELECT a FROM tally_test.events"},
+		{"-- copied from events\nINSERT INTO ids (a)\nSELECT a FROM events WHERE 1",
+			"-- copied from events\nINSERT INTO tally_test.ids (a)\nSELECT a FROM tally_test.events WHERE 1"},
+		{"SELECT a FROM system.parts", "SELECT a FROM system.parts"},
 	} {
 		if got := QualifyTables(tc.in, "tally_test"); got != tc.want {
 			t.Errorf("QualifyTables(%q) = %q, want %q", tc.in, got, tc.want)
@@ -22,7 +27,8 @@ func TestQualifyTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range migrations {
-		if got := QualifyTables(m.SQL, "db_x"); got == m.SQL || !createTable.MatchString(m.SQL) {
+		if got := QualifyTables(m.SQL, "db_x"); got == m.SQL ||
+			!createTable.MatchString(m.SQL) && !createView.MatchString(m.SQL) && !insertInto.MatchString(m.SQL) {
 			t.Errorf("migration %04d_%s is not qualified by QualifyTables", m.Version, m.Name)
 		}
 	}
