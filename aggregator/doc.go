@@ -15,8 +15,8 @@
 // readings with FINAL). What remains is to write readings for the first
 // version only. Ingest keys records by organization and customer, so every
 // version of an identity is in one partition, in log order: within a batch
-// the lowest offset wins; across batches the events table answers, since it
-// holds the stored first version with its Kafka position. That answer must
+// the lowest offset wins; across batches the stored events answer, since
+// they hold each first version with its Kafka position. That answer must
 // include every insert of the partition that returned before the lookup
 // (read-your-writes, the Store's contract), which a pool over several
 // replicas or a load balancer does not give: each partition's lookups and
@@ -31,12 +31,27 @@
 // events and readings inserts. A stored row elsewhere makes the record a
 // duplicate that changes nothing.
 //
+// The lookup reads event_identities, not events: the identity, hash and
+// position of every stored event, which a materialized view writes in the
+// same INSERT as events (schemas/clickhouse/0012-0014), so whatever events
+// holds when an insert returns, event_identities holds too, and an insert
+// retried or interrupted is repaired in both by the same retry or
+// redelivery. events is partitioned by month with granules of 1024 rows and
+// a lookup read a granule per key in every month: most of the table once
+// it held a few million events. event_identities has one partition,
+// granules of 32 rows and a primary index of the identity's 8-byte hash, so
+// a key reads at most 32 hashes per active part, and the identity columns
+// only where its hash is, however many events are stored;
+// tally_aggregator_lookup_rows_read_per_key shows it (TestLookupScale
+// measures it).
+//
 // # One batch, in order
 //
 //  1. decode the records; unreadable ones are dead-lettered by position
 //  2. deduplicate within the batch
-//  3. look up the identities in the events table (an external table of keys)
-//  4. insert the first versions and redeliveries into events
+//  3. look up the identities in event_identities (an external table of keys)
+//  4. insert the first versions and redeliveries into events (and so
+//     event_identities)
 //  5. load the meters (after 4: see backfill.go)
 //  6. evaluate the meters of each event's organization and type
 //  7. insert readings and dead letters
