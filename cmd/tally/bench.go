@@ -155,6 +155,9 @@ type benchFigure struct {
 	TargetRatio float64 `json:"ratio_to_target,omitempty"`
 	Events      int     `json:"events"`
 	Failed      int     `json:"failed_requests"`
+	// CPU of the ingest process (user + system) per accepted event.
+	CPUus       float64 `json:"cpu_us_per_event"`
+	CPUTargetUs float64 `json:"cpu_us_per_event_target,omitempty"`
 }
 
 type benchE2E struct {
@@ -167,7 +170,10 @@ type benchE2E struct {
 	FreshP99ms    float64 `json:"freshness_p99_ms"`
 	FreshTargetMs float64 `json:"freshness_p99_target_ms"`
 	TargetPerS    float64 `json:"target_events_per_s"`
-	Error         string  `json:"error,omitempty"`
+	// Peak resident memory (VmHWM) of `tally all`, ClickHouse aside.
+	PeakRSSMiB       float64 `json:"tally_all_peak_rss_mib"`
+	PeakRSSTargetMiB float64 `json:"tally_all_peak_rss_target_mib"`
+	Error            string  `json:"error,omitempty"`
 }
 
 type benchReport struct {
@@ -178,8 +184,10 @@ type benchReport struct {
 	Noisy    bool          `json:"noisy"`                // a load average above the CPU count: other work shared the machine
 	Duration string        `json:"shape_duration"`
 	Ingest   []benchFigure `json:"ingest"`
-	E2E      *benchE2E     `json:"end_to_end,omitempty"`
-	Elapsed  string        `json:"elapsed"`
+	// Peak resident memory (VmHWM) of the ingest process over every shape.
+	IngestPeakRSSMiB float64   `json:"ingest_peak_rss_mib"`
+	E2E              *benchE2E `json:"end_to_end,omitempty"`
+	Elapsed          string    `json:"elapsed"`
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -265,16 +273,24 @@ func benchIngest(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 	defer child.stop()
 
 	fmt.Fprintf(w, "ingest (tally ingest -> in-process kfake, %d partitions, %s per shape; limit: kafka-go Writer, same records, RequireAll, lz4, 5 ms linger)\n", cfg.Partitions, cfg.Duration)
-	fmt.Fprintf(w, "%-16s %12s %9s %9s %12s %9s %7s %10s\n", "shape", "events/s", "p50 ms", "p99 ms", "limit ev/s", "lim p99", "ratio", "target")
+	fmt.Fprintf(w, "%-20s %10s %8s %8s %12s %8s %6s %8s %9s\n", "shape", "events/s", "p50 ms", "p99 ms", "limit ev/s", "lim p99", "ratio", "target", "cpu us/ev")
 	for i, sh := range shapes {
 		lim, limP99, err := benchLimit(ctx, broker, sh, cfg.Duration, i)
 		if err != nil {
 			return fmt.Errorf("limit %s: %w", sh, err)
 		}
 		lg := benchLoadgen("http://"+addr, "", sh, fmt.Sprintf("b%d-%s", i, randHex(4)), logger)
+		cpu0 := procCPU(child.cmd.Process.Pid)
 		res := lg.sendFor(ctx, cfg.Duration, nil)
+		cpu := procCPU(child.cmd.Process.Pid) - cpu0
 		f := benchFigure{Name: sh.String(), EventsPerS: round3(res.perSecond), P50ms: ms(res.p50), P99ms: ms(res.p99),
 			Limit: round3(lim), LimitP99ms: ms(limP99), Events: res.accepted, Failed: res.failed}
+		if res.accepted > 0 && cpu > 0 {
+			f.CPUus = round3(float64(cpu) / float64(time.Microsecond) / float64(res.accepted))
+		}
+		if sh.Batch >= 500 {
+			f.CPUTargetUs = 4
+		}
 		if lim > 0 {
 			f.Ratio = round3(f.EventsPerS / lim)
 		}
@@ -286,12 +302,49 @@ func benchIngest(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 		if f.Target > 0 {
 			target = strconv.FormatFloat(f.Target, 'f', 0, 64)
 		}
-		fmt.Fprintf(w, "%-16s %12.0f %9.1f %9.1f %12.0f %9.1f %7.2f %10s\n", f.Name, f.EventsPerS, f.P50ms, f.P99ms, f.Limit, f.LimitP99ms, f.Ratio, target)
+		fmt.Fprintf(w, "%-20s %10.0f %8.1f %8.1f %12.0f %8.1f %6.2f %8s %9.1f\n", f.Name, f.EventsPerS, f.P50ms, f.P99ms, f.Limit, f.LimitP99ms, f.Ratio, target, f.CPUus)
 		if res.failed > 0 {
 			fmt.Fprintf(w, "  %d requests failed: %v\n", res.failed, res.failedWhy)
 		}
 	}
+	rep.IngestPeakRSSMiB = procPeakRSSMiB(child.cmd.Process.Pid)
+	fmt.Fprintf(w, "ingest peak RSS %.0f MiB; cpu us/ev is the ingest process's user+system CPU per accepted event (target < 4 us for large requests)\n", rep.IngestPeakRSSMiB)
 	return nil
+}
+
+// procCPU is the user+system CPU time of process pid so far (Linux; 0
+// elsewhere), in clock ticks of 10 ms.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3 (state) on
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// procPeakRSSMiB is the peak resident set (VmHWM) of process pid, or 0.
+func procPeakRSSMiB(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return round3(kb / 1024)
+		}
+	}
+	return 0
 }
 
 func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }

@@ -296,6 +296,7 @@ func benchEndToEnd(ctx context.Context, cfg benchConfig, exe, dir string, w io.W
 		pollErr = <-pollDone
 	}
 	stopPoll()
+	e.PeakRSSMiB, e.PeakRSSTargetMiB = procPeakRSSMiB(c.cmd.Process.Pid), 300
 	var fresh []time.Duration
 	e.Exact = true
 	for _, sl := range cut.runs {
@@ -314,6 +315,7 @@ func benchEndToEnd(ctx context.Context, cfg benchConfig, exe, dir string, w io.W
 	fmt.Fprintf(w, "\nend to end (tally all: embedded broker + private ClickHouse; %s at %.0f events/s offered for %s)\n", sh, cfg.E2ERate, cfg.E2EDuration)
 	fmt.Fprintf(w, "%-16s %12.0f events/s (target %.0f), %d one-second slices, exact %v, freshness p50 %.0f ms p99 %.0f ms (target p99 < %.0f ms; polled every 50 ms)\n",
 		"http->queryable", e.EventsPerS, e.TargetPerS, e.Slices, e.Exact, e.FreshP50ms, e.FreshP99ms, e.FreshTargetMs)
+	fmt.Fprintf(w, "%-16s %.0f MiB (target < %.0f MB at full load; this load is not full)\n", "tally all peak RSS", e.PeakRSSMiB, e.PeakRSSTargetMiB)
 	if !e.Exact {
 		return e, fmt.Errorf("end-to-end usage not exact within 2 minutes of the last acknowledgement (last query error: %v)", pollErr)
 	}
