@@ -9,7 +9,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/testenv"
+	"github.com/tally-oss/tally/schemas"
 )
 
 // TestLookupMetrics: every lookup observes its duration, the rows
@@ -61,6 +63,50 @@ func TestLookupMetrics(t *testing.T) {
 				t.Errorf("rows read per key %v, want %v", perKey, want)
 			}
 		})
+	}
+}
+
+// TestLookupFindsEventsStoredBeforeMigration: the lookup reads
+// event_identities, which a migration fills from the events stored before
+// it (0014); an event stored before the migration is found afterwards, as
+// is one stored after it (the materialized view of 0013).
+func TestLookupFindsEventsStoredBeforeMigration(t *testing.T) {
+	addr, db := testenv.NewDatabase(t)
+	admin := testenv.Conn(t, addr, "default")
+	ctx := t.Context()
+	migrations, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		if m.Version < 12 { // the schema before event_identities
+			if err := admin.Exec(ctx, schemas.QualifyTables(m.SQL, db)); err != nil {
+				t.Fatalf("migration %d: %v", m.Version, err)
+			}
+		}
+	}
+	store := &clickhouseStore{conn: testenv.Conn(t, addr, db), metrics: newMetrics(nil)}
+	row := func(id string, offset int64) EventRow {
+		return EventRow{EventKey: EventKey{OrgID: testOrg, CustomerID: "c", ID: id}, Type: "api_call",
+			Time: t0, Properties: "{}", IngestedAt: t0, Position: Position{Partition: 2, Offset: offset}}
+	}
+	if err := store.InsertEvents(ctx, []EventRow{row("before", 7)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.InsertEvents(ctx, []EventRow{row("after", 8)}); err != nil {
+		t.Fatal(err)
+	}
+	before, after := row("before", 0).EventKey, row("after", 0).EventKey
+	got, err := store.StoredVersions(ctx, []EventKey{before, after, {OrgID: testOrg, CustomerID: "c", ID: "never"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[EventKey][]Position{before: {{Partition: 2, Offset: 7}}, after: {{Partition: 2, Offset: 8}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stored versions %v, want %v", got, want)
 	}
 }
 
