@@ -16,6 +16,15 @@ package schemas
 //        JSON keeps records readable with stock Kafka tools; "v" lets a
 //        later layout coexist with records still in the topic.
 // Header "content-type: application/vnd.tally.event.v1+json".
+//
+// The layout is defined by encoding/json's reading and writing of
+// recordValue (encodeRecordJSON, decodeRecordJSON). EncodeRecord and
+// DecodeRecord are faster versions of the two that agree with them byte for
+// byte and error for error (FuzzDecodeRecordDifferential and
+// FuzzEncodeRecordDifferential compare them): they write and read the
+// record as EncodeRecord writes it in one pass, copying the properties as
+// they are, and leave anything else (escaped or repeated member names,
+// nulls, properties to compact, errors and their messages) to encoding/json.
 
 import (
 	"bytes"
@@ -24,6 +33,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // RecordVersion is the value layout version written by EncodeRecord.
@@ -61,8 +71,64 @@ func RecordKey(orgID, customerID string) []byte {
 	return []byte(orgID + "/" + customerID)
 }
 
-// EncodeRecord returns the Kafka key and value of r.
+// EncodeRecord returns the Kafka key and value of r. The key and the value
+// share one allocation.
 func EncodeRecord(r Record) (key, value []byte, err error) {
+	ev := &r.Event
+	// Properties that ingest accepted are compact JSON and are copied as
+	// they are; anything else is compacted, or refused, by encoding/json.
+	if len(ev.Properties) > 0 && !isCompactJSON(ev.Properties) {
+		return encodeRecordJSON(r)
+	}
+	buf := make([]byte, 0, len(r.OrgID)+1+len(ev.CustomerID)+recordValueSize(r))
+	buf = append(buf, r.OrgID...)
+	buf = append(buf, '/')
+	buf = append(buf, ev.CustomerID...)
+	key = buf[:len(buf):len(buf)]
+	value = buf[len(buf):]
+	value = append(value, `{"v":1,"org_id":`...)
+	value = appendJSONString(value, r.OrgID)
+	value = append(value, `,"id":`...)
+	value = appendJSONString(value, ev.ID)
+	value = append(value, `,"type":`...)
+	value = appendJSONString(value, ev.Type)
+	value = append(value, `,"customer_id":`...)
+	value = appendJSONString(value, ev.CustomerID)
+	value = append(value, `,"time":"`...)
+	// A time in UTC is written without characters to escape; a year
+	// outside 0-9999 is an error, worded by encoding/json.
+	if value, err = ev.Time.UTC().AppendText(value); err != nil {
+		return encodeRecordJSON(r)
+	}
+	value = append(value, '"')
+	if ev.Source != "" {
+		value = append(value, `,"source":`...)
+		value = appendJSONString(value, ev.Source)
+	}
+	if len(ev.Properties) > 0 {
+		value = append(value, `,"properties":`...)
+		value = append(value, ev.Properties...)
+	}
+	value = append(value, `,"ingested_at":"`...)
+	if value, err = r.IngestedAt.UTC().AppendText(value); err != nil {
+		return encodeRecordJSON(r)
+	}
+	value = append(value, `"}`...)
+	return key, value, nil
+}
+
+// recordValueSize is the length of r's value when no string needs an
+// escape.
+func recordValueSize(r Record) int {
+	const layout = len(`{"v":1,"org_id":"","id":"","type":"","customer_id":"","time":"","source":"","properties":,"ingested_at":""}`) +
+		2*len("2006-01-02T15:04:05.999999999Z")
+	ev := &r.Event
+	return layout + len(r.OrgID) + len(ev.ID) + len(ev.Type) + len(ev.CustomerID) + len(ev.Source) + len(ev.Properties)
+}
+
+// encodeRecordJSON is EncodeRecord with encoding/json: the definition of
+// the layout.
+func encodeRecordJSON(r Record) (key, value []byte, err error) {
 	// No HTML escaping: json.Marshal would rewrite '<', '>', '&', U+2028
 	// and U+2029 inside the properties, and the aggregator must store them
 	// byte for byte as ingest accepted them.
@@ -88,12 +154,28 @@ func EncodeRecord(r Record) (key, value []byte, err error) {
 }
 
 // DecodeRecord parses a record value written by EncodeRecord. Errors wrap
-// ErrRecord.
+// ErrRecord. The record's strings share one allocation, its properties are
+// a copy.
 func DecodeRecord(value []byte) (Record, error) {
+	v, ok := readRecordValue(value)
+	if !ok {
+		return decodeRecordJSON(value)
+	}
+	return v.record()
+}
+
+// decodeRecordJSON is DecodeRecord with encoding/json: the definition of
+// the layout.
+func decodeRecordJSON(value []byte) (Record, error) {
 	var v recordValue
 	if err := json.Unmarshal(value, &v); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrRecord, err)
 	}
+	return v.record()
+}
+
+// record checks a decoded value and returns its record.
+func (v *recordValue) record() (Record, error) {
 	if v.V != RecordVersion {
 		return Record{}, fmt.Errorf("%w: unsupported record version %d", ErrRecord, v.V)
 	}
@@ -123,4 +205,162 @@ func DecodeRecord(value []byte) (Record, error) {
 		},
 		IngestedAt: v.IngestedAt.UTC(),
 	}, nil
+}
+
+// The members of a record value, as readRecordValue numbers them. The
+// strings come first, in the order of recordStrings.
+const (
+	memberOrgID = iota
+	memberID
+	memberType
+	memberCustomerID
+	memberSource
+	memberV
+	memberTime
+	memberIngestedAt
+	memberProperties
+	memberCount
+
+	recordStrings = memberSource + 1
+)
+
+var recordMembers = [memberCount]string{"org_id", "id", "type", "customer_id", "source", "v", "time", "ingested_at", "properties"}
+
+// readRecordValue reads value in one pass that also validates it, as
+// encoding/json would read it into a recordValue. It returns ok false,
+// leaving the value to encoding/json, for anything EncodeRecord does not
+// write or that encoding/json reads in a way of its own: a name or a string
+// with an escape or not in UTF-8, a name given twice or in another case (it
+// matches names without regard to case), null, a "v" other than 1, a time
+// that does not parse (for encoding/json's message), and a value nested
+// deeper than maxSkipDepth.
+func readRecordValue(value []byte) (v recordValue, ok bool) {
+	var strs [recordStrings][]byte
+	var seen [memberCount]bool
+	var spaced bool // unused: whitespace is allowed here
+	i := skipJSONSpace(value, 0, &spaced)
+	if i == len(value) || value[i] != '{' {
+		return v, false
+	}
+	i = skipJSONSpace(value, i+1, &spaced)
+	if i < len(value) && value[i] == '}' {
+		i++
+	} else {
+		for {
+			name, end, ok := plainJSONString(value, i)
+			if !ok {
+				return v, false
+			}
+			m := recordMember(name)
+			if m == memberCount+1 || (m < memberCount && seen[m]) {
+				return v, false
+			}
+			i = skipJSONSpace(value, end, &spaced)
+			if i == len(value) || value[i] != ':' {
+				return v, false
+			}
+			i = skipJSONSpace(value, i+1, &spaced)
+			switch {
+			case m < recordStrings:
+				if strs[m], i, ok = plainJSONString(value, i); !ok {
+					return v, false
+				}
+			case m == memberTime || m == memberIngestedAt:
+				var text []byte
+				if text, i, ok = plainJSONString(value, i); !ok {
+					return v, false
+				}
+				t := &v.Time
+				if m == memberIngestedAt {
+					t = &v.IngestedAt
+				}
+				if t.UnmarshalText(text) != nil { // as time.Time's UnmarshalJSON
+					return v, false
+				}
+			case m == memberProperties && i < len(value) && value[i] == 'n': // null: RawMessage("null")
+				return v, false
+			default: // "v", the properties, or a member to skip
+				start := i
+				if i, _, ok = skipJSONValue(value, i); !ok {
+					return v, false
+				}
+				switch m {
+				case memberV:
+					if string(value[start:i]) != "1" {
+						return v, false
+					}
+					v.V = RecordVersion
+				case memberProperties:
+					v.Properties = append(json.RawMessage(nil), value[start:i]...)
+				}
+			}
+			if m < memberCount {
+				seen[m] = true
+			}
+			i = skipJSONSpace(value, i, &spaced)
+			if i < len(value) && value[i] == ',' {
+				i = skipJSONSpace(value, i+1, &spaced)
+				continue
+			}
+			if i == len(value) || value[i] != '}' {
+				return v, false
+			}
+			i++
+			break
+		}
+	}
+	if skipJSONSpace(value, i, &spaced) != len(value) {
+		return v, false
+	}
+	// The strings are cut from one allocation.
+	var all strings.Builder
+	n := 0
+	for _, str := range strs {
+		n += len(str)
+	}
+	all.Grow(n)
+	for _, str := range strs {
+		all.Write(str)
+	}
+	joined, at := all.String(), 0
+	for m, dst := range [recordStrings]*string{&v.OrgID, &v.ID, &v.Type, &v.CustomerID, &v.Source} {
+		*dst = joined[at : at+len(strs[m])]
+		at += len(strs[m])
+	}
+	return v, true
+}
+
+// plainJSONString reads the string that starts at data[i] and returns its
+// contents and the index after it; ok is false for anything but a string
+// without escapes in UTF-8.
+func plainJSONString(data []byte, i int) (text []byte, end int, ok bool) {
+	end, escaped, ok := skipJSONString(data, i)
+	if !ok || escaped {
+		return nil, end, false
+	}
+	text = data[i+1 : end-1]
+	return text, end, utf8.Valid(text)
+}
+
+// recordMember numbers a member name: memberCount for a name the layout
+// does not have, memberCount+1 for one encoding/json would take for a name
+// of the layout (one in another case; any name that is not ASCII, since
+// encoding/json folds 'ſ' to 'S' and 'ı' to 'I').
+func recordMember(name []byte) int {
+	for m, n := range recordMembers {
+		if string(name) == n {
+			return m
+		}
+	}
+	for _, c := range name {
+		if c >= utf8.RuneSelf {
+			return memberCount + 1
+		}
+	}
+	for _, n := range recordMembers {
+		if strings.EqualFold(string(name), n) {
+			return memberCount + 1
+		}
+	}
+	return memberCount
 }
