@@ -343,14 +343,7 @@ func (s *retryingStore) InsertReadings(ctx context.Context, rows []ReadingRow) e
 // (and at least one row), so the block being built is bounded whatever
 // the number of rows.
 func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	for len(rows) > 0 {
-		n := deadLetterChunk(rows)
-		if err := s.insertDeadLetters(ctx, rows[:n]); err != nil {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
+	return inDeadLetterChunks(rows, func(chunk []DeadLetterRow) error { return s.insertDeadLetters(ctx, chunk) })
 }
 
 func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
@@ -362,19 +355,8 @@ func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetter
 	if !errors.As(err, &parked) {
 		return err
 	}
-	stubs := make([]DeadLetterRow, len(parked.Rows))
-	for i, j := range parked.Rows {
-		stubs[i] = shortenedDeadLetter(rows[j], "it could not be stored", parked.Err)
-	}
-	lost, err := s.retry.writeOrPark(ctx, s.parking(tableDeadLetters, canary), len(stubs),
-		func(lo, hi int) error { return s.next.InsertDeadLetters(ctx, stubs[lo:hi]) })
-	if err != nil || lost == nil {
-		return err
-	}
-	for _, j := range lost.Rows {
-		logLostDeadLetter(s.retry.logger, s.metrics, "store", stubs[j], lost.Err)
-	}
-	return nil
+	return s.retry.writeShortened(ctx, s.parking(tableDeadLetters, canary), rows, parked, "it could not be stored", "store", s.metrics,
+		func(stubs []DeadLetterRow) error { return s.next.InsertDeadLetters(ctx, stubs) })
 }
 
 // insertOrPark writes with write(lo, hi), parking the rows whose failure
@@ -490,9 +472,15 @@ var _ DeadLetterPublisher = (*retryingPublisher)(nil)
 // (and at least one row), so the messages encoded at once are bounded
 // whatever the number of rows.
 func (p *retryingPublisher) PublishDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
+	return inDeadLetterChunks(rows, func(chunk []DeadLetterRow) error { return p.publish(ctx, chunk) })
+}
+
+// inDeadLetterChunks calls f with rows cut by deadLetterChunk, in order,
+// until one call fails.
+func inDeadLetterChunks(rows []DeadLetterRow, f func([]DeadLetterRow) error) error {
 	for len(rows) > 0 {
 		n := deadLetterChunk(rows)
-		if err := p.publish(ctx, rows[:n]); err != nil {
+		if err := f(rows[:n]); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -523,10 +511,6 @@ func (p *retryingPublisher) publish(ctx context.Context, rows []DeadLetterRow) e
 		return err
 	}
 	p.metrics.parked.WithLabelValues(parkedUnpublished).Add(float64(len(parked.Rows)))
-	stubs := make([]DeadLetterRow, len(parked.Rows))
-	for i, j := range parked.Rows {
-		stubs[i] = shortenedDeadLetter(rows[j], "the dead-letter topic refused it", parked.Err)
-	}
 	park.canary = func() error {
 		last := p.lastPublished.get(DeadLetterRow{})
 		if last.Reason == "" {
@@ -534,12 +518,24 @@ func (p *retryingPublisher) publish(ctx context.Context, rows []DeadLetterRow) e
 		}
 		return p.next.PublishDeadLetters(ctx, []DeadLetterRow{last})
 	}
-	lost, err := p.retry.writeOrPark(ctx, park, len(stubs), func(lo, hi int) error { return publish(stubs[lo:hi]) })
+	return p.retry.writeShortened(ctx, park, rows, parked, "the dead-letter topic refused it", "topic", p.metrics, publish)
+}
+
+// writeShortened writes, with write, a shortened copy of each parked row
+// of rows in its place, and logs (at where) the copies that cannot be
+// written either; it returns only ctx's error.
+func (r retrier) writeShortened(ctx context.Context, park parking, rows []DeadLetterRow, parked *ParkedError,
+	why, where string, m *metrics, write func([]DeadLetterRow) error) error {
+	stubs := make([]DeadLetterRow, len(parked.Rows))
+	for i, j := range parked.Rows {
+		stubs[i] = shortenedDeadLetter(rows[j], why, parked.Err)
+	}
+	lost, err := r.writeOrPark(ctx, park, len(stubs), func(lo, hi int) error { return write(stubs[lo:hi]) })
 	if err != nil || lost == nil {
 		return err
 	}
 	for _, j := range lost.Rows {
-		logLostDeadLetter(p.retry.logger, p.metrics, "topic", stubs[j], lost.Err)
+		logLostDeadLetter(r.logger, m, where, stubs[j], lost.Err)
 	}
 	return nil
 }
