@@ -77,11 +77,11 @@ func esc(s string) string {
 	return b.String()
 }
 
-// freePorts asks the kernel for n distinct free loopback ports. All listeners
+// FreePorts asks the kernel for n distinct free loopback ports. All listeners
 // stay open until every port is chosen, so the same port is not handed out
 // twice; another process can still take one before the server binds it,
 // which Start handles by retrying.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -39,7 +39,7 @@ var bindFailure = regexp.MustCompile(`Address already in use: \S*:(\d+)`)
 func start(ctx context.Context, cand candidate, l layout, opts Options, logger *slog.Logger) (*Server, error) {
 	tcpPort, httpPort := opts.TCPPort, opts.HTTPPort
 	if tcpPort == 0 || httpPort == 0 {
-		ports, err := freePorts(3)
+		ports, err := FreePorts(3)
 		if err != nil {
 			return nil, err
 		}
