@@ -28,9 +28,17 @@ const (
 	// DefaultKafkaMaxAttempts is how often the writer tries to produce a
 	// batch (retriable errors and timeouts are retried).
 	DefaultKafkaMaxAttempts = 3
-	// DefaultKafkaBatchTimeout is how long the writer waits to fill a batch.
-	// kafka-go's own default (1 s) would add a second to every request whose
-	// batch does not fill up.
+	// DefaultKafkaLinger is ingest.kafka-batch-timeout's default: an idle
+	// partition's records go out at once, and the records arriving while
+	// its produce request is at the broker go out together as the next one
+	// (group commit, publisher.go). A linger adds its length to the answer
+	// of every request that finds its partition idle (issue 7: 5 ms capped
+	// one connection posting one event at a time at about 160 requests/s).
+	DefaultKafkaLinger = 0
+	// DefaultKafkaBatchTimeout is the batch timeout to give a kafka-go
+	// Writer (bench's raw-Writer limit): its own default, 1 s, would add a
+	// second to every write whose batch does not fill up, and it has no
+	// group commit. It was ingest's linger before issue 7.
 	DefaultKafkaBatchTimeout = 5 * time.Millisecond
 	// DefaultKafkaBatchSize is large enough that one request of a thousand
 	// events to one partition goes out as one produce request (kafka-go's
@@ -65,8 +73,10 @@ type Config struct {
 	ProduceTimeout time.Duration
 	// KafkaMaxAttempts is how often the writer tries to produce a batch.
 	KafkaMaxAttempts int
-	// KafkaBatchTimeout, KafkaBatchSize and KafkaBatchBytes tune the shared
-	// kafka-go Writer.
+	// KafkaBatchTimeout is how long an idle partition lingers for more
+	// records before its produce request (0: none, pure group commit);
+	// KafkaBatchSize and KafkaBatchBytes bound one produce request
+	// (publisher.go).
 	KafkaBatchTimeout time.Duration
 	KafkaBatchSize    int
 	KafkaBatchBytes   int64
@@ -90,7 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxEventAge, "ingest.max-event-age", schemas.DefaultMaxEventAge, "events older than this are rejected")
 	fs.DurationVar(&c.ProduceTimeout, "ingest.produce-timeout", DefaultProduceTimeout, "longest wait of a request for Kafka before it is answered 503: at most half of it for its partition's produce request under way (then its events are not sent), the rest for the attempts at its own; a request is answered only once Kafka is done with its events")
 	fs.IntVar(&c.KafkaMaxAttempts, "ingest.kafka-max-attempts", DefaultKafkaMaxAttempts, "how often the Kafka writer tries to produce a batch; each attempt gets an equal share of ingest.produce-timeout")
-	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaBatchTimeout, "how long an idle partition waits to fill a batch (adds to request latency); below half of ingest.produce-timeout")
+	fs.DurationVar(&c.KafkaBatchTimeout, "ingest.kafka-batch-timeout", DefaultKafkaLinger, "how long a partition with no produce request under way waits for more events before sending (0: at once; the events arriving while a produce request is under way always go out together as the next one). A linger gives fewer, larger produce requests at light load and adds its length to those requests' answers; below half of ingest.produce-timeout")
 	fs.IntVar(&c.KafkaBatchSize, "ingest.kafka-batch-size", DefaultKafkaBatchSize, "most records in one Kafka produce batch per partition")
 	fs.IntVar(&c.MaxInflightRequests, "ingest.max-inflight-requests", DefaultMaxInflightRequests, "most requests served at once on the write routes; more are answered 503 with Retry-After")
 	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", DefaultMaxInflightBytes, "most request body bytes (after decompression) held at once; a request past it is answered 503 with Retry-After")
@@ -119,10 +129,10 @@ func (c *Config) Validate() error {
 		// for their acknowledgement.
 		errs = append(errs, fmt.Errorf("ingest.produce-timeout must be positive and below the shutdown timeout %s, got %s", telemetry.ShutdownTimeout, c.ProduceTimeout))
 	}
-	if c.KafkaBatchTimeout <= 0 || c.KafkaBatchTimeout >= c.ProduceTimeout/2 {
+	if c.KafkaBatchTimeout < 0 || c.KafkaBatchTimeout >= c.ProduceTimeout/2 {
 		// Records wait at most half the produce-timeout to be taken into a
 		// produce request (publisher.go); the batch timeout is part of it.
-		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be positive and below half of ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
+		errs = append(errs, fmt.Errorf("ingest.kafka-batch-timeout must be 0 or positive and below half of ingest.produce-timeout, got %s", c.KafkaBatchTimeout))
 	}
 	if c.KafkaMaxAttempts < 1 || c.KafkaMaxAttempts > maxKafkaAttempts {
 		errs = append(errs, fmt.Errorf("ingest.kafka-max-attempts must be between 1 and %d, got %d", maxKafkaAttempts, c.KafkaMaxAttempts))

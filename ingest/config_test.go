@@ -21,6 +21,13 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("parsed %+v", cfg)
 	}
 
+	if cfg.KafkaBatchTimeout = 0; cfg.Validate() != nil {
+		t.Errorf("ingest.kafka-batch-timeout=0 (no linger) refused: %v", cfg.Validate())
+	}
+	if cfg.KafkaBatchTimeout = -time.Millisecond; cfg.Validate() == nil {
+		t.Error("a negative ingest.kafka-batch-timeout accepted")
+	}
+
 	bad := Config{ProduceTimeout: time.Minute, KafkaBatchTimeout: time.Minute, MaxEventAge: -1}
 	err := bad.Validate()
 	if err == nil {

@@ -41,11 +41,25 @@ type Publisher interface {
 // after it was answered. Here, while a produce request is at the broker,
 // the records that arrive for its partition wait together and go out as
 // the next one (group commit), and a request's wait is bounded by
-// ingest.produce-timeout:
+// ingest.produce-timeout.
 //
-//   - its records may wait to be handed to a produce request for at most
-//     half the produce-timeout (queueWait). Past that the request takes
-//     them back, and they are never sent: it is answered 503 at once.
+// Group commit needs no timer (issue 7): records for a partition with no
+// produce request under way go out at once, in a produce request of their
+// own; the records arriving meanwhile go out together as the next one, as
+// soon as it is answered, up to a batch (ingest.kafka-batch-size and
+// -bytes; the rest follows in the produce request after). So a lone
+// request waits for one round trip, and under load the batches grow with
+// the load and the broker's latency. ingest.kafka-batch-timeout (linger,
+// 0 by default) makes a partition with nothing under way wait that long,
+// or until a batch is there, before its produce request: fewer, larger
+// produce requests at light load, for that much more latency.
+//
+// The bounds:
+//
+//   - a request's records may wait to be handed to a produce request (the
+//     linger included) for at most half the produce-timeout (queueWait).
+//     Past that the request takes them back, and they are never sent: it
+//     is answered 503 at once.
 //   - a produce request's attempts, and the backoffs between them, end by
 //     the earliest deadline (arrival + produce-timeout) of the requests
 //     whose records it carries; each attempt is also bounded by the
@@ -69,7 +83,7 @@ type kafkaPublisher struct {
 	queueWait      time.Duration // the part of it before a produce request takes its records
 	attemptTimeout time.Duration // one produce attempt
 	maxAttempts    int
-	linger         time.Duration // an idle partition's wait for more records
+	linger         time.Duration // an idle partition's wait for more records (0: none)
 	batchSize      int
 	batchBytes     int64
 
@@ -89,7 +103,8 @@ type partitionQueue struct {
 	count     int      // records in pending
 	bytes     int64    // their bytes
 	busy      bool     // a loop (publisher.run) serves the queue
-	// full is signalled when pending holds a batch, to end the linger.
+	// full is signalled when pending holds a batch, to end the linger;
+	// a signal left from a previous loop is dropped before a new one starts.
 	full chan struct{}
 }
 
@@ -252,9 +267,16 @@ func (p *kafkaPublisher) enqueue(chunks []*chunk) error {
 	}
 	for _, c := range chunks {
 		q := c.queue
-		q.add(c, p.batchSize, p.batchBytes)
-		if !q.busy {
+		start := !q.busy
+		if start {
 			q.busy = true
+			select {
+			case <-q.full: // from records taken by the last loop
+			default:
+			}
+		}
+		q.add(c, p.batchSize, p.batchBytes)
+		if start {
 			p.running.Add(1)
 			go p.run(q)
 		}
@@ -283,14 +305,17 @@ func (p *kafkaPublisher) withdraw(chunks []*chunk) {
 // is left that may still be taken.
 func (p *kafkaPublisher) run(q *partitionQueue) {
 	defer p.running.Done()
-	// An idle partition waits a moment for the requests arriving with
-	// this one (ingest.kafka-batch-timeout, or until a batch is there); a
-	// busy one takes what gathered during the last produce request.
-	linger := time.NewTimer(p.linger)
-	select {
-	case <-linger.C:
-	case <-q.full:
-		linger.Stop()
+	// A partition with nothing under way sends at once, unless asked to
+	// linger for the requests arriving with this one (until a batch is
+	// there); a busy one takes what gathered during the last produce
+	// request, without waiting.
+	if p.linger > 0 {
+		linger := time.NewTimer(p.linger)
+		select {
+		case <-linger.C:
+		case <-q.full:
+			linger.Stop()
+		}
 	}
 	for {
 		batch := p.take(q)
