@@ -64,8 +64,8 @@ func TestEvaluateAddressedEvents(t *testing.T) {
 			}
 		}
 	}
-	if ms := idx["other"]["@API"]; len(ms) != 1 || ms[0].Revision != 9 {
-		t.Errorf("other's @API finds %v, want other's API alone", ms)
+	if set := idx["other"]["@API"]; set == nil || len(set.meters) != 1 || set.meters[0].Revision != 9 {
+		t.Errorf("other's @API finds %v, want other's API alone", set)
 	}
 }
 

@@ -249,7 +249,7 @@ func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBac
 // same rows, which fold. Dead letters go to the table only: the topic
 // carries those of the live stream.
 func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) {
-	meters := []*schemas.Meter{&w.meter}
+	meters := newMeterSet([]*schemas.Meter{&w.meter})
 	now := time.Now().UTC()
 	var c backfillChunkRows
 	n := 0

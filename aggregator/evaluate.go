@@ -13,7 +13,19 @@ import (
 
 // meterIndex finds the meters that apply to an event: by organization, then
 // by event type. Meters of other organizations are never consulted.
-type meterIndex map[string]map[string][]*schemas.Meter
+type meterIndex map[string]map[string]*meterSet
+
+// meterSet is the meters of one organization and event type, and the
+// property paths they read, which evaluate extracts from an event's raw
+// properties in one pass (schemas.PropertyPlan) instead of decoding them.
+type meterSet struct {
+	meters []*schemas.Meter
+	plan   *schemas.PropertyPlan
+}
+
+func newMeterSet(meters []*schemas.Meter) *meterSet {
+	return &meterSet{meters: meters, plan: schemas.NewPropertyPlan(meters)}
+}
 
 // indexMeters indexes each meter under its event_type and under its
 // addressed type (schemas.AddressedType), which no event_type starts like:
@@ -28,7 +40,11 @@ func indexMeters(all map[string][]schemas.Meter) meterIndex {
 				byType[typ] = append(byType[typ], m)
 			}
 		}
-		idx[org] = byType
+		sets := make(map[string]*meterSet, len(byType))
+		for typ, ms := range byType {
+			sets[typ] = newMeterSet(ms)
+		}
+		idx[org] = sets
 	}
 	return idx
 }
@@ -81,14 +97,17 @@ type evalFailure struct {
 // return; dead-lettering it keeps the partition moving.
 const reasonEvaluationFailed = "evaluation_failed"
 
-// evaluate applies meters (all of the event's organization and type) to one
-// event: a reading for each meter that matches, a failure for each that
-// matches but cannot meter it, nothing for the others.
-func evaluate(rec schemas.Record, ingested time.Time, meters []*schemas.Meter) ([]ReadingRow, []evalFailure) {
-	if len(meters) == 0 {
-		return nil, nil // most events: skip decoding the properties
+// evaluate applies set's meters (all of the event's organization and type;
+// nil: none) to one event: a reading for each meter that matches, a
+// failure for each that matches but cannot meter it, nothing for the
+// others. It reads the properties through set's plan, which gives what
+// DecodeProperties and Evaluate give (schemas.PropertyPlan).
+func evaluate(rec schemas.Record, ingested time.Time, set *meterSet) ([]ReadingRow, []evalFailure) {
+	if set == nil || len(set.meters) == 0 {
+		return nil, nil // most events: skip reading the properties
 	}
-	props, err := schemas.DecodeProperties(rec.Event.Properties)
+	meters := set.meters
+	props, err := set.plan.Scan(rec.Event.Properties)
 	if err != nil {
 		failures := make([]evalFailure, 0, len(meters))
 		for _, m := range meters {
@@ -99,7 +118,7 @@ func evaluate(rec schemas.Record, ingested time.Time, meters []*schemas.Meter) (
 	var readings []ReadingRow
 	var failures []evalFailure
 	for _, m := range meters {
-		r, matched, err := m.Evaluate(props)
+		r, matched, err := m.EvaluateView(props)
 		switch {
 		case err != nil:
 			failures = append(failures, failureOf(m.Key, err))

@@ -21,6 +21,10 @@ const (
 
 var maxValue = decimal.New(1, ValuePrecision-ValueScale) // 10^26, exclusive
 
+// one is the value of a COUNT reading; decimals are immutable, so readings
+// share it.
+var one = decimal.NewFromInt(1)
+
 // Reasons an event cannot be metered; stable codes stored with dead
 // letters and used as metric labels.
 const (
@@ -75,12 +79,26 @@ func DecodeProperties(raw json.RawMessage) (map[string]any, error) {
 // matched=false when the filter excludes the event, and an *EvalError when
 // the event matches but cannot be metered. The meter must be validated.
 func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err error) {
-	if !m.Filter.Match(props) {
+	return m.evaluate(decodedProps(props))
+}
+
+// propertySource answers the property lookups of Evaluate: decoded
+// properties, or a PropertyView.
+type propertySource interface {
+	lookup(p Path) (any, bool)
+}
+
+type decodedProps map[string]any
+
+func (d decodedProps) lookup(p Path) (any, bool) { return p.Lookup(d) }
+
+func (m *Meter) evaluate(props propertySource) (r Reading, matched bool, err error) {
+	if !m.Filter.match(props) {
 		return Reading{}, false, nil
 	}
 	r.GroupValues = make([]string, len(m.groupPaths))
 	for i, p := range m.groupPaths {
-		v, ok := p.Lookup(props)
+		v, ok := props.lookup(p)
 		if !ok {
 			continue // an absent group value is the empty group ""
 		}
@@ -97,10 +115,10 @@ func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err err
 	}
 	switch spec.Input {
 	case InputNone:
-		r.Value = decimal.NewFromInt(1)
+		r.Value = one
 		return r, true, nil
 	case InputScalar:
-		v, ok := m.valuePath.Lookup(props)
+		v, ok := props.lookup(m.valuePath)
 		if !ok {
 			return Reading{}, true, &EvalError{Reason: ReasonValueMissing, Message: m.ValueProperty + " is missing"}
 		}
@@ -117,8 +135,8 @@ func (m *Meter) Evaluate(props map[string]any) (r Reading, matched bool, err err
 	return Reading{}, true, fmt.Errorf("aggregation %s: unknown input %d", m.Aggregation, spec.Input)
 }
 
-func (m *Meter) numericValue(props map[string]any) (decimal.Decimal, error) {
-	v, ok := m.valuePath.Lookup(props)
+func (m *Meter) numericValue(props propertySource) (decimal.Decimal, error) {
+	v, ok := props.lookup(m.valuePath)
 	if !ok {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueMissing, Message: m.ValueProperty + " is missing"}
 	}
@@ -134,7 +152,9 @@ func (m *Meter) numericValue(props map[string]any) (decimal.Decimal, error) {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueOutOfRange,
 			Message: fmt.Sprintf("%s = %s is outside ±10^%d", m.ValueProperty, quotedNumber(v), ValuePrecision-ValueScale)}
 	}
-	if !d.Round(ValueScale).Equal(d) {
+	// A value with at most ValueScale decimal places is its own rounding;
+	// only a longer one (1.0000000000000 may still be exact) is rounded.
+	if d.Exponent() < -ValueScale && !d.Round(ValueScale).Equal(d) {
 		return decimal.Decimal{}, &EvalError{Reason: ReasonValueTooPrecise,
 			Message: fmt.Sprintf("%s = %s has more than %d decimal places", m.ValueProperty, quotedNumber(v), ValueScale)}
 	}

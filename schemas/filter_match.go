@@ -17,6 +17,10 @@ import (
 //     value_property accepts) that compares as asked.
 //   - exists: presence is as given.
 func (f *Filter) Match(props map[string]any) bool {
+	return f.match(decodedProps(props))
+}
+
+func (f *Filter) match(props propertySource) bool {
 	if f == nil {
 		return true
 	}
@@ -26,14 +30,14 @@ func (f *Filter) Match(props map[string]any) bool {
 		}
 	}
 	for i := range f.And {
-		if !f.And[i].Match(props) {
+		if !f.And[i].match(props) {
 			return false
 		}
 	}
 	if len(f.Or) > 0 {
 		matched := false
 		for i := range f.Or {
-			if f.Or[i].Match(props) {
+			if f.Or[i].match(props) {
 				matched = true
 				break
 			}
@@ -42,23 +46,29 @@ func (f *Filter) Match(props map[string]any) bool {
 			return false
 		}
 	}
-	if f.Not != nil && f.Not.Match(props) {
+	if f.Not != nil && f.Not.match(props) {
 		return false
 	}
 	return true
 }
 
-func (pf *PropertyFilter) match(props map[string]any) bool {
-	path := pf.path
-	if path.IsZero() {
+// lookupPath is the path the filter reads; zero when it names none.
+func (pf *PropertyFilter) lookupPath() Path {
+	if pf.path.IsZero() {
 		// Built in Go rather than parsed: the zero Path would look up the
 		// whole properties object as if it were the value.
-		path, _ = ParsePath(pf.Property)
+		p, _ := ParsePath(pf.Property)
+		return p
 	}
+	return pf.path
+}
+
+func (pf *PropertyFilter) match(props propertySource) bool {
+	path := pf.lookupPath()
 	var v any
 	var present bool
 	if !path.IsZero() {
-		v, present = path.Lookup(props)
+		v, present = props.lookup(path)
 	}
 	if pf.Exists != nil && *pf.Exists != present {
 		return false
