@@ -3,16 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,12 +30,6 @@ func loadAvg() string {
 		return ""
 	}
 	return f[0]
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // benchLoadgen is a load generator (loadgen_send.go) for one shape.
@@ -75,11 +65,15 @@ func (lg *loadgen) sendFor(ctx context.Context, d time.Duration, slice *benchSli
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(d)
+	// The pacer may hold a request past the deadline (a slow rate, large
+	// requests): it waits no longer than sending lasts.
+	paceCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	for range lg.cfg.Concurrency {
 		wg.Go(func() {
 			var buf []byte
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				if lg.pace.wait(ctx, lg.cfg.Batch) != nil || !time.Now().Before(deadline) {
+				if lg.pace.wait(paceCtx, lg.cfg.Batch) != nil || !time.Now().Before(deadline) {
 					return
 				}
 				b := int(next.Add(1) - 1)
@@ -134,11 +128,13 @@ func (lg *loadgen) sendFor(ctx context.Context, d time.Duration, slice *benchSli
 // own run (group value), so that each slice's freshness is measured: from
 // its last acknowledgement to its usage exact in a query.
 type benchSlices struct {
-	base string
-	mu   sync.Mutex
-	runs map[string]*benchSlice
-	cur  int
-	all  bool // sending ended: every slice is closed
+	base      string
+	mu        sync.Mutex
+	runs      map[string]*benchSlice
+	cur       int
+	all       bool // sending ended: every slice is closed
+	accepted  int  // events acknowledged, over every slice
+	queryable int  // events of the slices whose usage was exact
 }
 
 type benchSlice struct {
@@ -174,6 +170,7 @@ func (s *benchSlices) acked(run string, accepted int, failed bool) {
 	sl := s.runs[run]
 	sl.inFlight--
 	sl.accepted += accepted
+	s.accepted += accepted
 	sl.failed = sl.failed || failed
 	sl.lastAck = time.Now()
 }
@@ -232,6 +229,7 @@ func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bo
 		}
 		if sl.closed && sl.inFlight == 0 && got[run].Equal(decimal.New(int64(sl.accepted), -1)) {
 			sl.visible = now
+			s.queryable += sl.accepted
 			continue
 		}
 		done = false
@@ -239,85 +237,38 @@ func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bo
 	return done, nil
 }
 
-// benchEndToEnd runs `tally all` and a paced load, and measures freshness.
-func benchEndToEnd(ctx context.Context, cfg benchConfig, exe, dir string, w io.Writer, logger *slog.Logger) (*benchE2E, error) {
-	sh, _ := parseShape(cfg.E2EShape)
-	e := &benchE2E{OfferedPerS: cfg.E2ERate, FreshTargetMs: 1000, TargetPerS: 80000}
-	api := "127.0.0.1:" + strconv.Itoa(benchFreePort())
-	ing := "127.0.0.1:" + strconv.Itoa(benchFreePort())
-	qry := "127.0.0.1:" + strconv.Itoa(benchFreePort())
-	agg := "127.0.0.1:" + strconv.Itoa(benchFreePort())
-	c, err := startChild(ctx, exe, filepath.Join(dir, "all.log"), agg, "all",
-		"-data-dir="+filepath.Join(dir, "all"), "-dev-api-key="+benchKey,
-		"-dev.kafka-port="+strconv.Itoa(benchFreePort()), "-kafka.partitions="+strconv.Itoa(cfg.Partitions),
-		"-api.listen-addr="+api, "-ingest.listen-addr="+ing, "-query.listen-addr="+qry, "-aggregator.listen-addr="+agg,
-		"-log.level=warn")
-	if err != nil {
-		return e, err
-	}
-	defer c.stop()
-	lg := benchLoadgen("http://"+ing, "http://"+qry, sh, "e2e-"+randHex(4), logger)
-	lg.cfg.APIKey = benchKey
-	if err := lg.ensureMeter(ctx); err != nil {
-		return e, err
-	}
-	lg.pace = &pacer{perEvent: time.Duration(float64(time.Second) / cfg.E2ERate)}
-	cut := &benchSlices{base: lg.cfg.RunID, runs: map[string]*benchSlice{}}
-	from := time.Now().Add(-time.Minute)
+// totals returns the events acknowledged and those whose usage was exact.
+func (s *benchSlices) totals() (accepted, queryable int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted, s.queryable
+}
 
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	pollDone := make(chan error, 1)
-	go func() {
-		var last error
-		for {
-			done, err := cut.poll(pollCtx, lg, from)
-			if err != nil {
-				last = err
-			}
-			if done {
-				pollDone <- nil
-				return
-			}
-			select {
-			case <-pollCtx.Done():
-				pollDone <- last
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	res := lg.sendFor(ctx, cfg.E2EDuration, cut)
-	e.Events, e.EventsPerS = res.accepted, round3(res.perSecond)
-	var pollErr error
-	select {
-	case pollErr = <-pollDone:
-	case <-time.After(2 * time.Minute):
-		stopPoll()
-		pollErr = <-pollDone
+// allVisible reports whether sending ended and every slice's usage was
+// exact.
+func (s *benchSlices) allVisible() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.all {
+		return false
 	}
-	stopPoll()
-	e.PeakRSSMiB, e.PeakRSSTargetMiB = procPeakRSSMiB(c.cmd.Process.Pid), 300
-	var fresh []time.Duration
-	e.Exact = true
-	for _, sl := range cut.runs {
-		if sl.accepted == 0 {
-			continue
+	for _, sl := range s.runs {
+		if sl.visible.IsZero() {
+			return false
 		}
-		e.Slices++
-		if sl.visible.IsZero() || sl.failed {
-			e.Exact = false
-			continue
+	}
+	return true
+}
+
+// lastVisible is when the last slice's usage became exact.
+func (s *benchSlices) lastVisible() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t time.Time
+	for _, sl := range s.runs {
+		if sl.visible.After(t) {
+			t = sl.visible
 		}
-		fresh = append(fresh, sl.visible.Sub(sl.lastAck))
 	}
-	slices.Sort(fresh)
-	e.FreshP50ms, e.FreshP99ms = ms(percentile(fresh, 0.5)), ms(percentile(fresh, 0.99))
-	fmt.Fprintf(w, "\nend to end (tally all: embedded broker + private ClickHouse; %s at %.0f events/s offered for %s)\n", sh, cfg.E2ERate, cfg.E2EDuration)
-	fmt.Fprintf(w, "%-16s %12.0f events/s (target %.0f), %d one-second slices, exact %v, freshness p50 %.0f ms p99 %.0f ms (target p99 < %.0f ms; polled every 50 ms)\n",
-		"http->queryable", e.EventsPerS, e.TargetPerS, e.Slices, e.Exact, e.FreshP50ms, e.FreshP99ms, e.FreshTargetMs)
-	fmt.Fprintf(w, "%-16s %.0f MiB (target < %.0f MB at full load; this load is not full)\n", "tally all peak RSS", e.PeakRSSMiB, e.PeakRSSTargetMiB)
-	if !e.Exact {
-		return e, fmt.Errorf("end-to-end usage not exact within 2 minutes of the last acknowledgement (last query error: %v)", pollErr)
-	}
-	return e, nil
+	return t
 }
