@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/schemas"
 )
 
 // bodyFormat is how the events of a request body are framed.
@@ -163,13 +164,76 @@ func splitSingle(body []byte) ([]rawEvent, error) {
 	return []rawEvent{{raw: raw}}, nil
 }
 
-// splitArray reads the array element by element (Token/More) rather than
+// splitArray frames the elements of a JSON array body in one pass
+// (frameArray), leaving anything else to splitArrayJSON: a body that is
+// not JSON, or holds more than maxEvents elements, or nests deeper than
+// schemas.JSONValueEnd reads, gets encoding/json's answer and message.
+func splitArray(body []byte, maxEvents int) ([]rawEvent, error) {
+	if events, ok := frameArray(body, maxEvents); ok {
+		return events, nil
+	}
+	return splitArrayJSON(body, maxEvents)
+}
+
+// frameArray returns the elements of the array body, each a slice of
+// body without the whitespace around it, as splitArrayJSON does; ok is
+// false for anything but an array of at most maxEvents JSON values
+// followed by nothing but whitespace.
+func frameArray(body []byte, maxEvents int) (events []rawEvent, ok bool) {
+	i := skipSpace(body, 0)
+	if i == len(body) || body[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == ']' {
+		return nil, skipSpace(body, i+1) == len(body)
+	}
+	events = make([]rawEvent, 0, min(maxEvents, len(body)/64+1))
+	for {
+		if len(events) == maxEvents {
+			return nil, false
+		}
+		end, ok := schemas.JSONValueEnd(body, i)
+		if !ok {
+			return nil, false
+		}
+		events = append(events, rawEvent{raw: body[i:end:end]})
+		i = skipSpace(body, end)
+		if i == len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipSpace(body, i+1)
+			continue
+		case ']':
+			return events, skipSpace(body, i+1) == len(body)
+		}
+		return nil, false
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(body []byte, i int) int {
+	for i < len(body) {
+		switch body[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+			continue
+		}
+		break
+	}
+	return i
+}
+
+// splitArrayJSON reads the array element by element (Token/More) rather than
 // into a []json.RawMessage, so that it can stop at maxEvents without
 // buffering the rest, and so that an element that is valid JSON but not
 // an event (a number, a string) becomes a rejection of that element.
 // A syntax error cannot be skipped: after it, nothing tells where the
 // next element starts.
-func splitArray(body []byte, maxEvents int) ([]rawEvent, error) {
+func splitArrayJSON(body []byte, maxEvents int) ([]rawEvent, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // '['
 		return nil, syntaxError(body, dec, err)

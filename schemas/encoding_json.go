@@ -79,6 +79,16 @@ func isCompactJSON(raw []byte) bool {
 	return ok && !spaced && end == len(raw)
 }
 
+// JSONValueEnd returns the index after the JSON value that starts at
+// data[i] (no whitespace before it). ok is false if there is no JSON value
+// there or it nests deeper than 64 levels; callers leave such input to
+// encoding/json, for its verdict and its message. Ingest frames the events
+// of a JSON array with it.
+func JSONValueEnd(data []byte, i int) (end int, ok bool) {
+	end, _, ok = skipJSONValue(data, i)
+	return end, ok
+}
+
 // skipJSONValue reads the JSON value that starts at data[i] and returns
 // the index after it; spaced tells whether whitespace was skipped inside
 // it. ok is false if there is no JSON value there or it nests deeper than
