@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -92,40 +94,70 @@ type EventRules struct {
 // ParseEvent decodes and validates one JSON event. The returned error is a
 // *FieldError when a field is at fault.
 func ParseEvent(raw []byte, rules EventRules) (Event, error) {
-	in, err := readObject(raw, eventFields, eventChecked, false)
+	mem := scanMemories.Get().(*scanMemory)
+	ev, shared, err := parseEvent(raw, rules, mem)
+	mem.release()
+	if shared {
+		ev.Properties = append(json.RawMessage(nil), ev.Properties...)
+	}
+	return ev, err
+}
+
+// scanMemories keeps the memory of ParseEvent's scanner between calls.
+var scanMemories = sync.Pool{New: func() any { return new(scanMemory) }}
+
+// release drops mem's references into the events it read and returns it
+// to scanMemories.
+func (mem *scanMemory) release() {
+	mem.values = [numEventFields]json.RawMessage{}
+	clear(mem.path[:cap(mem.path)])
+	clear(mem.keys[:cap(mem.keys)])
+	scanMemories.Put(mem)
+}
+
+// numEventFields is len(eventFields).
+const numEventFields = 8
+
+// parseEvent is ParseEvent, except that the properties are a slice of raw
+// when raw holds them compact (shared). The event's strings share one
+// allocation when none of them holds an escape.
+func parseEvent(raw []byte, rules EventRules, mem *scanMemory) (ev Event, shared bool, err error) {
+	mem.values, mem.spaced = [numEventFields]json.RawMessage{}, [numEventFields]bool{}
+	in := objectMembers{values: mem.values[:], spaced: mem.spaced[:]}
+	err = readObjectInto(&in, raw, eventFields, eventChecked, false, mem)
 	switch {
 	case errors.Is(err, ErrNotObject) && string(bytes.TrimSpace(raw)) == "null":
 		// null is read as an empty object, as encoding/json does: the
 		// answer is that id is required.
 	case errors.Is(err, ErrNotObject):
-		return Event{}, fieldErr("event", "must be a JSON object")
+		return Event{}, false, fieldErr("event", "must be a JSON object")
 	case errors.Is(err, ErrInvalidJSON):
-		return Event{}, fieldErr("event", "%v", err)
+		return Event{}, false, fieldErr("event", "%v", err)
 	case err != nil:
-		return Event{}, err
+		return Event{}, false, err
 	}
-	v := in.values
-	var ev Event
-	if ev.ID, err = requiredString(v[fieldID], "id", MaxEventIDLen); err != nil {
-		return Event{}, err
+	v := &mem.values
+	var strs [4]eventString // id, type, customer_id, source
+	if strs[0], err = requiredText(v[fieldID], "id", MaxEventIDLen); err != nil {
+		return Event{}, false, err
 	}
-	if ev.Type, err = requiredString(v[fieldType], "type", MaxEventTypeLen); err != nil {
-		return Event{}, err
+	if strs[1], err = requiredText(v[fieldType], "type", MaxEventTypeLen); err != nil {
+		return Event{}, false, err
 	}
 	customer, field := v[fieldCustomerID], "customer_id"
 	if isAbsent(customer) && !isAbsent(v[fieldSubject]) {
 		customer, field = v[fieldSubject], "subject"
 	}
-	if ev.CustomerID, err = requiredString(customer, field, MaxCustomerIDLen); err != nil {
-		return Event{}, err
+	if strs[2], err = requiredText(customer, field, MaxCustomerIDLen); err != nil {
+		return Event{}, false, err
 	}
 	if !isAbsent(v[fieldSource]) {
-		if ev.Source, err = requiredString(v[fieldSource], "source", MaxSourceLen); err != nil {
-			return Event{}, err
+		if strs[3], err = requiredText(v[fieldSource], "source", MaxSourceLen); err != nil {
+			return Event{}, false, err
 		}
 	}
 	if ev.Time, err = parseEventTime(v[fieldTime], rules); err != nil {
-		return Event{}, err
+		return Event{}, false, err
 	}
 	at, field := fieldProperties, "properties"
 	if isAbsent(v[at]) && !isAbsent(v[fieldData]) {
@@ -133,18 +165,71 @@ func ParseEvent(raw []byte, rules EventRules) (Event, error) {
 	}
 	if props := v[at]; !isAbsent(props) {
 		if props[0] != '{' {
-			return Event{}, fieldErr(field, "must be a JSON object")
+			return Event{}, false, fieldErr(field, "must be a JSON object")
 		}
 		if !validUnicode(props) {
-			return Event{}, fieldErr(field, "must be valid UTF-8")
+			return Event{}, false, fieldErr(field, "must be valid UTF-8")
 		}
-		if in.spaced[at] {
+		if mem.spaced[at] {
 			ev.Properties = compactJSON(props)
 		} else {
-			ev.Properties = append(json.RawMessage(nil), props...)
+			ev.Properties, shared = props, true
 		}
 	}
-	return ev, nil
+	joinStrings(&strs, [4]*string{&ev.ID, &ev.Type, &ev.CustomerID, &ev.Source})
+	return ev, shared, nil
+}
+
+// eventString is a string member of an event: its text as sent when it
+// holds no escape, else its decoded value.
+type eventString struct {
+	text    []byte
+	decoded string
+}
+
+// joinStrings sets each of dst to its string, the texts cut from one
+// allocation.
+func joinStrings(strs *[4]eventString, dst [4]*string) {
+	n := 0
+	for _, s := range strs {
+		n += len(s.text)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range strs {
+		b.Write(s.text)
+	}
+	joined, at := b.String(), 0
+	for i, s := range strs {
+		if s.text == nil {
+			*dst[i] = s.decoded
+			continue
+		}
+		*dst[i] = joined[at : at+len(s.text)]
+		at += len(s.text)
+	}
+}
+
+// requiredText is requiredString without a copy of a string that holds
+// no escape: only its text is returned.
+func requiredText(raw json.RawMessage, field string, maxLen int) (eventString, error) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		s, err := requiredString(raw, field, maxLen)
+		return eventString{decoded: s}, err
+	}
+	// raw is a JSON string (the scanner read it) without escapes: the
+	// checks of requiredString, in its order, on the text.
+	text := raw[1 : len(raw)-1]
+	if len(text) == 0 {
+		return eventString{}, fieldErr(field, "must not be empty")
+	}
+	if !utf8.Valid(text) {
+		return eventString{}, fieldErr(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCount(text); n > maxLen {
+		return eventString{}, fieldErr(field, "is %d characters long, at most %d allowed", n, maxLen)
+	}
+	return eventString{text: text}, nil
 }
 
 func isAbsent(raw json.RawMessage) bool {
@@ -182,6 +267,16 @@ func plainString(raw []byte) (s string, ok bool) {
 		return "", false
 	}
 	return string(raw[1 : len(raw)-1]), true
+}
+
+// plainText returns the text of a JSON string that json.Unmarshal reads
+// as it is: without escapes, in UTF-8 (it replaces bytes that are not
+// with U+FFFD). raw is one JSON value.
+func plainText(raw []byte) (text []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
 }
 
 // validUnicode reports whether a raw JSON value is valid UTF-8 without
@@ -231,9 +326,9 @@ func parseEventTime(raw json.RawMessage, rules EventRules) (time.Time, error) {
 	if isAbsent(raw) {
 		return now.UTC(), nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, fieldErr("time", "must be an RFC 3339 string such as 2026-01-02T15:04:05Z")
+	s, err := timeString(raw)
+	if err != nil {
+		return time.Time{}, err
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -255,6 +350,18 @@ func parseEventTime(raw json.RawMessage, rules EventRules) (time.Time, error) {
 		return time.Time{}, fieldErr("time", "%s is outside the supported years 1970-2105", s)
 	}
 	return t, nil
+}
+
+// timeString is the string of the time member.
+func timeString(raw json.RawMessage) (string, error) {
+	if text, ok := plainText(raw); ok {
+		return string(text), nil // what json.Unmarshal reads, without its cost
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fieldErr("time", "must be an RFC 3339 string such as 2026-01-02T15:04:05Z")
+	}
+	return s, nil
 }
 
 func compactJSON(raw []byte) json.RawMessage {

@@ -73,34 +73,58 @@ type objectMembers struct {
 // included), input that is not JSON wraps ErrInvalidJSON.
 func readObject(raw []byte, names []string, checked []bool, wantUnknown bool) (objectMembers, error) {
 	out := objectMembers{values: make([]json.RawMessage, len(names)), spaced: make([]bool, len(names))}
-	s := scanner{data: raw}
+	err := readObjectInto(&out, raw, names, checked, wantUnknown, &scanMemory{})
+	return out, err
+}
+
+// scanMemory is the memory the scanner works in, kept across the events
+// of a request by a RecordBuilder so that reading an event allocates
+// nothing of its own.
+type scanMemory struct {
+	values [numEventFields]json.RawMessage
+	spaced [numEventFields]bool
+	path   []pathSeg
+	keys   [][]byte
+}
+
+// readObjectInto is readObject into out, whose values and spaced have the
+// length of names, with the scanner's path and keys in mem.
+func readObjectInto(out *objectMembers, raw []byte, names []string, checked []bool, wantUnknown bool, mem *scanMemory) error {
+	s := scanner{data: raw, path: mem.path[:0], keys: mem.keys[:0]}
+	err := s.readObject(out, names, checked, wantUnknown)
+	mem.path, mem.keys = s.path[:0], s.keys[:0]
+	return err
+}
+
+func (s *scanner) readObject(out *objectMembers, names []string, checked []bool, wantUnknown bool) error {
+	raw := s.data
 	s.space()
 	if s.i == len(raw) || raw[s.i] != '{' {
 		if json.Valid(raw) { // rare: only for input that is not an object
-			return out, ErrNotObject
+			return ErrNotObject
 		}
-		return out, syntaxError(raw)
+		return syntaxError(raw)
 	}
 	s.i++
 	s.space()
 	if s.peek() == '}' {
 		s.i++
-		return out, s.end()
+		return s.end()
 	}
 	for {
 		if s.peek() != '"' {
-			return out, syntaxError(raw)
+			return syntaxError(raw)
 		}
 		keyStart := s.i
 		escaped, err := s.str()
 		if err != nil {
-			return out, syntaxError(raw)
+			return syntaxError(raw)
 		}
 		name := raw[keyStart+1 : s.i-1]
 		if escaped {
 			var unquoted string
 			if json.Unmarshal(raw[keyStart:s.i], &unquoted) != nil {
-				return out, syntaxError(raw)
+				return syntaxError(raw)
 			}
 			name = []byte(unquoted)
 		}
@@ -114,15 +138,15 @@ func readObject(raw []byte, names []string, checked []bool, wantUnknown bool) (o
 		if known < 0 {
 			for _, n := range names {
 				if strings.EqualFold(string(name), n) {
-					return out, fieldErr(clipName(name), "is not a member name: names are case-sensitive, send it as %q (and only once)", n)
+					return fieldErr(clipName(name), "is not a member name: names are case-sensitive, send it as %q (and only once)", n)
 				}
 			}
 		} else if out.values[known] != nil {
-			return out, fieldErr(names[known], "appears more than once; send each member once")
+			return fieldErr(names[known], "appears more than once; send each member once")
 		}
 		s.space()
 		if s.peek() != ':' {
-			return out, syntaxError(raw)
+			return syntaxError(raw)
 		}
 		s.i++
 		s.space()
@@ -132,9 +156,9 @@ func readObject(raw []byte, names []string, checked []bool, wantUnknown bool) (o
 		start := s.i
 		if err := s.value(0, check); err != nil {
 			if errors.Is(err, errSyntax) {
-				return out, syntaxError(raw)
+				return syntaxError(raw)
 			}
-			return out, err
+			return err
 		}
 		switch {
 		case known >= 0:
@@ -151,9 +175,9 @@ func readObject(raw []byte, names []string, checked []bool, wantUnknown bool) (o
 			continue
 		case '}':
 			s.i++
-			return out, s.end()
+			return s.end()
 		}
-		return out, syntaxError(raw)
+		return syntaxError(raw)
 	}
 }
 
