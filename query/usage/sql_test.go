@@ -20,9 +20,14 @@ func TestBuildUsageSQL(t *testing.T) {
 		return Query{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: agg,
 			From: from, To: to, Location: time.UTC}
 	}
-	const where = " FROM readings FINAL WHERE org_id = ? AND meter_key = ? AND meter_revision = ?" +
-		" AND time >= toDateTime(?) AND time <= toDateTime(?) AND time_ns >= ? AND time_ns < ?"
-	whereArgs := []any{"acme", "tokens", uint64(42), from.Unix(), to.Unix(), from.UnixNano(), to.UnixNano()}
+	// A query that names its customers reads readings (sorted by customer
+	// first), any other readings_by_day (sorted by day first); both bound
+	// the UTC days of [from, to): the day of its last nanosecond, not to's.
+	const conds = " WHERE org_id = ? AND meter_key = ? AND meter_revision = ?" +
+		" AND time >= toDateTime(?) AND time <= toDateTime(?) AND time_ns >= ? AND time_ns < ?" +
+		" AND toDate(time) >= toDate(?) AND toDate(time) <= toDate(?)"
+	const where, whereCustomers = " FROM readings_by_day FINAL" + conds, " FROM readings FINAL" + conds
+	whereArgs := []any{"acme", "tokens", uint64(42), from.Unix(), to.Unix(), from.UnixNano(), to.UnixNano(), "2024-03-01", "2024-04-01"}
 	args := func(before []any, after ...any) []any {
 		out := append(append(append([]any{}, before...), whereArgs...), after...)
 		return out
@@ -83,12 +88,12 @@ func TestBuildUsageSQL(t *testing.T) {
 			q := base(schemas.AggCount)
 			q.CustomerIDs = []string{"c1", "c2"}
 			return q
-		}, "SELECT count() AS n" + where + " AND customer_id IN (?, ?) LIMIT ?", args(nil, "c1", "c2", 101)},
+		}, "SELECT count() AS n" + whereCustomers + " AND customer_id IN (?, ?) LIMIT ?", args(nil, "c1", "c2", 101)},
 		{"group filters", func() Query {
 			q := base(schemas.AggCount)
 			q.Filters = []GroupFilter{{"customer_id", []string{"c3"}}, {"model", []string{"a", "b"}}}
 			return q
-		}, "SELECT count() AS n" + where + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?, ?) LIMIT ?",
+		}, "SELECT count() AS n" + whereCustomers + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?, ?) LIMIT ?",
 			args(nil, "c3", "model", "a", "b", 101)},
 		{"everything: arguments follow placeholder order", func() Query {
 			q := base(schemas.AggAvg)
@@ -98,14 +103,20 @@ func TestBuildUsageSQL(t *testing.T) {
 			q.Filters = []GroupFilter{{"model", []string{"gpt"}}}
 			return q
 		}, "SELECT toDate(time, ?) AS w, customer_id AS g0, group_values[indexOf(group_keys, ?)] AS g1, count() AS n, sum(value) AS v, sum(toFloat64(value)) AS guard, sum(abs(toFloat64(value))) AS magnitude" +
-			where + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?)" +
+			whereCustomers + " AND customer_id IN (?) AND group_values[indexOf(group_keys, ?)] IN (?)" +
 			" GROUP BY w, g0, g1 ORDER BY w, g0, g1 LIMIT ?",
 			args([]any{"America/New_York", "model"}, "c1", "model", "gpt", 101)},
+		{"a range ending at midnight UTC does not read the next day", func() Query {
+			q := base(schemas.AggCount)
+			q.From, q.To = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)
+			return q
+		}, "SELECT count() AS n" + where + " LIMIT ?",
+			[]any{"acme", "tokens", uint64(42), int64(1709251200), int64(1709337600), int64(1709251200000000000), int64(1709337600000000000), "2024-03-01", "2024-03-01", 101}},
 		{"hostile values stay arguments", func() Query {
 			q := base(schemas.AggCount)
 			q.CustomerIDs = []string{"x') OR 1=1 --"}
 			return q
-		}, "SELECT count() AS n" + where + " AND customer_id IN (?) LIMIT ?", args(nil, "x') OR 1=1 --", 101)},
+		}, "SELECT count() AS n" + whereCustomers + " AND customer_id IN (?) LIMIT ?", args(nil, "x') OR 1=1 --", 101)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

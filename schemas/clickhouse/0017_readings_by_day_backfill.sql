@@ -1,0 +1,10 @@
+-- The readings stored before 0016 fed readings_by_day. A reading stored
+-- between 0016 and this copy arrives twice, and a copy run again (after a
+-- crash before it was recorded) writes rows that are already there: the
+-- ReplacingMergeTree folds both, and the table is read with FINAL. A
+-- service that migrates at start does not start until it is recorded
+-- (chclient.Migrate stops at a failed migration), so no query reads
+-- readings_by_day before it holds every reading.
+INSERT INTO readings_by_day (org_id, meter_key, meter_revision, customer_id, event_id, time, time_ns, value, distinct_value, group_keys, group_values, ingested_at)
+SELECT org_id, meter_key, meter_revision, customer_id, event_id, time, time_ns, value, distinct_value, group_keys, group_values, ingested_at
+FROM readings
