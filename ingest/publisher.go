@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -413,14 +414,31 @@ func (p *kafkaPublisher) produce(partition int, batch []*chunk) error {
 	return err
 }
 
-// records reads msgs as Kafka records; each attempt reads them anew.
+// records reads msgs as Kafka records; each attempt reads them anew. The
+// keys' and values' readers are allocated together (kafka.NewBytes
+// allocates one per key and one per value).
 func records(msgs []kafka.Message) kafka.RecordReader {
 	rs := make([]kafka.Record, len(msgs))
+	bs := make([]recordBytes, 2*len(msgs))
 	for i, m := range msgs {
-		rs[i] = kafka.Record{Time: m.Time, Headers: m.Headers, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value)}
+		rs[i] = kafka.Record{Time: m.Time, Headers: m.Headers, Key: bs[2*i].of(m.Key), Value: bs[2*i+1].of(m.Value)}
 	}
 	return kafka.NewRecordReader(rs...)
 }
+
+// recordBytes is a record's key or value as kafka.NewBytes reads it.
+type recordBytes struct{ bytes.Reader }
+
+// of reads b; nil stays nil (a null key or value, as kafka.NewBytes).
+func (r *recordBytes) of(b []byte) kafka.Bytes {
+	if b == nil {
+		return nil
+	}
+	r.Reset(b)
+	return r
+}
+
+func (*recordBytes) Close() error { return nil }
 
 // retriable is kafka-go's rule for retrying a produce request: a Kafka
 // error marked temporary, a timeout, or a connection that broke.
