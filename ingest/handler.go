@@ -169,17 +169,22 @@ func (h *handler) accept(org string, raws []rawEvent, arrival time.Time) (accept
 // messages. rejected is never nil.
 func (h *handler) encode(org string, raws []rawEvent, arrival time.Time) (msgs []kafka.Message, rejected []Rejection) {
 	rules := schemas.EventRules{Now: arrival, MaxAge: h.cfg.MaxEventAge}
+	size := 0
+	for _, re := range raws {
+		size += len(re.raw)
+	}
+	// ParseEvent and EncodeRecord in one step, the records in shared buffers.
+	records := schemas.NewRecordBuilder(org, arrival, rules, len(raws), size)
 	msgs = make([]kafka.Message, 0, len(raws))
 	rejected = []Rejection{}
 	for i, re := range raws {
-		ev, err := schemas.ParseEvent(re.raw, rules)
+		key, value, err, encodeErr := records.Add(re.raw)
 		if err != nil {
 			h.metrics.eventsRejected.WithLabelValues(rejectReason(err, re.raw)).Inc()
 			rejected = append(rejected, rejection(i, re, err))
 			continue
 		}
-		key, value, err := schemas.EncodeRecord(schemas.Record{OrgID: org, Event: ev, IngestedAt: arrival})
-		if err != nil { // only if properties cannot be re-encoded
+		if err := encodeErr; err != nil { // only if properties cannot be re-encoded
 			fe := &schemas.FieldError{Field: "properties", Message: err.Error()}
 			h.metrics.eventsRejected.WithLabelValues(rejectReason(fe, re.raw)).Inc()
 			rejected = append(rejected, rejection(i, re, fe))

@@ -74,47 +74,69 @@ func RecordKey(orgID, customerID string) []byte {
 // EncodeRecord returns the Kafka key and value of r. The key and the value
 // share one allocation.
 func EncodeRecord(r Record) (key, value []byte, err error) {
-	ev := &r.Event
 	// Properties that ingest accepted are compact JSON and are copied as
 	// they are; anything else is compacted, or refused, by encoding/json.
-	if len(ev.Properties) > 0 && !isCompactJSON(ev.Properties) {
+	if len(r.Event.Properties) > 0 && !isCompactJSON(r.Event.Properties) {
 		return encodeRecordJSON(r)
 	}
-	buf := make([]byte, 0, len(r.OrgID)+1+len(ev.CustomerID)+recordValueSize(r))
+	buf := make([]byte, 0, recordSize(&r))
+	if _, key, value, ok := appendRecord(buf, &r, nil); ok {
+		return key, value, nil
+	}
+	return encodeRecordJSON(r)
+}
+
+// recordSize is the length of r's key and value when no string needs an
+// escape.
+func recordSize(r *Record) int {
+	return len(r.OrgID) + 1 + len(r.Event.CustomerID) + recordValueSize(*r)
+}
+
+// appendRecord appends the key and value of r to buf, as EncodeRecord
+// writes them, and returns them capped (appending to one writes neither
+// the other nor what follows); ingested is r.IngestedAt as the value
+// writes it, or nil to write it here. r's properties must be compact JSON
+// (isCompactJSON). ok is false for a time outside the years 0-9999,
+// whose error encoding/json words.
+func appendRecord(buf []byte, r *Record, ingested []byte) (out, key, value []byte, ok bool) {
+	ev := &r.Event
+	start := len(buf)
 	buf = append(buf, r.OrgID...)
 	buf = append(buf, '/')
 	buf = append(buf, ev.CustomerID...)
-	key = buf[:len(buf):len(buf)]
-	value = buf[len(buf):]
-	value = append(value, `{"v":1,"org_id":`...)
-	value = appendJSONString(value, r.OrgID)
-	value = append(value, `,"id":`...)
-	value = appendJSONString(value, ev.ID)
-	value = append(value, `,"type":`...)
-	value = appendJSONString(value, ev.Type)
-	value = append(value, `,"customer_id":`...)
-	value = appendJSONString(value, ev.CustomerID)
-	value = append(value, `,"time":"`...)
+	keyEnd := len(buf)
+	buf = append(buf, `{"v":1,"org_id":`...)
+	buf = appendJSONString(buf, r.OrgID)
+	buf = append(buf, `,"id":`...)
+	buf = appendJSONString(buf, ev.ID)
+	buf = append(buf, `,"type":`...)
+	buf = appendJSONString(buf, ev.Type)
+	buf = append(buf, `,"customer_id":`...)
+	buf = appendJSONString(buf, ev.CustomerID)
+	buf = append(buf, `,"time":"`...)
 	// A time in UTC is written without characters to escape; a year
 	// outside 0-9999 is an error, worded by encoding/json.
-	if value, err = ev.Time.UTC().AppendText(value); err != nil {
-		return encodeRecordJSON(r)
+	var err error
+	if buf, err = ev.Time.UTC().AppendText(buf); err != nil {
+		return buf[:start], nil, nil, false
 	}
-	value = append(value, '"')
+	buf = append(buf, '"')
 	if ev.Source != "" {
-		value = append(value, `,"source":`...)
-		value = appendJSONString(value, ev.Source)
+		buf = append(buf, `,"source":`...)
+		buf = appendJSONString(buf, ev.Source)
 	}
 	if len(ev.Properties) > 0 {
-		value = append(value, `,"properties":`...)
-		value = append(value, ev.Properties...)
+		buf = append(buf, `,"properties":`...)
+		buf = append(buf, ev.Properties...)
 	}
-	value = append(value, `,"ingested_at":"`...)
-	if value, err = r.IngestedAt.UTC().AppendText(value); err != nil {
-		return encodeRecordJSON(r)
+	buf = append(buf, `,"ingested_at":"`...)
+	if ingested != nil {
+		buf = append(buf, ingested...)
+	} else if buf, err = r.IngestedAt.UTC().AppendText(buf); err != nil {
+		return buf[:start], nil, nil, false
 	}
-	value = append(value, `"}`...)
-	return key, value, nil
+	buf = append(buf, `"}`...)
+	return buf, buf[start:keyEnd:keyEnd], buf[keyEnd:len(buf):len(buf)], true
 }
 
 // recordValueSize is the length of r's value when no string needs an

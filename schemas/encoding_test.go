@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +244,57 @@ func TestDecodeRecordTolerates(t *testing.T) {
 		if r.OrgID != "o" || r.Event.ID != "e" || !r.Event.Time.Equal(testNow) {
 			t.Errorf("DecodeRecord(%s) = %+v", value, r)
 		}
+	}
+}
+
+// TestRecordBuilder adds events to one builder, from a buffer too small
+// for them, and checks every record once all are written: each is what
+// ParseEvent and EncodeRecord make of its event, and none was overwritten
+// by a later one or shares memory with the events read.
+func TestRecordBuilder(t *testing.T) {
+	rules := schemas.EventRules{Now: testNow}
+	var raws [][]byte
+	for i := range 300 {
+		props := fmt.Sprintf(`{ "n" : %d , "s" : "\u00e9<&>\u2028" , "a" : [ 1 , { "b" : null } ] }`, i)
+		if i%3 == 0 {
+			props = fmt.Sprintf(`{"n":%d,"s":"%s"}`, i, strings.Repeat("x", i))
+		}
+		raws = append(raws, fmt.Appendf(nil, `{"id":"e\"%d","type":"t","customer_id":"c%d","source":"s\u2029","time":"2026-03-15T11:00:00.%03d+02:00","properties":%s}`,
+			i, i%7, i, props))
+	}
+	raws = append(raws, []byte(`{"id":"bad"}`), []byte(`{"id":"e","type":"t","customer_id":"c","properties":{"n":1e26}}`))
+	b := schemas.NewRecordBuilder("org_1", testNow.Add(time.Microsecond), rules, 1, 100)
+	type record struct{ key, value []byte }
+	var got, want []record
+	for _, raw := range raws {
+		key, value, parseErr, encodeErr := b.Add(raw)
+		if encodeErr != nil {
+			t.Fatalf("encoding %s: %v", raw, encodeErr)
+		}
+		ev, err := schemas.ParseEvent(raw, rules)
+		if (err == nil) != (parseErr == nil) || (err != nil && err.Error() != parseErr.Error()) {
+			t.Fatalf("Add(%s): %v, ParseEvent: %v", raw, parseErr, err)
+		}
+		got = append(got, record{key, value})
+		if err != nil {
+			want = append(want, record{})
+			continue
+		}
+		wantKey, wantValue, err := schemas.EncodeRecord(schemas.Record{OrgID: "org_1", Event: ev, IngestedAt: testNow.Add(time.Microsecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, record{wantKey, wantValue})
+	}
+	for _, raw := range raws {
+		clear(raw) // records must not share the events' memory
+	}
+	for i := range raws {
+		if !bytes.Equal(got[i].key, want[i].key) || !bytes.Equal(got[i].value, want[i].value) || (got[i].key == nil) != (want[i].key == nil) {
+			t.Errorf("record %d:\n key %q value %s\nwant key %q value %s", i, got[i].key, got[i].value, want[i].key, want[i].value)
+		}
+	}
+	if _, err := schemas.DecodeRecord(got[299].value); err != nil {
+		t.Error(err)
 	}
 }

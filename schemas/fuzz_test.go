@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ func FuzzParseEvent(f *testing.F) {
 	rules := schemas.EventRules{Now: testNow}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev, err := schemas.ParseEvent(raw, rules)
+		sameRecord(t, raw, rules, ev, err)
 		if err != nil {
 			var fe *schemas.FieldError
 			if !errors.As(err, &fe) || fe.Field == "" {
@@ -89,6 +91,39 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("ParseEvent is not stable:\n got %+v\nwant %+v", again, ev)
 		}
 	})
+}
+
+// sameRecord checks that a RecordBuilder, after an event that fills its
+// scanner's memory, reads raw as ParseEvent did (ev, err) and writes the
+// record EncodeRecord writes for ev.
+func sameRecord(t *testing.T, raw []byte, rules schemas.EventRules, ev schemas.Event, err error) {
+	t.Helper()
+	input := bytes.Clone(raw)
+	b := schemas.NewRecordBuilder("org", testNow, rules, 1, len(raw)%512) // a second buffer, sometimes
+	first := `{"id":"e0","type":"t","customer_id":"c","properties":{"a":[{"b":{"c":[1,{"d":2}]}}],"e":1,"f":2,"g":3,"h":4,"i":5,"j":6,"k":7,"l":8,"m":9,"n":10,"o":11,"p":12,"q":13,"r":14,"s":15,"t":16}}`
+	if _, _, perr, eerr := b.Add([]byte(first)); perr != nil || eerr != nil {
+		t.Fatalf("RecordBuilder.Add(%s): %v, %v", first, perr, eerr)
+	}
+	key, value, parseErr, encodeErr := b.Add(raw)
+	if !bytes.Equal(raw, input) {
+		t.Fatalf("RecordBuilder changed its input %q to %q", input, raw)
+	}
+	if (parseErr == nil) != (err == nil) || (err != nil && (parseErr.Error() != err.Error() || !reflect.DeepEqual(parseErr, err))) {
+		t.Fatalf("RecordBuilder.Add(%q): error %#v, ParseEvent: %#v", raw, parseErr, err)
+	}
+	if err != nil {
+		if key != nil || value != nil || encodeErr != nil {
+			t.Fatalf("RecordBuilder.Add(%q) = %q, %q, %v after %v", raw, key, value, encodeErr, err)
+		}
+		return
+	}
+	wantKey, wantValue, wantErr := schemas.EncodeRecord(schemas.Record{OrgID: "org", Event: ev, IngestedAt: testNow})
+	if (encodeErr == nil) != (wantErr == nil) || (wantErr != nil && encodeErr.Error() != wantErr.Error()) {
+		t.Fatalf("RecordBuilder.Add(%q): encoding error %v, EncodeRecord: %v", raw, encodeErr, wantErr)
+	}
+	if !bytes.Equal(key, wantKey) || !bytes.Equal(value, wantValue) {
+		t.Fatalf("RecordBuilder.Add(%q):\n key %q value %s\nEncodeRecord: key %q value %s", raw, key, value, wantKey, wantValue)
+	}
 }
 
 func checkEvent(t *testing.T, raw []byte, ev schemas.Event) {
