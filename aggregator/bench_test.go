@@ -44,3 +44,24 @@ func benchmarkAggregate(b *testing.B, partitions int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
+
+// BenchmarkEvaluate measures the CPU of metering one event without
+// ClickHouse: reading its properties through the meters' plan, evaluating
+// the meters of BenchmarkAggregate (a SUM grouped by one property and a
+// COUNT) and building its readings' rows.
+func BenchmarkEvaluate(b *testing.B) {
+	rec := event("customer-1", "event-1", "api_call", t0,
+		`{"tokens":12.5,"model":"gpt-5","route":"/v1/chat","region":"eu-west-1"}`)
+	idx := indexMeters(map[string][]schemas.Meter{testOrg: {
+		mustParseMeter(b, `{"key":"tokens","event_type":"api_call","aggregation":"SUM","value_property":"tokens","group_by":{"model":"model"}}`),
+		mustParseMeter(b, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`),
+	}})
+	set := idx[testOrg]["api_call"]
+	b.ReportAllocs()
+	for b.Loop() {
+		readings, failures := evaluate(rec, t0, set)
+		if len(readings) != 2 || len(failures) != 0 {
+			b.Fatalf("readings %v, failures %v", readings, failures)
+		}
+	}
+}
