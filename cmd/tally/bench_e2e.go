@@ -36,6 +36,7 @@ type benchE2E struct {
 	FreshP50ms             float64       `json:"freshness_p50_ms"`
 	FreshP99ms             float64       `json:"freshness_p99_ms"`
 	FreshTargetMs          float64       `json:"freshness_p99_target_ms"`
+	FreshTargetRatio       float64       `json:"freshness_p99_ratio_to_target"`
 	// Backlog: events acknowledged but not yet queryable; broker lag: the
 	// records the embedded broker held for the aggregator. Peaks over the
 	// one-second samples.
@@ -47,6 +48,7 @@ type benchE2E struct {
 	// inserts) and its VmHWM.
 	PeakRSSMiB       float64 `json:"tally_all_peak_rss_mib"`
 	PeakRSSTargetMiB float64 `json:"tally_all_peak_rss_target_mib"`
+	PeakRSSRatio     float64 `json:"tally_all_peak_rss_ratio_to_target"`
 	CHPeakRSSMiB     float64 `json:"clickhouse_peak_rss_mib"`
 	CHHWMMiB         float64 `json:"clickhouse_vmhwm_mib"`
 	Error            string  `json:"error,omitempty"`
@@ -158,9 +160,11 @@ func benchEndToEnd(ctx context.Context, cfg benchConfig, exe, dir string, rep *b
 	var fresh []time.Duration
 	e.Slices, e.Exact, fresh = r.freshness()
 	e.FreshP50ms, e.FreshP99ms = ms(percentile(fresh, 0.5)), ms(percentile(fresh, 0.99))
+	e.FreshTargetRatio = ratio(e.FreshP99ms, e.FreshTargetMs)
 	e.PeakBacklog = int(r.peak(func(s benchSample) float64 { return float64(s.Accepted - s.Queryable) }))
 	e.PeakBrokerLag = int64(r.peak(func(s benchSample) float64 { return float64(s.BrokerLag) }))
 	e.PeakRSSMiB = procPeakRSSMiB(a.cmd.Process.Pid)
+	e.PeakRSSRatio = ratio(e.PeakRSSMiB, e.PeakRSSTargetMiB)
 	e.CHPeakRSSMiB = r.peak(func(s benchSample) float64 { return s.CHRSSMiB })
 	e.CHHWMMiB = procPeakRSSMiB(a.chPID)
 

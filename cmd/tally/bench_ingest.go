@@ -38,11 +38,13 @@ type benchFigure struct {
 	Target             float64 `json:"target_events_per_s,omitempty"`
 	TargetRatio        float64 `json:"ratio_to_target,omitempty"`
 	TargetP99ms        float64 `json:"target_p99_ms,omitempty"`
+	P99TargetRatio     float64 `json:"p99_ratio_to_target,omitempty"`
 	Events             int     `json:"events"`
 	Failed             int     `json:"failed_requests"`
 	// CPU of the ingest process (user + system) per accepted event.
-	CPUus       float64 `json:"cpu_us_per_event"`
-	CPUTargetUs float64 `json:"cpu_us_per_event_target,omitempty"`
+	CPUus          float64 `json:"cpu_us_per_event"`
+	CPUTargetUs    float64 `json:"cpu_us_per_event_target,omitempty"`
+	CPUTargetRatio float64 `json:"cpu_ratio_to_target,omitempty"`
 }
 
 // benchIngest measures every shape against ingest and its limits.
@@ -95,14 +97,14 @@ func benchIngest(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 			f.CPUus = round3(float64(cpu) / float64(time.Microsecond) / float64(res.accepted))
 		}
 		if sh.Batch >= 500 {
-			f.CPUTargetUs = 4
+			f.CPUTargetUs, f.CPUTargetRatio = 4, ratio(f.CPUus, 4)
 		}
 		f.Ratio, f.NoLingerRatio = ratio(f.EventsPerS, f.Limit), ratio(f.EventsPerS, f.NoLingerLimit)
 		if t := benchTargets[sh.String()]; t > 0 {
 			f.Target, f.TargetRatio = t, ratio(f.EventsPerS, t)
 		}
 		if sh.String() == "1x1" {
-			f.TargetP99ms = 5
+			f.TargetP99ms, f.P99TargetRatio = 5, ratio(f.P99ms, 5)
 		}
 		rep.Ingest = append(rep.Ingest, f)
 		target := "-"

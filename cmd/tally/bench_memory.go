@@ -28,6 +28,7 @@ type benchMemory struct {
 	EndMiB         float64 `json:"tally_all_end_rss_mib"`
 	SlopeMiBPerMin float64 `json:"tally_all_rss_slope_mib_per_min"`
 	TargetPeakMiB  float64 `json:"tally_all_peak_rss_target_mib"`
+	PeakRatio      float64 `json:"tally_all_peak_rss_ratio_to_target"`
 	CHStartMiB     float64 `json:"clickhouse_start_rss_mib"`
 	CHPeakMiB      float64 `json:"clickhouse_peak_rss_mib"`
 	CHEndMiB       float64 `json:"clickhouse_end_rss_mib"`
@@ -48,6 +49,7 @@ type benchLag struct {
 	PeakBrokerLag int64         `json:"peak_broker_lag"`
 	PeakRSSMiB    float64       `json:"tally_all_peak_rss_mib"`
 	TargetPeakMiB float64       `json:"tally_all_peak_rss_target_mib"`
+	PeakRatio     float64       `json:"tally_all_peak_rss_ratio_to_target"`
 	CHPeakRSSMiB  float64       `json:"clickhouse_peak_rss_mib"`
 	Windows       []benchWindow `json:"windows"`
 }
@@ -72,6 +74,7 @@ func benchMemoryRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *
 	m.Samples = r.samples
 	first, last := r.samples[0], r.samples[len(r.samples)-1]
 	m.StartMiB, m.EndMiB, m.PeakMiB = first.TallyRSSMiB, last.TallyRSSMiB, procPeakRSSMiB(a.cmd.Process.Pid)
+	m.PeakRatio = ratio(m.PeakMiB, m.TargetPeakMiB)
 	m.CHStartMiB, m.CHEndMiB = first.CHRSSMiB, last.CHRSSMiB
 	m.CHPeakMiB = r.peak(func(s benchSample) float64 { return s.CHRSSMiB })
 	var xs, ys []float64
@@ -122,6 +125,7 @@ func benchLagRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 	l.PeakBacklog = int(r.peak(func(s benchSample) float64 { return float64(s.Accepted - s.Queryable) }))
 	l.PeakBrokerLag = int64(r.peak(func(s benchSample) float64 { return float64(s.BrokerLag) }))
 	l.PeakRSSMiB = procPeakRSSMiB(a.cmd.Process.Pid)
+	l.PeakRatio = ratio(l.PeakRSSMiB, l.TargetPeakMiB)
 	l.CHPeakRSSMiB = r.peak(func(s benchSample) float64 { return s.CHRSSMiB })
 	l.Windows = r.windows(10*time.Second, cfg.LagDuration)
 	fmt.Fprintf(w, "\nlag (tally all, %s at %.0f events/s offered for %s: more than the aggregator takes)\n", sh, cfg.LagRate, cfg.LagDuration)
