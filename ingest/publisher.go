@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -317,6 +318,14 @@ func (p *kafkaPublisher) run(q *partitionQueue) {
 		case <-q.full:
 			linger.Stop()
 		}
+	} else {
+		// Started by a request's handler, this goroutine would run as soon
+		// as the handler waits, ahead of the handlers already runnable,
+		// whose records are a moment from this queue. Let them enqueue
+		// first: no wait when nothing else is runnable (a lone request),
+		// fuller batches under load (BenchmarkPublish 8x10: 4.8-4.9 ->
+		// 5.3-5.6 records per produce request; 8x1000: 443-453 -> 470-476).
+		runtime.Gosched()
 	}
 	for {
 		batch := p.take(q)
