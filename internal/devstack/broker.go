@@ -26,6 +26,14 @@
 // kernel writes the new part back (about 30 s by default); kfake persists
 // the log start only at a clean stop, so after a crash trimmed records of a
 // partly trimmed segment come back (a superset: replays are idempotent).
+//
+// Memory. A backlog (the aggregator stopped or slow) stays on disk: kfake
+// keeps an index entry per record batch in memory and reads records from
+// its segment files when they are fetched (TestBacklogStaysOnDisk). What it
+// holds besides is each fetch response in flight, built whole: up to the
+// consumer's fetch size per partition (-aggregator.fetch-max-bytes).
+// Measured in `tally all` with ClickHouse stopped: a backlog of 3M events
+// (82 MB on disk) left RSS flat at 135 MiB (peak 148 MiB while ingesting).
 package devstack
 
 import (
