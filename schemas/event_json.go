@@ -431,87 +431,26 @@ func (s *scanner) elements(depth int, check bool, at int) error {
 
 // str reads a string, reporting whether it holds escapes. Bytes that are
 // not UTF-8 pass, as they do in encoding/json; ParseEvent checks UTF-8
-// where it matters.
+// where it matters. The scanner of record values reads it
+// (skipJSONString).
 func (s *scanner) str() (escaped bool, err error) {
-	s.i++ // '"'
-	for s.i < len(s.data) {
-		c := s.data[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return escaped, nil
-		case c < 0x20:
-			return escaped, errSyntax
-		case c == '\\':
-			escaped = true
-			if s.i+1 >= len(s.data) {
-				return escaped, errSyntax
-			}
-			switch s.data[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(s.data) {
-					return escaped, errSyntax
-				}
-				for _, h := range s.data[s.i+2 : s.i+6] {
-					if !isHex(h) {
-						return escaped, errSyntax
-					}
-				}
-				s.i += 6
-			default:
-				return escaped, errSyntax
-			}
-		default:
-			s.i++
-		}
+	end, escaped, ok := skipJSONString(s.data, s.i)
+	s.i = end
+	if !ok {
+		return escaped, errSyntax
 	}
-	return escaped, errSyntax
+	return escaped, nil
 }
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// number reads a number in JSON's grammar:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number reads a number in JSON's grammar (skipJSONNumber).
 func (s *scanner) number() bool {
-	if s.peek() == '-' {
-		s.i++
-	}
-	switch c := s.peek(); {
-	case c == '0':
-		s.i++
-	case c >= '1' && c <= '9':
-		s.digits()
-	default:
-		return false
-	}
-	if s.peek() == '.' {
-		s.i++
-		if !s.digits() {
-			return false
-		}
-	}
-	if c := s.peek(); c == 'e' || c == 'E' {
-		s.i++
-		if c := s.peek(); c == '+' || c == '-' {
-			s.i++
-		}
-		if !s.digits() {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *scanner) digits() bool {
-	start := s.i
-	for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
-		s.i++
-	}
-	return s.i > start
+	end, ok := skipJSONNumber(s.data, s.i)
+	s.i = end
+	return ok
 }
 
 // field names where the scanner is: the member being read, then each
