@@ -422,3 +422,39 @@ func TestParseEventZeroNowUsesClock(t *testing.T) {
 		t.Errorf("ParseEvent(%s) against the wall clock: %v", raw, err)
 	}
 }
+
+// FuzzParseTimeFast holds ParseEvent's reading of the usual form of a
+// time to time.Parse: whatever it reads, time.Parse reads as the same
+// instant, and it reads the usual forms. Run it for minutes after any
+// change to parseTimeFast:
+//
+//	go test -run '^$' -fuzz FuzzParseTimeFast -fuzztime 3m ./schemas/
+func FuzzParseTimeFast(f *testing.F) {
+	for _, seed := range []string{
+		"2026-03-15T12:00:00Z", "2026-03-15T12:00:00.1Z", "2026-03-15T12:00:00.123456789+05:30", "2024-02-29T23:59:59-23:59",
+		"2026-02-29T12:00:00Z", "2026-03-15T24:00:00Z", "2026-03-15T12:00:60Z", "2026-03-15T12:00:00.Z", "2026-03-15T12:00:00.1234567890Z",
+		"2026-03-15T12:00:00+24:00", "2026-03-15T12:00:00+05:60", "2026-03-15t12:00:00z", "2026-03-15T12:00:00,5Z", "0000-01-01T00:00:00Z",
+		"2026-3-15T12:00:00Z", "2026-03-15T12:00:00+0530", "+026-03-15T12:00:00Z", "2026-03-15T1:00:00Z", "9999-12-31T23:59:59.999999999-00:00",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := schemas.ParseTimeFast([]byte(s))
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if ok && (err != nil || !got.Equal(want) || got.Location() != time.UTC) {
+			t.Fatalf("ParseTimeFast(%q) = %v; time.Parse: %v, %v", s, got, want, err)
+		}
+		// The form time.Format writes is read, in UTC or at an offset.
+		if err == nil && want.Year() >= 0 && want.Year() <= 9999 {
+			for _, loc := range []*time.Location{time.UTC, time.FixedZone("", -(5*3600 + 30*60))} {
+				text := want.In(loc).Format(time.RFC3339Nano)
+				if y := want.In(loc).Year(); y < 0 || y > 9999 {
+					continue
+				}
+				if back, ok := schemas.ParseTimeFast([]byte(text)); !ok || !back.Equal(want) {
+					t.Fatalf("ParseTimeFast(%q) = %v, %v; want %v", text, back, ok, want)
+				}
+			}
+		}
+	})
+}

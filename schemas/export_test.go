@@ -8,6 +8,7 @@ var (
 	DecodeRecordJSON = decodeRecordJSON
 	IsCompactJSON    = isCompactJSON
 	SkipJSONValue    = skipJSONValue
+	ParseTimeFast    = parseTimeFast
 )
 
 const MaxSkipDepth = maxSkipDepth
