@@ -86,9 +86,9 @@ func benchMemoryRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *
 	m.SlopeMiBPerMin = round3(slope(xs, ys))
 
 	fmt.Fprintf(w, "\nmemory (tally all, %s at %.0f events/s offered for %s, RSS every 10 s)\n", sh, cfg.MemoryRate, cfg.MemoryDuration)
-	fmt.Fprintf(w, "%-8s %12s %10s %10s\n", "t s", "accepted", "tally MiB", "CH MiB")
+	fmt.Fprintf(w, "%-8s %12s %12s %12s %10s %10s\n", "t s", "accepted", "queryable", "broker lag", "tally MiB", "CH MiB")
 	for _, s := range r.samples {
-		fmt.Fprintf(w, "%-8.0f %12d %10.0f %10.0f\n", s.T, s.Accepted, s.TallyRSSMiB, s.CHRSSMiB)
+		fmt.Fprintf(w, "%-8.0f %12d %12d %12d %10.0f %10.0f\n", s.T, s.Accepted, s.Queryable, s.BrokerLag, s.TallyRSSMiB, s.CHRSSMiB)
 	}
 	fmt.Fprintf(w, "%-20s %.0f events/s accepted, exact %v; tally all RSS start %.0f, peak %.0f (VmHWM; target < %.0f MiB), end %.0f MiB, slope %.2f MiB/min after the first minute (target: none); ClickHouse %.0f / %.0f / %.0f MiB\n",
 		"memory", m.EventsPerS, m.Exact, m.StartMiB, m.PeakMiB, m.TargetPeakMiB, m.EndMiB, m.SlopeMiBPerMin, m.CHStartMiB, m.CHPeakMiB, m.CHEndMiB)
