@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +24,15 @@ type benchAll struct {
 	*child
 	ingest, query, agg, clickhouse string // addresses
 	chPID                          int    // the ClickHouse server's pid, or 0
+	dataDir                        string
+}
+
+// close stops `tally all` and removes its data at once rather than with
+// the run's directory at the end: a store of millions of events takes a
+// while to delete, which belongs to the phase that made it.
+func (a *benchAll) close() {
+	a.stop()
+	_ = os.RemoveAll(a.dataDir)
 }
 
 func startBenchAll(ctx context.Context, exe, dir, name string, partitions int) (*benchAll, error) {
@@ -31,9 +41,9 @@ func startBenchAll(ctx context.Context, exe, dir, name string, partitions int) (
 		return nil, err
 	}
 	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
-	a := &benchAll{ingest: addrs[1], query: addrs[2], agg: addrs[3], clickhouse: addrs[5]}
+	a := &benchAll{ingest: addrs[1], query: addrs[2], agg: addrs[3], clickhouse: addrs[5], dataDir: filepath.Join(dir, name)}
 	a.child, err = startChild(ctx, exe, filepath.Join(dir, name+".log"), a.agg, "all",
-		"-data-dir="+filepath.Join(dir, name), "-dev-api-key="+benchKey,
+		"-data-dir="+a.dataDir, "-dev-api-key="+benchKey,
 		"-dev.kafka-port="+port(addrs[4]), "-dev.clickhouse-port="+port(addrs[5]),
 		"-kafka.partitions="+strconv.Itoa(partitions),
 		"-api.listen-addr="+addrs[0], "-ingest.listen-addr="+a.ingest, "-query.listen-addr="+a.query,

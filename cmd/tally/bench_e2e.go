@@ -113,7 +113,7 @@ func benchEndToEnd(ctx context.Context, cfg benchConfig, exe, dir string, rep *b
 	if err != nil {
 		return err
 	}
-	defer a.stop()
+	defer a.close()
 	if cfg.ClickHouse {
 		lim, err := benchClickHouseLimit(ctx, a.clickhouse, cfg, w)
 		rep.ClickHouse = lim

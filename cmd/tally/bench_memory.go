@@ -62,7 +62,7 @@ func benchMemoryRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *
 	if err != nil {
 		return err
 	}
-	defer a.stop()
+	defer a.close()
 	r, err := a.run(ctx, benchLoad{shape: sh, rate: cfg.MemoryRate, duration: cfg.MemoryDuration, drain: cfg.E2EDrain,
 		sampleEvery: 10 * time.Second, pollEvery: time.Second}, "mem", logger)
 	if err != nil {
@@ -111,7 +111,7 @@ func benchLagRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 	if err != nil {
 		return err
 	}
-	defer a.stop()
+	defer a.close()
 	r, err := a.run(ctx, benchLoad{shape: sh, rate: cfg.LagRate, duration: cfg.LagDuration, drain: time.Millisecond,
 		sampleEvery: time.Second, pollEvery: time.Second}, "lag", logger)
 	if err != nil {
