@@ -8,22 +8,22 @@ import (
 	"github.com/tally-oss/tally/schemas"
 )
 
-// readingsTable holds one row per (meter revision, event); see
-// schemas/clickhouse/0002_readings.sql. It is always read with FINAL so
-// that the identical rows a retried insert wrote fold into one before they
-// are aggregated: ClickHouse merges them only eventually, and a sum over
-// unmerged parts would count an event twice.
-//
-// readingsByDayTable holds the same rows sorted by UTC day before customer
-// (0015-0017: written in the same INSERT by a materialized view). A query
-// that names its customers reads readingsTable, sorted by customer before
-// time, where they are a few marks; any other query reads
-// readingsByDayTable, where a range of days is one range per part instead
-// of a share of every customer's marks (at 10 million events, one day
-// across all customers: 47 marks instead of 703).
+// The readings of one (meter revision, event) each (see
+// schemas/clickhouse/0002_readings.sql) are stored in readings, where the
+// aggregator writes them, and copied by materialized views in the same
+// INSERT into two tables sorted for the two kinds of usage queries
+// (0015-0020). A query that names its customers reads
+// readingsByCustomerTable (sorted by customer before time, in granules of
+// 1024 rows: one customer's 31 days read 8 times fewer rows than in
+// readings); any other query reads readingsByDayTable (sorted by UTC day
+// before customer: one day across all customers selects 47 marks at 10
+// million events instead of the 703 of readings). Both are read with
+// FINAL so that the identical rows a retried insert wrote fold into one
+// before they are aggregated: ClickHouse merges them only eventually, and
+// a sum over unmerged parts would count an event twice.
 const (
-	readingsTable      = "readings FINAL"
-	readingsByDayTable = "readings_by_day FINAL"
+	readingsByCustomerTable = "readings_by_customer FINAL"
+	readingsByDayTable      = "readings_by_day FINAL"
 )
 
 // Every usage query selects count() AS n, and the aggregation's folded
@@ -99,7 +99,7 @@ func buildSQL(q Query, limit int) (string, []any, error) {
 		utcDay(q.From), utcDay(q.To.Add(-time.Nanosecond)))
 	table := readingsByDayTable
 	if len(q.CustomerIDs) > 0 {
-		table = readingsTable
+		table = readingsByCustomerTable
 		conds = append(conds, "customer_id IN ("+placeholders(len(q.CustomerIDs))+")")
 		for _, id := range q.CustomerIDs {
 			args = append(args, id)
@@ -107,7 +107,7 @@ func buildSQL(q Query, limit int) (string, []any, error) {
 	}
 	for _, f := range q.Filters {
 		if f.Key == schemas.CustomerGroupKey {
-			table = readingsTable
+			table = readingsByCustomerTable
 		}
 		expr, exprArgs := groupSQL(f.Key)
 		conds = append(conds, expr+" IN ("+placeholders(len(f.Values))+")")

@@ -20,13 +20,13 @@ func TestBuildUsageSQL(t *testing.T) {
 		return Query{OrgID: "acme", MeterKey: "tokens", Revision: 42, Aggregation: agg,
 			From: from, To: to, Location: time.UTC}
 	}
-	// A query that names its customers reads readings (sorted by customer
-	// first), any other readings_by_day (sorted by day first); both bound
+	// A query that names its customers reads readings_by_customer (sorted
+	// by customer first), any other readings_by_day (sorted by day first); both bound
 	// the UTC days of [from, to): the day of its last nanosecond, not to's.
 	const conds = " WHERE org_id = ? AND meter_key = ? AND meter_revision = ?" +
 		" AND time >= toDateTime(?) AND time <= toDateTime(?) AND time_ns >= ? AND time_ns < ?" +
 		" AND toDate(time) >= toDate(?) AND toDate(time) <= toDate(?)"
-	const where, whereCustomers = " FROM readings_by_day FINAL" + conds, " FROM readings FINAL" + conds
+	const where, whereCustomers = " FROM readings_by_day FINAL" + conds, " FROM readings_by_customer FINAL" + conds
 	whereArgs := []any{"acme", "tokens", uint64(42), from.Unix(), to.Unix(), from.UnixNano(), to.UnixNano(), "2024-03-01", "2024-04-01"}
 	args := func(before []any, after ...any) []any {
 		out := append(append(append([]any{}, before...), whereArgs...), after...)

@@ -14,15 +14,15 @@ import (
 	"github.com/tally-oss/tally/schemas"
 )
 
-// TestReadingsByDayMigration upgrades a store written before migrations
-// 0015-0017 (readings_by_day, its feed and its copy): afterwards
-// readings_by_day FINAL holds exactly the rows of readings FINAL (every
-// column), duplicates of a retried insert included; so it does after the
-// copy ran again (a crash before it was recorded) and after a crash
-// between the feed and the copy; a reading inserted after the migration
-// reaches both tables; and usage read with and without a customer filter
-// (one table each) agrees.
-func TestReadingsByDayMigration(t *testing.T) {
+// TestReadingsCopiesMigration upgrades a store written before migrations
+// 0015-0020 (readings_by_day and readings_by_customer, their feeds and
+// their copies): afterwards each copy read with FINAL holds exactly the
+// rows of readings FINAL (every column), duplicates of a retried insert
+// included; so it does after the copies ran again (a crash before they
+// were recorded) and after a crash between the feeds and the copies; a
+// reading inserted after the migration reaches every table; and usage read
+// with and without a customer filter (one copy each) agrees.
+func TestReadingsCopiesMigration(t *testing.T) {
 	addr, db := testenv.NewDatabase(t)
 	admin := testenv.Conn(t, addr, "default")
 	conn := testenv.Conn(t, addr, db)
@@ -41,7 +41,7 @@ func TestReadingsByDayMigration(t *testing.T) {
 			}
 		}
 	}
-	apply(func(v int) bool { return v < 15 }) // the schema before readings_by_day
+	apply(func(v int) bool { return v < 15 }) // the schema before the copies
 
 	day := func(d, h int) time.Time { return time.Date(2026, 10, d, h, 30, 0, 123_000_000, time.UTC) }
 	var before []testenv.Reading
@@ -54,10 +54,10 @@ func TestReadingsByDayMigration(t *testing.T) {
 	testenv.InsertReadings(t, conn, before...)
 	testenv.InsertReadings(t, conn, before[:10]...) // a retried insert
 
-	// A crash after the feed was created, before it was recorded or the
-	// copy ran: a reading stored then reaches readings_by_day twice (feed
+	// A crash after the feeds were created, before they were recorded or
+	// the copies ran: a reading stored then reaches each copy twice (feed
 	// and copy).
-	apply(func(v int) bool { return v == 15 || v == 16 })
+	apply(func(v int) bool { return v == 15 || v == 16 || v == 18 || v == 19 })
 	between := testenv.Reading{Org: "acme", Meter: "tokens", Revision: 1, Customer: "c9", EventID: "between",
 		Time: day(25, 3), Value: "7"}
 	testenv.InsertReadings(t, conn, between)
@@ -70,14 +70,16 @@ func TestReadingsByDayMigration(t *testing.T) {
 	}
 	same := func(when string) {
 		t.Helper()
-		if got := readingRows(t, conn, "readings_by_day"); !slices.Equal(got, want) {
-			t.Errorf("%s: readings_by_day FINAL\n%v\nwant readings FINAL\n%v", when, got, want)
+		for _, table := range []string{"readings_by_day", "readings_by_customer"} {
+			if got := readingRows(t, conn, table); !slices.Equal(got, want) {
+				t.Errorf("%s: %s FINAL\n%v\nwant readings FINAL\n%v", when, table, got, want)
+			}
 		}
 	}
 	same("after the migration")
 
-	apply(func(v int) bool { return v == 17 }) // the copy again: a crash before it was recorded
-	same("after the copy ran twice")
+	apply(func(v int) bool { return v == 17 || v == 20 }) // the copies again: a crash before they were recorded
+	same("after the copies ran twice")
 
 	after := testenv.Reading{Org: "acme", Meter: "tokens", Revision: 1, Customer: "c1", EventID: "after",
 		Time: day(26, 23), Value: "1000"}
@@ -88,8 +90,8 @@ func TestReadingsByDayMigration(t *testing.T) {
 	}
 	same("after an insert into readings")
 
-	// Usage of every customer read from readings_by_day equals the sum of
-	// each customer's usage read from readings.
+	// Usage of every customer read from readings_by_day equals each
+	// customer's usage read from readings_by_customer.
 	reader := NewClickHouseReader(conn, 1000, nil)
 	q := Query{OrgID: "acme", MeterKey: "tokens", Revision: 1, Aggregation: schemas.AggSum,
 		From: day(20, 0), To: day(30, 0), WindowSize: WindowDay, Location: mustZone(t, "Europe/Berlin"),
@@ -111,7 +113,7 @@ func TestReadingsByDayMigration(t *testing.T) {
 	slices.SortFunc(all, func(a, b Row) int { return compareStrings(key(a), key(b)) })
 	slices.SortFunc(each, func(a, b Row) int { return compareStrings(key(a), key(b)) })
 	if fmt.Sprint(all) != fmt.Sprint(each) || len(all) == 0 {
-		t.Errorf("usage of every customer (readings_by_day)\n%v\nwant each customer's (readings)\n%v", all, each)
+		t.Errorf("usage of every customer (readings_by_day)\n%v\nwant each customer's (readings_by_customer)\n%v", all, each)
 	}
 }
 
