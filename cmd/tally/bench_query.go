@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -113,13 +114,16 @@ type benchQueryFigure struct {
 }
 
 type benchQueryReport struct {
-	Events       int                `json:"events"`
-	Customers    int                `json:"customers"`
-	LoadSeconds  float64            `json:"load_seconds"`
-	StoredEvents uint64             `json:"stored_readings_final"`
-	Queries      []benchQueryFigure `json:"queries"`
-	Exact        bool               `json:"exact"`
-	Error        string             `json:"error,omitempty"`
+	Events       int     `json:"events"`
+	Customers    int     `json:"customers"`
+	LoadSeconds  float64 `json:"load_seconds"`
+	StoredEvents uint64  `json:"stored_readings_final"`
+	// Bytes on disk per event of each table after the load (before
+	// ClickHouse merged the retried 1% away).
+	BytesPerEvent map[string]float64 `json:"bytes_per_event"`
+	Queries       []benchQueryFigure `json:"queries"`
+	Exact         bool               `json:"exact"`
+	Error         string             `json:"error,omitempty"`
 }
 
 // benchQueryCase is one query of the issue and its expected answer, each
@@ -181,6 +185,9 @@ func runBenchQuery(ctx context.Context, cfg benchQueryConfig, exe, dir string, w
 	if err := conn.QueryRow(ctx, "SELECT count() FROM readings FINAL").Scan(&rep.StoredEvents); err != nil {
 		return rep, err
 	}
+	if rep.BytesPerEvent, err = benchQueryBytes(ctx, conn, cfg.Events); err != nil {
+		return rep, err
+	}
 	fmt.Fprintf(w, "\nquery (tally query -> private ClickHouse; %d events of %d customers over 30 days loaded in %.1f s, %d readings after folding a retried 1%%; %d runs each after %d warm-up)\n",
 		cfg.Events, cfg.Customers, rep.LoadSeconds, rep.StoredEvents, cfg.Runs, cfg.Warmup)
 	fmt.Fprintf(w, "%-40s %8s %8s %8s %8s %8s %6s %6s %8s %8s %10s %6s\n", "query", "p50 ms", "p99 ms", "target", "sql p50", "sql p99", "r p50", "r p99", "min", "sql min", "rows read", "exact")
@@ -197,6 +204,11 @@ func runBenchQuery(ctx context.Context, cfg benchQueryConfig, exe, dir string, w
 		fmt.Fprintf(w, "%-40s %8.1f %8.1f %8.0f %8.1f %8.1f %6.2f %6.2f %8.1f %8.1f %10d %6v\n", f.Name, f.P50ms, f.P99ms, f.TargetP99ms,
 			f.SQLP50ms, f.SQLP99ms, f.RatioP50, f.RatioP99, f.Minms, f.SQLMinms, f.RowsRead, f.Exact)
 	}
+	fmt.Fprintf(w, "bytes on disk per event:")
+	for _, t := range slices.Sorted(maps.Keys(rep.BytesPerEvent)) {
+		fmt.Fprintf(w, " %s %.1f", t, rep.BytesPerEvent[t])
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "r: the API's latency over the bare SQL's (qusage.SQL on clickhouse-go, rows drained), target <= 1.5\n")
 	if !rep.Exact {
 		return rep, errors.New("a query's answer differs from the loaded totals")
@@ -275,6 +287,31 @@ func benchQueryLoad(ctx context.Context, conn driver.Conn, cfg benchQueryConfig,
 		}
 	}
 	return nil
+}
+
+// benchQueryBytes returns the bytes on disk per event of every table
+// holding rows.
+func benchQueryBytes(ctx context.Context, conn driver.Conn, events int) (map[string]float64, error) {
+	out := map[string]float64{}
+	if events == 0 {
+		return out, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT table, sum(bytes_on_disk) FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table string
+		var bytes uint64
+		if err := rows.Scan(&table, &bytes); err != nil {
+			return nil, err
+		}
+		if v := float64(bytes) / float64(events); v >= 1 {
+			out[table] = round3(v)
+		}
+	}
+	return out, rows.Err()
 }
 
 // benchQueryCases are the issue's three queries with their answers.
