@@ -183,8 +183,14 @@ func TestParkedReadingIsRecomputedAfterTheFix(t *testing.T) {
 	e.waitFor("the meter's backfill", func() bool {
 		return e.count(`SELECT count() FROM meter_backfills FINAL WHERE org_id = ?`, testOrg) == 1
 	})
-	if err := e.conn.Exec(e.ctx, "ALTER TABLE readings MODIFY COLUMN distinct_value FixedString(8)"); err != nil {
-		t.Fatal(err)
+	// The tables that readings feeds in the same INSERT (materialized
+	// views to readings_by_day, ...) change with it, or every insert into
+	// readings would fail, which is not a row's fault.
+	tables := readingsTables(t, e)
+	for _, table := range tables {
+		if err := e.conn.Exec(e.ctx, "ALTER TABLE "+table+" MODIFY COLUMN distinct_value FixedString(8)"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.produce(event("c0", "short", "login", t0, `{"user":"bob"}`), event("c0", "long", "login", t0, `{"user":"a-user-name-too-long"}`))
 	e.waitCommitted(cfg.GroupID)
@@ -197,8 +203,10 @@ func TestParkedReadingIsRecomputedAfterTheFix(t *testing.T) {
 	}
 	r.shutdown(t)
 
-	if err := e.conn.Exec(e.ctx, "ALTER TABLE readings MODIFY COLUMN distinct_value String"); err != nil {
-		t.Fatal(err)
+	for _, table := range tables {
+		if err := e.conn.Exec(e.ctx, "ALTER TABLE "+table+" MODIFY COLUMN distinct_value String"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.start(cfg)
 	e.waitFor("the parked reading to be recomputed", func() bool {
@@ -207,4 +215,30 @@ func TestParkedReadingIsRecomputedAfterTheFix(t *testing.T) {
 	if n := e.count(`SELECT count() FROM readings FINAL WHERE meter_key = 'users'`); n != 3 {
 		t.Errorf("readings of users: %d, want 3", n)
 	}
+}
+
+// readingsTables lists readings and the tables of the test database that
+// have its distinct_value column (those materialized views of readings
+// write to), targets first.
+func readingsTables(t *testing.T, e *env) []string {
+	t.Helper()
+	rows, err := e.conn.Query(e.ctx, `SELECT table FROM system.columns
+		WHERE database = currentDatabase() AND name = 'distinct_value' AND table != 'readings'
+		AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return append(tables, "readings")
 }
