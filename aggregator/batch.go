@@ -99,8 +99,8 @@ func (p *processor) pass(ctx context.Context, msgs []kafka.Message, res *batchRe
 
 	// 2. In-batch dedup: records arrive in offset order, so the first
 	// occurrence of an identity is its earliest version in this batch.
-	first := make(map[EventKey]int)
-	var keys []EventKey
+	first := make(map[EventKey]int, len(records))
+	keys := make([]EventKey, 0, len(records))
 	for i := range records {
 		r := &records[i]
 		if r.outcome != "" {
@@ -123,8 +123,8 @@ func (p *processor) pass(ctx context.Context, msgs []kafka.Message, res *batchRe
 	if err != nil {
 		return 0, err
 	}
-	var events []EventRow
-	var accepted []*record
+	events := make([]EventRow, 0, len(keys))
+	accepted := make([]*record, 0, len(keys))
 	for _, k := range keys {
 		r := &records[first[k]]
 		pos := position(r.msg)

@@ -59,7 +59,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 // The Reader's queue holds at most FetchMaxBytes of the largest records.
 func TestQueueCapacityBoundedInBytes(t *testing.T) {
 	for _, tc := range []struct{ fetch, want int }{
-		{DefaultFetchMaxBytes, 10},
+		{DefaultFetchMaxBytes, 1},
+		{10 << 20, 10},
 		{minFetchMaxBytes, 1},
 		{1 << 30, defaultPartitionQueueCap},
 	} {

@@ -337,8 +337,8 @@ func (c *consumer) fetchBatch(ctx context.Context, reader *kafka.Reader, f *fetc
 // FetchMaxBytes, one decompressed record batch at a time) into a queue of
 // QueueCapacity records, so the queue holds at most QueueCapacity of the
 // largest records. QueueCapacity is FetchMaxBytes / maxRecordBytes (at
-// least 1, at most defaultPartitionQueueCap): with the defaults, 10
-// records, 10 MiB. See Config for the whole bound.
+// least 1, at most defaultPartitionQueueCap): with the defaults, 1
+// record, 1 MiB. See Config for the whole bound.
 func (c *consumer) readerConfig(partition int) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
 		Brokers:       c.kafka.Brokers,
