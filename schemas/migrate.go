@@ -23,7 +23,31 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+
+	// CopyFrom is the table a copy migration reads (its directive
+	// "-- tally:copy-from <table>"): an INSERT ... SELECT ... FROM <table>
+	// that fills the target of a materialized view on <table> with the
+	// rows stored before the view existed. ClickHouse binds an INSERT to
+	// the views that exist when it is prepared, so an INSERT into <table>
+	// that was already open when the view was created reaches <table>
+	// only; the runner (chclient.Migrate) waits until every such INSERT
+	// has ended before it copies, and copies one monthly partition of
+	// <table> (toYYYYMM(time)) per statement, so that no statement runs
+	// for the whole table and a re-run after a failure is harmless (the
+	// target is a ReplacingMergeTree read with FINAL).
+	CopyFrom string
+	// Repeats is the version of the copy this one runs again (its
+	// directive "-- tally:repeats NNNN"), for stores whose first copy ran
+	// before the runner waited for open INSERTs: the runner records it
+	// without running it when it applied that version itself, in the
+	// same run.
+	Repeats int
 }
+
+var (
+	copyFromDirective = regexp.MustCompile(`(?m)^-- tally:copy-from ([a-z_][a-z0-9_]*)\s*$`)
+	repeatsDirective  = regexp.MustCompile(`(?m)^-- tally:repeats (\d{4})\s*$`)
+)
 
 var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 
@@ -44,7 +68,21 @@ func Migrations() ([]Migration, error) {
 			return nil, err
 		}
 		version, _ := strconv.Atoi(m[1])
-		out = append(out, Migration{Version: version, Name: m[2], SQL: strings.TrimSpace(string(body))})
+		mig := Migration{Version: version, Name: m[2], SQL: strings.TrimSpace(string(body))}
+		if d := copyFromDirective.FindStringSubmatch(mig.SQL); d != nil {
+			mig.CopyFrom = d[1]
+			// The runner appends a WHERE clause per partition.
+			if !strings.HasSuffix(mig.SQL, "\nFROM "+mig.CopyFrom) {
+				return nil, fmt.Errorf("migration file %s: a copy from %s must end with a line \"FROM %s\"", e.Name(), mig.CopyFrom, mig.CopyFrom)
+			}
+		}
+		if d := repeatsDirective.FindStringSubmatch(mig.SQL); d != nil {
+			mig.Repeats, _ = strconv.Atoi(d[1])
+			if mig.CopyFrom == "" || mig.Repeats >= version {
+				return nil, fmt.Errorf("migration file %s: tally:repeats names an earlier copy, in a copy", e.Name())
+			}
+		}
+		out = append(out, mig)
 	}
 	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
 	return out, nil

@@ -54,6 +54,15 @@ func TestMigrations(t *testing.T) {
 		// folds the rows a second run writes again (the table's migration
 		// says so).
 		insert := regexp.MustCompile(`(?i)^INSERT\s+INTO\s+[a-z_][a-z0-9_]*\s*\([^)]*\)\s*SELECT\s`).MatchString(body)
+		// A copy fills a view's target with the rows stored before the
+		// view: the runner must know its source, to wait for the INSERTs
+		// open before the view (schemas.Migration.CopyFrom).
+		if insert && m.CopyFrom == "" {
+			t.Errorf("%s: an INSERT ... SELECT without a \"-- tally:copy-from <table>\" directive", name)
+		}
+		if !insert && m.CopyFrom != "" {
+			t.Errorf("%s: a copy-from directive on a migration that copies nothing", name)
+		}
 		if !insert && !regexp.MustCompile(`(?i)^CREATE\s+(TABLE|DATABASE|MATERIALIZED\s+VIEW|VIEW)\s+IF\s+NOT\s+EXISTS\s`).MatchString(body) {
 			t.Errorf("%s: does not start with CREATE ... IF NOT EXISTS or INSERT INTO t (columns) SELECT:\n%s", name, body)
 		}

@@ -168,7 +168,7 @@ func migrateClickHouse(ctx context.Context, cfg *chclient.Config, logger *slog.L
 		return err
 	}
 	defer conn.Close()
-	applied, err := chclient.Migrate(ctx, conn, cfg.Database)
+	applied, err := chclient.MigrateWith(ctx, conn, cfg.Database, chclient.MigrateOptions{Logger: logger})
 	for _, m := range applied {
 		logger.Info("applied migration", "database", cfg.Database, "version", m.Version, "name", m.Name)
 	}

@@ -78,10 +78,16 @@ func (c *Config) Open(ctx context.Context) (driver.Conn, error) {
 }
 
 // OpenServer connects without selecting a database (for migrations, which
-// may have to create it).
+// may have to create it). Its reads wait up to MigrationReadTimeout: a copy
+// migration's INSERT ... SELECT of one month (chclient.Migrate) sends
+// nothing back until it is done, and a month of tens of millions of rows
+// can take longer than the driver's default of 5 minutes.
 func (c *Config) OpenServer(ctx context.Context) (driver.Conn, error) {
-	return c.open(ctx, "default")
+	return c.openWith(ctx, "default", func(o *clickhouse.Options) { o.ReadTimeout = MigrationReadTimeout })
 }
+
+// MigrationReadTimeout is the read timeout of OpenServer's connections.
+const MigrationReadTimeout = 2 * time.Hour
 
 // OpenLazy returns a connection pool to the configured database without
 // connecting: the first query connects. For a component that can do most
@@ -114,7 +120,13 @@ func (c *Config) options(database string) *clickhouse.Options {
 }
 
 func (c *Config) open(ctx context.Context, database string) (driver.Conn, error) {
-	conn, err := clickhouse.Open(c.options(database))
+	return c.openWith(ctx, database, func(*clickhouse.Options) {})
+}
+
+func (c *Config) openWith(ctx context.Context, database string, tune func(*clickhouse.Options)) (driver.Conn, error) {
+	opts := c.options(database)
+	tune(opts)
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
 	}
