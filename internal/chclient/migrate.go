@@ -218,12 +218,13 @@ func waitForOpenInserts(ctx context.Context, conn driver.Conn, database string, 
 	}
 }
 
-// insertPattern matches the text of an INSERT into table, qualified with
-// database or not quoted or not, and no other table: readings but not
-// readings_by_day.
+// insertPattern matches the text of an INSERT into table, after any
+// comments, qualified with database or not, quoted or not, and no other
+// table: readings but not readings_by_day (an RE2 expression, as
+// ClickHouse's match() and Go's regexp read it).
 func insertPattern(database, table string) string {
 	name := func(s string) string { return "`?" + regexp.QuoteMeta(s) + "`?" }
-	return `(?is)^\s*INSERT\s+INTO\s+(` + name(database) + `\s*\.\s*)?` + name(table) + `(\s|\(|$)`
+	return `(?is)^(\s|--[^\n]*(\n|$)|/\*.*?\*/)*INSERT\s+INTO\s+(` + name(database) + `\s*\.\s*)?` + name(table) + `(\s|\(|$)`
 }
 
 // recordMigration inserts through a batch: on ClickHouse 18.16 an INSERT
