@@ -117,7 +117,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	meterStore := timedStore{store: s.store, metrics: m}
 	catalog := catalogstore.New(conn)
 	meters := &metersHandler{store: meterStore, plans: catalog, logger: logger}
-	usageSvc := usage.NewService(meterStore, usage.NewClickHouseReader(conn, cfg.MaxRows, m), meterstore.ErrNotFound)
+	usageSvc := usage.NewService(meterStore, usage.NewClickHouseReader(conn, cfg.MaxRows, m).WithLogger(logger), meterstore.ErrNotFound)
 	usageH := &usageHandler{
 		meters: meters, usage: usageSvc,
 		maxRows: cfg.MaxRows, timeout: cfg.Timeout, logger: logger, now: time.Now,

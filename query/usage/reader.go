@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -64,6 +65,8 @@ type ClickHouseReader struct {
 	conn     driver.Conn
 	maxRows  int
 	observer Observer
+	logger   *slog.Logger
+	copies   copyState
 }
 
 var _ Reader = (*ClickHouseReader)(nil)
@@ -71,17 +74,26 @@ var _ Reader = (*ClickHouseReader)(nil)
 // NewClickHouseReader returns a reader that refuses results of more than
 // maxRows rows. observer may be nil.
 func NewClickHouseReader(conn driver.Conn, maxRows int, observer Observer) *ClickHouseReader {
-	return &ClickHouseReader{conn: conn, maxRows: maxRows, observer: observer}
+	return &ClickHouseReader{conn: conn, maxRows: maxRows, observer: observer,
+		logger: slog.New(slog.DiscardHandler), copies: copyState{recheck: copyRecheck}}
 }
 
-// Read runs the query built by buildSQL. It asks for one row more than
+// WithLogger makes r log which copies of readings it reads (tables.go)
+// and returns r.
+func (r *ClickHouseReader) WithLogger(logger *slog.Logger) *ClickHouseReader {
+	r.logger = logger
+	return r
+}
+
+// Read runs the query built by buildSQLFrom, on the copies of readings
+// that are complete (tables.go). It asks for one row more than
 // the limit so that an over-large result is refused whole rather than
 // silently cut off.
 func (r *ClickHouseReader) Read(ctx context.Context, q Query) ([]Row, error) {
 	if q.OrgID == "" {
 		return nil, errors.New("usage query without an organization") // isolation: never "all of them"
 	}
-	query, args, err := buildSQL(q, r.maxRows+1)
+	query, args, err := buildSQLFrom(q, r.maxRows+1, r.copies.get(ctx, r.conn, r.observer, r.logger))
 	if err != nil {
 		return nil, fmt.Errorf("query usage of meter %s: %w", q.MeterKey, err)
 	}

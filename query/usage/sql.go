@@ -21,9 +21,12 @@ import (
 // FINAL so that the identical rows a retried insert wrote fold into one
 // before they are aggregated: ClickHouse merges them only eventually, and
 // a sum over unmerged parts would count an event twice.
+// A copy is read only once its copy migrations are recorded (copies,
+// tables.go); until then the query reads readingsTable.
 const (
 	readingsByCustomerTable = "readings_by_customer FINAL"
 	readingsByDayTable      = "readings_by_day FINAL"
+	readingsTable           = "readings FINAL"
 )
 
 // Every usage query selects count() AS n, and the aggregation's folded
@@ -62,6 +65,12 @@ func groupSQL(key string) (string, []any) {
 // time. A reading's time is its time_ns truncated to the second, so one in
 // [From, To) has a day from From's to that of the range's last nanosecond.
 func buildSQL(q Query, limit int) (string, []any, error) {
+	return buildSQLFrom(q, limit, allCopies)
+}
+
+// buildSQLFrom is buildSQL reading only the copies of readings in ready,
+// and readings instead of the others.
+func buildSQLFrom(q Query, limit int, ready copies) (string, []any, error) {
 	spec, err := q.Aggregation.Spec()
 	if err != nil {
 		return "", nil, err
@@ -115,6 +124,11 @@ func buildSQL(q Query, limit int) (string, []any, error) {
 		for _, v := range f.Values {
 			args = append(args, v)
 		}
+	}
+
+	switch {
+	case table == readingsByDayTable && !ready.byDay, table == readingsByCustomerTable && !ready.byCustomer:
+		table = readingsTable
 	}
 
 	var b strings.Builder
