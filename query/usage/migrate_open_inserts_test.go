@@ -230,3 +230,55 @@ func TestRecopyRepairsStoreMigratedWithoutWait(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeFromMigration14: a store written by a version whose last
+// migration was 0014 (a `make run` data directory from before the copies
+// of readings) upgrades in one run: every event in event_identities
+// (0021 copies it again), every reading in both copies, and usage with
+// and without a customer filter agrees.
+func TestUpgradeFromMigration14(t *testing.T) {
+	addr, db := testenv.NewDatabase(t)
+	admin := testenv.Conn(t, addr, "default")
+	conn := testenv.Conn(t, addr, db)
+	ctx := t.Context()
+	applyMigrations(t, admin, db, true, func(v int) bool { return v <= 14 })
+	at := time.Date(2026, 10, 20, 10, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		if err := prepareEventsInsert(t, conn, fmt.Sprintf("e%d", i), at.AddDate(0, -i, 0), int64(i)).Send(); err != nil {
+			t.Fatal(err)
+		}
+		testenv.InsertReadings(t, conn, testenv.Reading{Org: "acme", Meter: "tokens", Revision: 1,
+			Customer: fmt.Sprintf("c%d", i%2), EventID: fmt.Sprintf("e%d", i), Time: at.AddDate(0, -i, 0), Value: "2.5"})
+	}
+	applied, err := chclient.Migrate(ctx, admin, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 9 || applied[0].Version != 15 || applied[8].Version != 23 {
+		t.Errorf("applied %d migrations, want 15 to 23", len(applied))
+	}
+	if events, identities := countRows(t, conn, "events"), countRows(t, conn, "event_identities"); events != 6 || identities != 6 {
+		t.Errorf("events %d, event_identities %d, want 6 and 6", events, identities)
+	}
+	want := readingRows(t, conn, "readings")
+	for _, table := range []string{"readings_by_day", "readings_by_customer"} {
+		if got := readingRows(t, conn, table); !slices.Equal(got, want) || len(want) != 6 {
+			t.Errorf("%s FINAL\n%v\nwant readings FINAL\n%v", table, got, want)
+		}
+	}
+	reader := NewClickHouseReader(conn, 1000, nil)
+	q := Query{OrgID: "acme", MeterKey: "tokens", Revision: 1, Aggregation: schemas.AggSum,
+		From: at.AddDate(0, -6, 0), To: at.Add(time.Hour), Location: time.UTC}
+	all, err := reader.Read(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.CustomerIDs = []string{"c0", "c1"}
+	named, err := reader.Read(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].Value.String() != "15" || fmt.Sprint(all) != fmt.Sprint(named) {
+		t.Errorf("usage of every customer %v, of c0 and c1 %v, want 15 both", all, named)
+	}
+}
