@@ -4,13 +4,9 @@ package main
 // writes for the same events, without Kafka, decoding, lookup or meters.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -117,42 +113,15 @@ func benchClickHouseLimit(ctx context.Context, addr string, cfg benchConfig, w i
 	if err := benchCHSend(ctx, conn, evQ, rows.events); err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
-	var (
-		inserted atomic.Int64
-		mu       sync.Mutex
-		lat      []time.Duration
-		first    error
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	deadline := start.Add(cfg.Duration)
-	for range cfg.Partitions {
-		wg.Go(func() {
-			var mine []time.Duration
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t := time.Now()
-				err := benchCHSend(ctx, conn, evQ, rows.events)
-				if err == nil {
-					err = benchCHSend(ctx, conn, rdQ, rows.readings)
-				}
-				if err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-					return
-				}
-				mine = append(mine, time.Since(t))
-				inserted.Add(int64(cfg.ClickHouseBatch))
+	inserted, lat, elapsed, first := benchWorkers(ctx, cfg.Partitions, cfg.Duration, func() func() (int, error) {
+		return func() (int, error) {
+			if err := benchCHSend(ctx, conn, evQ, rows.events); err != nil {
+				return 0, err
 			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	l := &benchCHLimit{EventsPerS: round3(float64(inserted.Load()) / elapsed.Seconds()), Events: int(inserted.Load()),
+			return cfg.ClickHouseBatch, benchCHSend(ctx, conn, rdQ, rows.readings)
+		}
+	})
+	l := &benchCHLimit{EventsPerS: round3(float64(inserted) / elapsed.Seconds()), Events: int(inserted),
 		Batch: cfg.ClickHouseBatch, Inserters: cfg.Partitions, BatchP50ms: ms(percentile(lat, 0.5)), BatchP99ms: ms(percentile(lat, 0.99))}
 	fmt.Fprintf(w, "\naggregator limit (clickhouse-go into tally all's ClickHouse, %s: %d inserters, batches of %d events: events (+ event_identities) and readings rows, columnar)\n",
 		cfg.Duration, l.Inserters, l.Batch)

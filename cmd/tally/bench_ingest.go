@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -176,38 +173,12 @@ func benchLimit(ctx context.Context, broker string, sh benchShape, d, linger tim
 	if err := wr.WriteMessages(ctx, slices.Clone(msgs[:1])...); err != nil {
 		return 0, 0, err
 	}
-	var (
-		written atomic.Int64
-		mu      sync.Mutex
-		lat     []time.Duration
-		first   error
-		wg      sync.WaitGroup
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for range sh.Conns {
-		wg.Go(func() {
-			var mine []time.Duration
-			batch := make([]kafka.Message, len(msgs))
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				copy(batch, msgs)
-				t := time.Now()
-				if err := wr.WriteMessages(ctx, batch...); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-					return
-				}
-				mine = append(mine, time.Since(t))
-				written.Add(int64(len(batch)))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	return float64(written.Load()) / elapsed.Seconds(), percentile(lat, 0.99), first
+	written, lat, elapsed, first := benchWorkers(ctx, sh.Conns, d, func() func() (int, error) {
+		batch := make([]kafka.Message, len(msgs))
+		return func() (int, error) {
+			copy(batch, msgs)
+			return len(batch), wr.WriteMessages(ctx, batch...)
+		}
+	})
+	return float64(written) / elapsed.Seconds(), percentile(lat, 0.99), first
 }
