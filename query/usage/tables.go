@@ -37,34 +37,54 @@ var (
 // incomplete; once both are complete it never checks again.
 const copyRecheck = 15 * time.Second
 
+// copyCheckTimeout bounds one check of schema_migrations, so that the read
+// that makes it is not held long by a busy or silent ClickHouse (the check
+// runs while the migrate Job copies).
+const copyCheckTimeout = 2 * time.Second
+
 // copyState is the reader's view of the copies, checked at its first read
 // and again every recheck until both are complete.
 type copyState struct {
-	mu      sync.Mutex
-	ready   copies
-	checked time.Time // zero: never checked
-	recheck time.Duration
+	mu       sync.Mutex
+	ready    copies
+	checked  time.Time // zero: never checked
+	checking bool      // a read is checking; the others use ready meanwhile
+	recheck  time.Duration
 }
 
 // get returns the copies that may be read, checking schema_migrations
 // first when the last check is older than s.recheck and found a copy
-// incomplete. A failed check keeps what the last one found (never a
-// copy it did not see complete) and is observed, not returned: the query
-// can still read readings.
+// incomplete. One read checks at a time, within copyCheckTimeout and its
+// own deadline; the reads meanwhile take what the last check found
+// without waiting for this one (review 7b: they waited on a lock, past
+// their own deadlines). A failed check keeps what the last one found
+// (never a copy it did not see complete) and is observed, not returned:
+// the query can still read readings.
 func (s *copyState) get(ctx context.Context, conn driver.Conn, observer Observer, logger *slog.Logger) copies {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ready == allCopies || !s.checked.IsZero() && time.Since(s.checked) < s.recheck {
-		return s.ready
+	if s.ready == allCopies || s.checking || !s.checked.IsZero() && time.Since(s.checked) < s.recheck {
+		ready := s.ready
+		s.mu.Unlock()
+		return ready
 	}
+	s.checking = true
+	firstCheck := s.checked.IsZero()
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, copyCheckTimeout)
+	defer cancel()
 	start := time.Now()
 	found, err := recordedVersions(ctx, conn)
 	if observer != nil {
 		observer.ObserveClickHouse("read_schema_migrations", start, err)
 	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checking = false
+	s.checked = time.Now()
 	if err != nil {
 		logger.Warn("cannot read schema_migrations: usage reads readings, not its copies", "error", err)
-		s.checked = time.Now()
 		return s.ready
 	}
 	all := func(versions []uint32) bool {
@@ -76,11 +96,11 @@ func (s *copyState) get(ctx context.Context, conn driver.Conn, observer Observer
 		return true
 	}
 	ready := copies{byDay: all(byDayVersions), byCustomer: all(byCustomerVersions)}
-	if s.checked.IsZero() || ready != s.ready {
+	if firstCheck || ready != s.ready {
 		logger.Info("copies of readings", "readings_by_day", ready.byDay, "readings_by_customer", ready.byCustomer,
 			"note", "a copy is read once its copy migrations are recorded; until then usage reads readings")
 	}
-	s.ready, s.checked = ready, time.Now()
+	s.ready = ready
 	return ready
 }
 
