@@ -75,7 +75,7 @@ func (a *allFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&a.dlBytes, "dev.dead-letter-retention-bytes", 1<<30, "bytes of dead-letter records the embedded broker keeps per partition at most")
 	fs.DurationVar(&a.trimInterval, "dev.trim-interval", 30*time.Second, "how often the embedded broker syncs ClickHouse's data and deletes the event records the aggregator committed")
 	fs.StringVar(&a.apiAddr, "api.listen-addr", defaultAPIAddr, "one address serving every public API route (ingest, query, Lago, PriceOps, Measure), routed by path")
-	fs.Int64Var(&a.memoryLimit, "dev.memory-limit-bytes", defaultAllMemoryLimit, "soft limit of the process's Go memory (runtime/debug.SetMemoryLimit): past it the garbage collector runs more often instead of letting the heap double. 0: the runtime's default; GOMEMLIMIT in the environment wins")
+	fs.Int64Var(&a.memoryLimit, "dev.memory-limit-bytes", defaultAllMemoryLimit, "soft limit of the process's Go memory (runtime/debug.SetMemoryLimit): past it the garbage collector runs more often instead of letting the heap double. It is below the sum of the in-flight bounds (ingest's request bytes and the aggregator's batches): should all be held at once, the collector takes up to half the CPU rather than the process growing. 0: the runtime's default; GOMEMLIMIT in the environment wins")
 	fs.IntVar(&a.chPort, "dev.clickhouse-port", 0, "native port of the embedded ClickHouse server (0: a free port; used unless clickhouse.addr is set)")
 }
 
