@@ -115,10 +115,15 @@ type benchLoadResult struct {
 	start      time.Time
 	allVisible time.Time // when every slice's usage was exact; zero if not within the drain
 	pollErr    error     // the last query error, if any
+	// verifyErr: the final check (benchSlices.verify) after every slice was
+	// exact found a slice whose usage differs, or could not query.
+	verifyErr error
 }
 
 // run sends the load cut into one-second slices, queries usage until every
-// slice is exact (or the drain ends) and samples the process meanwhile.
+// slice is exact (or the drain ends) and samples the process meanwhile; if
+// every slice was exact, it checks every slice's usage once more after a
+// settle (r.verifyErr).
 func (a *benchAll) run(ctx context.Context, l benchLoad, runID string, logger *slog.Logger) (*benchLoadResult, error) {
 	lg := benchLoadgen("http://"+a.ingest, "http://"+a.query, l.shape, runID, logger)
 	if err := lg.ensureMeter(ctx); err != nil {
@@ -181,6 +186,17 @@ func (a *benchAll) run(ctx context.Context, l benchLoad, runID string, logger *s
 	}
 	if r.cut.allVisible() {
 		r.allVisible = r.cut.lastVisible()
+		// The final check: after a settle (a late duplicate would land by
+		// then), every slice's usage once more, each exactly its expected
+		// total.
+		select {
+		case <-ctx.Done():
+		case <-time.After(max(l.pollEvery, time.Second)):
+		}
+		r.verifyErr = r.cut.verify(ctx, lg, from)
+		if r.verifyErr == nil {
+			r.verifyErr = r.cut.wrongs() // seen by a poll during the drain
+		}
 	}
 	stopSampling()
 	<-sampled
@@ -196,15 +212,21 @@ func (r *benchLoadResult) freshness() (slicesWithEvents int, exact bool, fresh [
 	defer r.cut.mu.Unlock()
 	exact = true
 	for _, sl := range r.cut.runs {
+		if sl.wrong != "" { // served a total after it was exact, events or none
+			exact = false
+		}
 		if sl.accepted == 0 {
 			continue
 		}
 		slicesWithEvents++
-		if sl.visible.IsZero() || sl.failed {
+		if sl.visible.IsZero() || sl.failed || sl.wrong != "" {
 			exact = false
 			continue
 		}
 		fresh = append(fresh, sl.visible.Sub(sl.lastAck))
+	}
+	if r.verifyErr != nil { // the final check found a difference or could not query
+		exact = false
 	}
 	slices.Sort(fresh)
 	return slicesWithEvents, exact, fresh
@@ -219,6 +241,14 @@ func (r *benchLoadResult) peak(f func(benchSample) float64) float64 {
 	return round3(m)
 }
 
+// notExact is why a run is not exact: the final check's difference, or a
+// slice not exact within the drain.
 func (r *benchLoadResult) notExact(drain time.Duration) error {
+	if r.verifyErr != nil {
+		return r.verifyErr
+	}
+	if err := r.cut.wrongs(); err != nil {
+		return err
+	}
 	return fmt.Errorf("usage not exact within %s of the last acknowledgement (last query error: %v)", drain, r.pollErr)
 }

@@ -52,6 +52,10 @@ type benchLag struct {
 	PeakRatio     float64       `json:"tally_all_peak_rss_ratio_to_target"`
 	CHPeakRSSMiB  float64       `json:"clickhouse_peak_rss_mib"`
 	Windows       []benchWindow `json:"windows"`
+	// Always false: the lag run's totals are not awaited nor checked (the
+	// backlog takes minutes to drain); the end-to-end and memory runs check
+	// theirs.
+	TotalsVerified bool `json:"totals_verified"`
 }
 
 func benchMemoryRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *benchReport, w io.Writer, logger *slog.Logger) error {
@@ -90,7 +94,7 @@ func benchMemoryRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *
 	for _, s := range r.samples {
 		fmt.Fprintf(w, "%-8.0f %12d %12d %12d %10.0f %10.0f\n", s.T, s.Accepted, s.Queryable, s.BrokerLag, s.TallyRSSMiB, s.CHRSSMiB)
 	}
-	fmt.Fprintf(w, "%-20s %.0f events/s accepted, exact %v; tally all RSS start %.0f, peak %.0f (VmHWM; target < %.0f MiB), end %.0f MiB, slope %.2f MiB/min after the first minute (target: none); ClickHouse %.0f / %.0f / %.0f MiB\n",
+	fmt.Fprintf(w, "%-20s %.0f events/s accepted, exact %v (every slice checked once more at the end); tally all RSS start %.0f, peak %.0f (VmHWM; target < %.0f MiB), end %.0f MiB, slope %.2f MiB/min after the first minute (target: none); ClickHouse %.0f / %.0f / %.0f MiB\n",
 		"memory", m.EventsPerS, m.Exact, m.StartMiB, m.PeakMiB, m.TargetPeakMiB, m.EndMiB, m.SlopeMiBPerMin, m.CHStartMiB, m.CHPeakMiB, m.CHEndMiB)
 	if !m.Exact {
 		err := r.notExact(cfg.E2EDrain)
@@ -132,6 +136,7 @@ func benchLagRun(ctx context.Context, cfg benchConfig, exe, dir string, rep *ben
 	printWindows(w, l.Windows)
 	fmt.Fprintf(w, "%-20s %.0f events/s accepted, %.0f queryable; peak backlog %d events, peak broker lag %d records; tally all peak RSS %.0f MiB (target < %.0f), ClickHouse %.0f MiB\n",
 		"lag", l.EventsPerS, l.QueryablePerS, l.PeakBacklog, l.PeakBrokerLag, l.PeakRSSMiB, l.TargetPeakMiB, l.CHPeakRSSMiB)
+	fmt.Fprintf(w, "%-20s not verified: the lag run does not wait for its backlog to drain (minutes), so its usage totals are not checked\n", "totals")
 	return nil
 }
 

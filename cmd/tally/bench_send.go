@@ -141,6 +141,7 @@ type benchSlice struct {
 	inFlight, accepted int
 	closed, failed     bool
 	lastAck, visible   time.Time
+	wrong              string // a usage served after it was exact that differs from accepted x 0.1
 }
 
 func (s *benchSlices) name(i int) string { return s.base + "-s" + strconv.Itoa(i) }
@@ -184,9 +185,8 @@ func (s *benchSlices) close() {
 	s.all = true
 }
 
-// poll queries usage by run and marks every complete slice whose usage is
-// exact as visible; it returns whether every slice is.
-func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bool, error) {
+// query returns usage by run, summed over the rows of each.
+func (s *benchSlices) query(ctx context.Context, lg *loadgen, from time.Time) (map[string]decimal.Decimal, error) {
 	q := url.Values{}
 	q.Set("from", from.UTC().Format(time.RFC3339Nano))
 	q.Set("to", time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano))
@@ -194,12 +194,11 @@ func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bo
 	u := strings.TrimRight(lg.cfg.QueryURL, "/") + "/api/v1/meters/" + lg.cfg.Meter + "/query?" + q.Encode()
 	code, body, err := lg.do(ctx, http.MethodGet, u, "", nil)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if code != http.StatusOK {
-		return false, fmt.Errorf("query answered %d: %s", code, bytes.TrimSpace(body))
+		return nil, fmt.Errorf("query answered %d: %s", code, bytes.TrimSpace(body))
 	}
-	now := time.Now()
 	var resp struct {
 		Data []struct {
 			Value   json.Number       `json:"value"`
@@ -209,25 +208,42 @@ func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bo
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&resp); err != nil {
-		return false, err
+		return nil, err
 	}
 	got := map[string]decimal.Decimal{}
 	for _, row := range resp.Data {
 		v, err := decimal.NewFromString(row.Value.String())
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		run := row.GroupBy[loadgenGroupKey]
 		got[run] = got[run].Add(v)
 	}
+	return got, nil
+}
+
+// expected is a slice's exact usage: 0.1 per event acknowledged.
+func (sl *benchSlice) expected() decimal.Decimal { return decimal.New(int64(sl.accepted), -1) }
+
+// poll queries usage by run and marks every complete slice whose usage is
+// exact as visible; it returns whether every slice is. A slice already
+// visible whose usage now differs (an event counted twice after it was
+// exact) is recorded as wrong, which makes the run not exact.
+func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bool, error) {
+	got, err := s.query(ctx, lg, from)
+	if err != nil {
+		return false, err
+	}
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	done := s.all
 	for run, sl := range s.runs {
 		if !sl.visible.IsZero() {
+			s.check(run, sl, got[run])
 			continue
 		}
-		if sl.closed && sl.inFlight == 0 && got[run].Equal(decimal.New(int64(sl.accepted), -1)) {
+		if sl.closed && sl.inFlight == 0 && got[run].Equal(sl.expected()) {
 			sl.visible = now
 			s.queryable += sl.accepted
 			continue
@@ -235,6 +251,55 @@ func (s *benchSlices) poll(ctx context.Context, lg *loadgen, from time.Time) (bo
 		done = false
 	}
 	return done, nil
+}
+
+// check records a slice's usage that differs from its expected total (the
+// first difference seen is kept). s.mu is held.
+func (s *benchSlices) check(run string, sl *benchSlice, served decimal.Decimal) {
+	if sl.wrong == "" && !served.Equal(sl.expected()) {
+		sl.wrong = fmt.Sprintf("slice %s: expected %s, served %s", run, sl.expected(), served)
+	}
+}
+
+// verify is the final check, once every slice was exact: it queries every
+// slice's usage once more and returns an error naming each slice whose
+// usage is not its expected total (each is also recorded as wrong, so the
+// run is not exact). Exact once is not enough: an event counted a second
+// time after its slice first matched would otherwise go unseen.
+func (s *benchSlices) verify(ctx context.Context, lg *loadgen, from time.Time) error {
+	got, err := s.query(ctx, lg, from)
+	if err != nil {
+		return fmt.Errorf("final check of usage: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for run, sl := range s.runs {
+		s.check(run, sl, got[run])
+	}
+	return s.wrongErr()
+}
+
+// wrongErr names every slice whose usage differed from its expected total
+// after it was exact, or is nil. s.mu is held.
+func (s *benchSlices) wrongErr() error {
+	var w []string
+	for _, sl := range s.runs {
+		if sl.wrong != "" {
+			w = append(w, sl.wrong)
+		}
+	}
+	if len(w) == 0 {
+		return nil
+	}
+	slices.Sort(w)
+	return fmt.Errorf("usage not exact at the final check: %s", strings.Join(w, "; "))
+}
+
+// wrongs is wrongErr for callers that do not hold s.mu.
+func (s *benchSlices) wrongs() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wrongErr()
 }
 
 // totals returns the events acknowledged and those whose usage was exact.
