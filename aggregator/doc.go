@@ -12,7 +12,8 @@
 // a crash or rebalance redelivers uncommitted records. So every table the
 // aggregator writes is a ReplacingMergeTree whose sort key is the row's
 // identity, and identical rows written twice fold (the query service reads
-// readings with FINAL). What remains is to write readings for the first
+// readings, or the copies its materialized views write in the same INSERT,
+// readings_by_customer and readings_by_day, with FINAL). What remains is to write readings for the first
 // version only. Ingest keys records by organization and customer, so every
 // version of an identity is in one partition, in log order: within a batch
 // the lowest offset wins; across batches the stored events answer, since
