@@ -124,16 +124,7 @@ func TestConsumerStateStall(t *testing.T) {
 
 func testutilCount(t *testing.T, reg *prometheus.Registry, name string) int {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name {
-			return len(f.GetMetric())
-		}
-	}
-	return 0
+	return len(metricFamily(t, reg, name).GetMetric())
 }
 
 // TestConsumerStateBrokerOffsets: a member that never manages to fetch

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/shopspring/decimal"
 )
 
@@ -99,32 +100,39 @@ func httpGet(t testing.TB, addr, path string) (int, string) {
 // metricValue reads one sample from the registry; 0 if absent.
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
+metrics:
+	for _, m := range metricFamily(t, reg, name).GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+				continue metrics
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return 0
+}
+
+// metricFamily gathers reg and returns the family name, or nil when it has
+// no series.
+func metricFamily(t testing.TB, reg *prometheus.Registry, name string) *dto.MetricFamily {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue metrics
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
+		if f.GetName() == name {
+			return f
 		}
 	}
-	return 0
+	return nil
 }
 
 func must[T any](v T, err error) T {

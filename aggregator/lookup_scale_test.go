@@ -117,16 +117,10 @@ func randomKey(rng *mrand.Rand, customers int) EventKey {
 // histogramMean is the mean of the observations of the histogram name.
 func histogramMean(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	f := metricFamily(t, reg, name)
+	if f == nil {
+		t.Fatalf("no metric %s", name)
 	}
-	for _, f := range families {
-		if f.GetName() == name {
-			h := f.GetMetric()[0].GetHistogram()
-			return h.GetSampleSum() / float64(h.GetSampleCount())
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	h := f.GetMetric()[0].GetHistogram()
+	return h.GetSampleSum() / float64(h.GetSampleCount())
 }

@@ -114,19 +114,13 @@ func TestLookupFindsEventsStoredBeforeMigration(t *testing.T) {
 // named name, failing unless it holds exactly one observation.
 func histogramSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	f := metricFamily(t, reg, name)
+	if f == nil {
+		t.Fatalf("no metric %s", name)
 	}
-	for _, f := range families {
-		if f.GetName() == name {
-			h := f.GetMetric()[0].GetHistogram()
-			if h.GetSampleCount() != 1 {
-				t.Fatalf("%s: %d observations, want 1", name, h.GetSampleCount())
-			}
-			return h.GetSampleSum()
-		}
+	h := f.GetMetric()[0].GetHistogram()
+	if h.GetSampleCount() != 1 {
+		t.Fatalf("%s: %d observations, want 1", name, h.GetSampleCount())
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return h.GetSampleSum()
 }
