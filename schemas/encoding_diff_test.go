@@ -225,31 +225,9 @@ func jsonDepth(raw []byte) int {
 	}
 }
 
-func BenchmarkEncodeRecordJSON(b *testing.B) {
-	rec := benchRecord(b)
-	_, value, _ := schemas.EncodeRecordJSON(rec)
-	b.SetBytes(int64(len(value)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := schemas.EncodeRecordJSON(rec); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkEncodeRecordJSON(b *testing.B) { benchEncode(b, schemas.EncodeRecordJSON) }
 
-func BenchmarkDecodeRecordJSON(b *testing.B) {
-	_, value, err := schemas.EncodeRecord(benchRecord(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(value)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := schemas.DecodeRecordJSON(value); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkDecodeRecordJSON(b *testing.B) { benchDecode(b, schemas.DecodeRecordJSON) }
 
 // TestRecordOnePass pins which records skip encoding/json: the fuzzers
 // above would still pass if nothing did.
