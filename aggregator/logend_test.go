@@ -30,12 +30,7 @@ func TestCommittedBeyondLogEndIsAnAlarm(t *testing.T) {
 	e, _ := newClusterEnv(t, 1)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
 	cfg := withGroup(testConfig(), t)
-	for i := range 5 {
-		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
-	}
-	r := e.start(cfg)
-	e.waitCommitted(cfg.GroupID)
-	r.shutdown(t)
+	e.meterAndStop(cfg)
 
 	// The log is truncated below the group's commit: modelled by a commit
 	// past the end (the group has no members now).
@@ -53,29 +48,10 @@ func TestCommittedBeyondLogEndIsAnAlarm(t *testing.T) {
 	for i := range 10 {
 		e.produce(event("c1", fmt.Sprintf("after-%d", i), "api_call", t0, `{}`))
 	}
-	r = e.start(cfg)
-	e.waitFor("readiness to explain the truncated log", func() bool {
-		code, body := readyz(t, r)
-		return code == 503 && strings.Contains(body, "partition 0") && strings.Contains(body, "beyond the end of the log")
-	})
-	e.waitFor("the partition to be halted", func() bool {
-		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "log_truncated"}) == 1
-	})
-	if got := metricValue(t, r.reg, "tally_aggregator_offset_out_of_range_total", map[string]string{"partition": "0"}); got < 1 {
-		t.Errorf("tally_aggregator_offset_out_of_range_total{partition=0} = %v, want at least 1", got)
-	}
-	_, body := readyz(t, r)
-	for _, want := range []string{"offset 100", "ends at offset 15", "--reset-offsets --to-earliest"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("readiness %s does not say %q", body, want)
-		}
-	}
-	if got := e.committed(cfg.GroupID); got != 100 {
-		t.Errorf("committed offset %d, want 100 (kept for the operator to decide)", got)
-	}
-	if n := len(e.readings("calls")); n != 5 {
-		t.Errorf("%d readings, want the 5 metered before the truncation", n)
-	}
+	r := e.start(cfg)
+	e.expectHalted(r, cfg, halt{what: "the truncated log", readiness: "beyond the end of the log", reason: "log_truncated",
+		says: []string{"offset 100", "ends at offset 15", "--reset-offsets --to-earliest"}, committed: 100,
+		kept: "kept for the operator to decide", readings: "the 5 metered before the truncation"})
 }
 
 // The log can also end before the position while a partition is held:

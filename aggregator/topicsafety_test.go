@@ -45,9 +45,60 @@ func newClusterEnv(t *testing.T, partitions int) (*env, *kfake.Cluster) {
 	}, cluster
 }
 
-func readyz(t *testing.T, r *running) (int, string) {
+func readyz(t testing.TB, r *running) (int, string) {
 	t.Helper()
 	return httpGet(t, r.svc.Addr(), "/readyz")
+}
+
+// meterAndStop meters 5 events of customer c1 at offsets 0..4 through an
+// aggregator of cfg's group, which commits them and stops.
+func (e *env) meterAndStop(cfg Config) {
+	for i := range 5 {
+		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
+	}
+	r := e.start(cfg)
+	e.waitCommitted(cfg.GroupID)
+	r.shutdown(e.t)
+}
+
+// halt is how partition 0 must look once the aggregator halted it.
+type halt struct {
+	what      string   // what readiness explains, for the wait's message
+	readiness string   // in readiness's answer, with "partition 0"
+	reason    string   // the tally_aggregator_halted_partitions reason
+	says      []string // also in readiness's answer
+	committed int64    // the group's committed offset, kept
+	kept      string   // why it is kept there
+	readings  string   // why the 5 readings of meterAndStop are all there are
+}
+
+// expectHalted waits until r halts partition 0 as h says, then checks the
+// metrics, readiness, the kept commit and the readings of meter calls.
+func (e *env) expectHalted(r *running, cfg Config, h halt) {
+	t := e.t
+	t.Helper()
+	e.waitFor("readiness to explain "+h.what, func() bool {
+		code, body := readyz(t, r)
+		return code == 503 && strings.Contains(body, "partition 0") && strings.Contains(body, h.readiness)
+	})
+	e.waitFor("the partition to be halted", func() bool {
+		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": h.reason}) == 1
+	})
+	if got := metricValue(t, r.reg, "tally_aggregator_offset_out_of_range_total", map[string]string{"partition": "0"}); got < 1 {
+		t.Errorf("tally_aggregator_offset_out_of_range_total{partition=0} = %v, want at least 1", got)
+	}
+	_, body := readyz(t, r)
+	for _, want := range h.says {
+		if !strings.Contains(body, want) {
+			t.Errorf("readiness %s does not say %q", body, want)
+		}
+	}
+	if got := e.committed(cfg.GroupID); got != h.committed {
+		t.Errorf("committed offset %d, want %d (%s)", got, h.committed, h.kept)
+	}
+	if n := len(e.readings("calls")); n != 5 {
+		t.Errorf("%d readings, want %s", n, h.readings)
+	}
 }
 
 // Defect 2: records deleted from Kafka before the group consumed them
@@ -59,12 +110,7 @@ func TestOffsetOutOfRangeIsAnAlarm(t *testing.T) {
 	e, cluster := newClusterEnv(t, 1)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api_call","aggregation":"COUNT"}`)
 	cfg := withGroup(testConfig(), t)
-	for i := range 5 {
-		e.produce(event("c1", fmt.Sprintf("before-%d", i), "api_call", t0, `{}`))
-	}
-	r := e.start(cfg)
-	e.waitCommitted(cfg.GroupID)
-	r.shutdown(t)
+	e.meterAndStop(cfg)
 
 	// Offsets 5..14; 5..9 are deleted before anyone consumed them.
 	for i := range 10 {
@@ -74,30 +120,11 @@ func TestOffsetOutOfRangeIsAnAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r = e.start(cfg)
-	e.waitFor("readiness to explain the deleted records", func() bool {
-		code, body := readyz(t, r)
-		return code == 503 && strings.Contains(body, "partition 0") && strings.Contains(body, "deleted")
-	})
-	e.waitFor("the partition to be halted", func() bool {
-		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "offset_out_of_range"}) == 1
-	})
-	if got := metricValue(t, r.reg, "tally_aggregator_offset_out_of_range_total", map[string]string{"partition": "0"}); got < 1 {
-		t.Errorf("tally_aggregator_offset_out_of_range_total{partition=0} = %v, want at least 1", got)
-	}
-	_, body := readyz(t, r)
-	for _, want := range []string{"offset 5", "log starts at 10", "--reset-offsets"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("readiness %s does not say %q", body, want)
-		}
-	}
+	r := e.start(cfg)
 	// The position is kept, and the records after the gap are not metered.
-	if got := e.committed(cfg.GroupID); got != 5 {
-		t.Errorf("committed offset %d, want 5 (kept where the gap starts)", got)
-	}
-	if n := len(e.readings("calls")); n != 5 {
-		t.Errorf("%d readings, want the 5 from before the gap (after it: nothing, not silently skipped to)", n)
-	}
+	e.expectHalted(r, cfg, halt{what: "the deleted records", readiness: "deleted", reason: "offset_out_of_range",
+		says: []string{"offset 5", "log starts at 10", "--reset-offsets"}, committed: 5, kept: "kept where the gap starts",
+		readings: "the 5 from before the gap (after it: nothing, not silently skipped to)"})
 }
 
 // Defect 3: adding partitions to the event topic moves keys, so versions
