@@ -150,9 +150,16 @@ func (t *Table) List(ctx context.Context, orgID, after string, limit int, matche
 // definitions of those keys only. One step would read (and aggregate) the
 // definition of every key after the cursor for each page, which makes
 // paging through large documents (a plan can be a megabyte) quadratic.
+//
+// The keys are chosen with GLOBAL IN: on a cluster (issue 8) t is a
+// Distributed table, and ClickHouse refuses a subquery on a Distributed
+// table inside IN of a query on one ("Double-distributed IN/JOIN
+// subqueries is denied"). GLOBAL runs the subquery once, across every
+// shard, and ships its keys to each shard as a temporary table; on one
+// server it is the plain IN it was.
 func (t *Table) listPage(ctx context.Context, orgID, after string, limit int) ([]Row, error) {
 	return t.query(ctx, orgID, t.selectCurrent()+`
-	        WHERE org_id = ? AND key IN (
+	        WHERE org_id = ? AND key GLOBAL IN (
 	            SELECT key FROM `+t.name+`
 	            WHERE org_id = ? AND key > ?
 	            GROUP BY key
