@@ -42,6 +42,14 @@ type Migration struct {
 	// without running it when it applied that version itself, in the
 	// same run.
 	Repeats int
+	// ShardBy is the sharding key of the table a CREATE TABLE migration
+	// creates (its directive "-- tally:shard-by <expr>"), which every such
+	// migration carries: in cluster mode (Render) the table's rows go to
+	// the shard this expression of the row picks. An identity's rows stay
+	// on one shard (a hash of organization and customer), so that the
+	// first-version lookup and a customer's usage read one shard, and
+	// FINAL folds a row and its duplicates, which are on the same shard.
+	ShardBy string
 }
 
 var (
@@ -53,7 +61,12 @@ var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 
 // Migrations returns the embedded migrations in order.
 func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "clickhouse")
+	return migrationsFrom(migrationFiles)
+}
+
+// migrationsFrom reads and checks the migrations in fsys's clickhouse/.
+func migrationsFrom(fsys fs.FS) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, "clickhouse")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +76,7 @@ func Migrations() ([]Migration, error) {
 		if m == nil {
 			return nil, fmt.Errorf("migration file %s: name must be NNNN_name.sql", e.Name())
 		}
-		body, err := migrationFiles.ReadFile("clickhouse/" + e.Name())
+		body, err := fs.ReadFile(fsys, "clickhouse/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -75,6 +88,15 @@ func Migrations() ([]Migration, error) {
 			if !strings.HasSuffix(mig.SQL, "\nFROM "+mig.CopyFrom) {
 				return nil, fmt.Errorf("migration file %s: a copy from %s must end with a line \"FROM %s\"", e.Name(), mig.CopyFrom, mig.CopyFrom)
 			}
+		}
+		if d := shardByDirective.FindStringSubmatch(mig.SQL); d != nil {
+			mig.ShardBy = d[1]
+		}
+		if table := createTable.MatchString(mig.SQL); table != (mig.ShardBy != "") {
+			if table {
+				return nil, fmt.Errorf("migration file %s: a CREATE TABLE needs a \"-- tally:shard-by <expr>\" directive (its sharding key on a cluster)", e.Name())
+			}
+			return nil, fmt.Errorf("migration file %s: a tally:shard-by directive on a migration that creates no table", e.Name())
 		}
 		if d := repeatsDirective.FindStringSubmatch(mig.SQL); d != nil {
 			mig.Repeats, _ = strconv.Atoi(d[1])

@@ -1,6 +1,10 @@
 package schemas
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
 
 func TestQualifyTables(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -30,6 +34,31 @@ func TestQualifyTables(t *testing.T) {
 		if got := QualifyTables(m.SQL, "db_x"); got == m.SQL ||
 			!createTable.MatchString(m.SQL) && !createView.MatchString(m.SQL) && !insertInto.MatchString(m.SQL) {
 			t.Errorf("migration %04d_%s is not qualified by QualifyTables", m.Version, m.Name)
+		}
+	}
+}
+
+// TestMigrationsNeedShardingKeys: every CREATE TABLE carries its sharding
+// key for cluster mode, and nothing else carries one.
+func TestMigrationsNeedShardingKeys(t *testing.T) {
+	table := "CREATE TABLE IF NOT EXISTS t (a String) ENGINE = MergeTree ORDER BY a"
+	view := "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO t AS SELECT a\nFROM s"
+	for _, tc := range []struct {
+		sql, wantErr string
+	}{
+		{table, "needs a \"-- tally:shard-by <expr>\" directive"},
+		{"-- tally:shard-by cityHash64(a)\n" + table, ""},
+		{"-- tally:shard-by cityHash64(a)\n" + view, "creates no table"},
+		{view, ""},
+	} {
+		got, err := migrationsFrom(fstest.MapFS{"clickhouse/0001_t.sql": {Data: []byte(tc.sql)}})
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", tc.sql, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q: %v, want an error containing %q", tc.sql, err, tc.wantErr)
+		case err == nil && strings.HasPrefix(tc.sql, "-- tally:shard-by") && got[0].ShardBy != "cityHash64(a)":
+			t.Errorf("%q: ShardBy %q", tc.sql, got[0].ShardBy)
 		}
 	}
 }

@@ -8,6 +8,7 @@
 -- partition; a granule of 1024 rows instead of 8192 makes a batch of random
 -- ids read 8 times fewer rows, for a primary index that stays small (about
 -- a million marks per billion events).
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS events (
     org_id          String,
     customer_id     String,

@@ -6,6 +6,7 @@
 -- revision, customer) and ends with the event id, which makes the sort key
 -- the row's identity: an event's time never changes once its first version
 -- is stored.
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS readings (
     org_id          String,
     meter_key       String,

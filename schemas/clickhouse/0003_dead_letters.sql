@@ -2,6 +2,7 @@
 -- meter; meter_key is empty when the record itself is unreadable), with a
 -- stable reason code and a message a person can act on. Keyed by the Kafka
 -- position too, so that unreadable records without an id stay distinct.
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS dead_letters (
     org_id           String,
     customer_id      String,

@@ -3,6 +3,7 @@
 -- A row means the backfill completed; a revision without one is backfilled
 -- (again) by the next aggregator that sees it, which is harmless because
 -- readings are idempotent rows. ORDER BY is the revision's identity.
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS meter_backfills (
     org_id         String,
     meter_key      String,

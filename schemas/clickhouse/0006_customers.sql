@@ -10,6 +10,7 @@
 -- document's identity and serves every read, which names the organization.
 -- A small index granularity: a lookup reads the granules that hold its
 -- keys, definitions included, and a customer can hold 50 KiB of metadata.
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS customers (
     org_id     String,
     key        String,

@@ -8,6 +8,7 @@
 -- A small index granularity: a lookup reads the granules that hold its
 -- keys, definitions included, and a plan can be a megabyte (100 charges of
 -- 100 tiers): 16 rows keep one read to tens of megabytes at most.
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS plans (
     org_id     String,
     key        String,

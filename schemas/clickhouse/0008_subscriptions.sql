@@ -11,6 +11,7 @@
 -- organization.
 -- A small index granularity: lookups read whole granules; subscriptions
 -- are small, and one customer's are read by key.
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS subscriptions (
     org_id     String,
     key        String,

@@ -16,6 +16,7 @@
 -- migration can add TTL created_at + INTERVAL 1 DAY on ClickHouse 20+.
 -- A small index granularity: a lookup reads the granules that hold its
 -- key, bodies included, and a stored body can be a megabyte.
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     org_id       String,
     scope        String,

@@ -18,6 +18,7 @@
 -- key (a retried insert's identical copy folds too). Reads never depend
 -- on merges having run. created_at is when the row was written
 -- (informational).
+-- tally:shard-by cityHash64(org_id)
 CREATE TABLE IF NOT EXISTS subscription_terminations (
     org_id        String,
     external_id   String,

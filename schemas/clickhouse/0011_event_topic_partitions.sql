@@ -9,6 +9,7 @@
 -- recorded_at is the accepted count: an operator who has made sure no
 -- identity is split accepts a new count by inserting a row (the README
 -- says how). Two aggregators recording at once write the same count.
+-- tally:shard-by cityHash64(topic)
 CREATE TABLE IF NOT EXISTS event_topic_partitions (
     topic       String,
     partitions  UInt32,

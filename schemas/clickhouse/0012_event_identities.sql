@@ -13,6 +13,7 @@
 -- The sort key includes the position, so two identities with the same hash
 -- never fold into one row; identical rows (a retried insert, a redelivered
 -- record) still do.
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS event_identities (
     key_hash        UInt64,
     org_id          String,

@@ -12,6 +12,7 @@
 -- The sort key is still the row's identity (toDate(time) is a function of
 -- time): identical rows of a retried insert or a redelivered record fold
 -- here exactly as in readings, and the table is read with FINAL.
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS readings_by_day (
     org_id          String,
     meter_key       String,

@@ -13,6 +13,7 @@
 -- The sort key is the row's identity, as in readings: identical rows of a
 -- retried insert or a redelivered record fold, and the table is read with
 -- FINAL.
+-- tally:shard-by cityHash64(org_id, customer_id)
 CREATE TABLE IF NOT EXISTS readings_by_customer (
     org_id          String,
     meter_key       String,

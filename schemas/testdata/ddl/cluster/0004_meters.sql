@@ -1,0 +1,19 @@
+-- Meter definitions, shared by the query service (which serves the meters
+-- API) and the aggregator (which reloads them for every batch). Each change
+-- inserts a row with a higher version; deletion is a row with deleted = 1.
+-- tally:shard-by cityHash64(org_id)
+CREATE TABLE IF NOT EXISTS tally.meters_local ON CLUSTER tally (
+    org_id     String,
+    key        String,
+    revision   UInt64,
+    definition String,
+    deleted    UInt8,
+    version    UInt64,
+    updated_at DateTime('UTC')
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/meters', '{replica}', version)
+ORDER BY (org_id, key)
+;
+
+CREATE TABLE IF NOT EXISTS tally.meters ON CLUSTER tally AS tally.meters_local
+ENGINE = Distributed(tally, tally, meters_local, cityHash64(org_id))
+;
