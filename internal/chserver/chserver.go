@@ -47,6 +47,10 @@ type Options struct {
 	// Binary overrides the server binary found by LookPath. A binary named
 	// `clickhouse` is run as `clickhouse server`.
 	Binary string
+	// Replica, when set, makes the server one replica of a cluster
+	// (StartCluster fills it in). Its ports must be fixed: the other
+	// servers name them.
+	Replica *ReplicaConfig
 }
 
 // Server is a running ClickHouse child process.
@@ -151,6 +155,24 @@ func (s *Server) Wait() error {
 // than once and from several goroutines; every call returns the same result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+// Kill ends the server with SIGKILL, as a crash would: nothing is flushed
+// and the status file stays behind (the next Start on Dir does not mind).
+// It waits for the process to exit. Stop after Kill returns nil.
+func (s *Server) Kill() error {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		if err := kill(s.cmd.Process.Pid); err != nil {
+			s.stopErr = fmt.Errorf("kill clickhouse server (pid %d): %w", s.cmd.Process.Pid, err)
+		}
+		<-s.done
+	})
 	return s.stopErr
 }
 

@@ -43,8 +43,9 @@ func (l layout) mkdirs() error {
 }
 
 // writeConfig writes the smallest config that 18.16 accepts. mark_cache_size
-// has no default in 18.16: without it the server refuses to start.
-func (l layout) writeConfig(root string, tcpPort, httpPort int) error {
+// has no default in 18.16: without it the server refuses to start. A
+// replica also gets its cluster's sections (ReplicaConfig.write).
+func (l layout) writeConfig(root string, tcpPort, httpPort int, replica *ReplicaConfig) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<%s>\n", root)
 	fmt.Fprintf(&b, "  <logger><level>warning</level><log>%s</log><errorlog>%s</errorlog></logger>\n",
@@ -54,6 +55,9 @@ func (l layout) writeConfig(root string, tcpPort, httpPort int) error {
 	fmt.Fprintf(&b, "  <path>%s</path>\n  <tmp_path>%s</tmp_path>\n", esc(l.data()), esc(l.tmp()))
 	b.WriteString("  <mark_cache_size>268435456</mark_cache_size>\n")
 	fmt.Fprintf(&b, "  <users_config>%s</users_config>\n", esc(l.users()))
+	if replica != nil {
+		replica.write(&b)
+	}
 	fmt.Fprintf(&b, "</%s>\n", root)
 	if err := os.WriteFile(l.config(), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write server config: %w", err)

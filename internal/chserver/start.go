@@ -52,7 +52,7 @@ func start(ctx context.Context, cand candidate, l layout, opts Options, logger *
 			httpPort = ports[0]
 		}
 	}
-	if err := l.writeConfig(cand.configRoot(), tcpPort, httpPort); err != nil {
+	if err := l.writeConfig(cand.configRoot(), tcpPort, httpPort, opts.Replica); err != nil {
 		return nil, err
 	}
 	console, err := os.OpenFile(l.console(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
