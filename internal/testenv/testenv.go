@@ -40,14 +40,16 @@ var shared struct {
 	dir    string
 }
 
-// Main runs the tests, then stops the shared ClickHouse server and removes
-// its directory, and exits with the tests' status. Test binaries have no
+// Main runs the tests, then stops the shared ClickHouse server (and the
+// shared cluster, if a test used one) and removes their directories, and exits with the tests' status. Test binaries have no
 // other hook that runs after the last test. Without Main the server still
 // dies with the test binary (Pdeathsig), but its temporary directory stays.
 func Main(m *testing.M) {
 	code := m.Run()
-	if err := stopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
+	for _, stop := range []func() error{stopShared, stopSharedCluster} {
+		if err := stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv:", err)
+		}
 	}
 	os.Exit(code)
 }
