@@ -37,6 +37,12 @@ type Config struct {
 	// (OpenSession): see session.go.
 	InsertQuorum          int
 	SequentialConsistency bool
+	// Cluster is the name of the ClickHouse cluster (the servers'
+	// remote_servers) Tally's tables are spread on, "" for one server.
+	// On a cluster every table is a Distributed table over a Replicated
+	// one on each server (schemas.Render), migrations run ON CLUSTER, and
+	// every connection sends clusterSettings.
+	Cluster string
 }
 
 // RegisterFlags registers the clickhouse.* flags.
@@ -49,7 +55,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TLSSkipVerify, "clickhouse.tls-skip-verify", false, "with TLS, do not verify the server certificate (testing only)")
 	fs.DurationVar(&c.DialTimeout, "clickhouse.dial-timeout", 5*time.Second, "ClickHouse connection timeout")
 	fs.IntVar(&c.MaxOpenConns, "clickhouse.max-open-conns", 16, "maximum open ClickHouse connections per process (the aggregator opens up to as many pinned sessions besides)")
-	fs.IntVar(&c.InsertQuorum, "clickhouse.insert-quorum", 0, "replicas that must have each of the aggregator's inserts before it returns (insert_quorum, for Replicated tables); its event lookups then read with select_sequential_consistency=1. 0: off (one server)")
+	fs.IntVar(&c.InsertQuorum, "clickhouse.insert-quorum", 0, "replicas that must have each of the aggregator's inserts before it returns (insert_quorum, for Replicated tables); its event lookups then read with select_sequential_consistency=1. 0: off (one server); on a cluster with replicas it must be the replicas of each shard")
+	fs.StringVar(&c.Cluster, "clickhouse.cluster", "", "ClickHouse cluster (a remote_servers name) holding Tally's tables: Replicated tables on every server behind Distributed ones, created ON CLUSTER by migrations; empty: one server")
 	fs.BoolVar(&c.SequentialConsistency, "clickhouse.sequential-consistency", false, "the aggregator's event lookups read with select_sequential_consistency=1 (replicated or ClickHouse Cloud: they see inserts made through another connection); implied by clickhouse.insert-quorum")
 }
 
@@ -65,6 +72,9 @@ func (c *Config) Validate() error {
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, errors.New("clickhouse.max-open-conns must be at least 1"))
 	}
+	if c.Cluster != "" && !schemas.ClusterPattern.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster %q must match %s", c.Cluster, schemas.ClusterPattern))
+	}
 	if c.InsertQuorum < 0 {
 		errs = append(errs, errors.New("clickhouse.insert-quorum must be 0 (off) or a number of replicas"))
 	}
@@ -72,9 +82,18 @@ func (c *Config) Validate() error {
 }
 
 // Open connects to the configured database and pings it. The pool it
-// returns is a *Conn, which can also open sessions.
+// returns is a *Conn, which can also open sessions. On a cluster it also
+// checks the cluster (CheckCluster) and fails when it is not fit.
 func (c *Config) Open(ctx context.Context) (driver.Conn, error) {
-	return c.open(ctx, c.Database)
+	conn, err := c.open(ctx, c.Database)
+	if err != nil || c.Cluster == "" {
+		return conn, err
+	}
+	if err := CheckCluster(ctx, conn, *c); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // OpenServer connects without selecting a database (for migrations, which
@@ -112,6 +131,7 @@ func (c *Config) options(database string) *clickhouse.Options {
 		ConnMaxLifetime:  time.Hour,
 		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Settings:         c.clusterSettings(),
 	}
 	if c.TLS {
 		opts.TLS = &tls.Config{InsecureSkipVerify: c.TLSSkipVerify} //nolint:gosec // opt-in, for testing

@@ -34,6 +34,14 @@ var retryableCodes = map[int32]bool{
 	159: true, // TIMEOUT_EXCEEDED
 	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
 	241: true, // MEMORY_LIMIT_EXCEEDED
+	// A cluster (Config.Cluster) while a replica or ZooKeeper is down, or
+	// a quorum insert waits for the one before it (18.16 runs one quorum
+	// insert per table and shard at a time).
+	242: true, // TABLE_IS_READ_ONLY (a replica without its ZooKeeper session)
+	285: true, // TOO_FEW_LIVE_REPLICAS (for the insert's quorum)
+	286: true, // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+	319: true, // UNKNOWN_STATUS_OF_INSERT (the quorum's outcome is unknown: retried, the rows fold)
+	999: true, // KEEPER_EXCEPTION (ZooKeeper lost or slow)
 }
 
 // Classify says what err, returned by a ClickHouse call made for a

@@ -39,3 +39,18 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterErrorsAreTransient: what a cluster answers while a replica or
+// ZooKeeper is down, or while a quorum insert waits for the previous one,
+// is retried, and never taken for bad rows.
+func TestClusterErrorsAreTransient(t *testing.T) {
+	for _, code := range []int32{242, 285, 286, 319, 999} {
+		err := fmt.Errorf("insert: %w", &clickhouse.Exception{Code: code})
+		if got := Classify(context.Background(), err); got != FailureUnavailable {
+			t.Errorf("code %d: %d, want FailureUnavailable", code, got)
+		}
+		if IsDataError(err) {
+			t.Errorf("code %d is taken for a data error", code)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/schemas"
@@ -24,6 +26,11 @@ type MigrateOptions struct {
 	// OnWait, if set, is called at every check that finds such INSERTs
 	// still running, with their number (for tests).
 	OnWait func(m schemas.Migration, running int)
+	// Cluster runs the migrations on this cluster of servers
+	// (Config.Cluster; schemas.Render says what a cluster's tables
+	// are). Default: the cluster of conn when Config opened it (OpenServer),
+	// else one server.
+	Cluster string
 }
 
 // DefaultInsertWait is how long a copy migration waits for the INSERTs
@@ -61,12 +68,26 @@ func MigrateWith(ctx context.Context, conn driver.Conn, database string, opts Mi
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database); err != nil {
+	target := schemas.Target{Database: database, Cluster: opts.Cluster}
+	if c, ok := conn.(*Conn); ok && target.Cluster == "" {
+		target.Cluster = c.cfg.Cluster
+	}
+	if target.Cluster != "" {
+		if !schemas.ClusterPattern.MatchString(target.Cluster) {
+			return nil, fmt.Errorf("cluster name %q must match %s", target.Cluster, schemas.ClusterPattern)
+		}
+		// Whatever conn was opened with: the records and copies go through
+		// Distributed tables (clusterSettings).
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings((&Config{Cluster: target.Cluster}).clusterSettings()))
+	}
+	createDatabase := "CREATE DATABASE IF NOT EXISTS " + database
+	if target.Cluster != "" {
+		createDatabase += " ON CLUSTER " + target.Cluster
+	}
+	if err := execDDL(ctx, conn, target, createDatabase); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", database, err)
 	}
-	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+database+
-		".schema_migrations (version UInt32, name String, applied_at DateTime('UTC')) "+
-		"ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+	if err := execRendered(ctx, conn, target, schemaMigrationsTable); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	done := map[int]bool{}
@@ -96,10 +117,12 @@ func MigrateWith(ctx context.Context, conn driver.Conn, database string, opts Mi
 		switch {
 		case m.Repeats != 0 && appliedHere[m.Repeats]:
 			// This run's copy already waited for the open INSERTs.
+		case m.CopyFrom != "" && target.Cluster != "":
+			err = copyMigrationOnCluster(ctx, conn, target, m, opts)
 		case m.CopyFrom != "":
 			err = copyMigration(ctx, conn, database, m, opts)
 		default:
-			err = conn.Exec(ctx, schemas.QualifyTables(m.SQL, database))
+			err = execRendered(ctx, conn, target, m.SQL)
 		}
 		if err != nil {
 			return applied, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
@@ -171,10 +194,8 @@ func copyMigration(ctx context.Context, conn driver.Conn, database string, m sch
 // started just before is waited for, and one that started just after may
 // be.
 //
-// Only this server's processes are seen. On a cluster (issue 8) the
-// INSERTs open on every server must be waited for (clusterAllReplicas, or
-// system.processes of each server), or a replica's writer keeps the race
-// open.
+// Only this server's processes are seen: one server's migrations. A
+// cluster's are waited for on every server (waitForOpenInsertsOnCluster).
 func waitForOpenInserts(ctx context.Context, conn driver.Conn, database string, m schemas.Migration, opts MigrateOptions) error {
 	var start uint32
 	if err := conn.QueryRow(ctx, "SELECT toUInt32(now())").Scan(&start); err != nil {
@@ -218,13 +239,38 @@ func waitForOpenInserts(ctx context.Context, conn driver.Conn, database string, 
 	}
 }
 
-// insertPattern matches the text of an INSERT into table, after any
-// comments, qualified with database or not, quoted or not, and no other
-// table: readings but not readings_by_day (an RE2 expression, as
+// insertPattern matches the text of an INSERT into one of tables, after
+// any comments, qualified with database or not, quoted or not, and no
+// other table: readings but not readings_by_day (an RE2 expression, as
 // ClickHouse's match() and Go's regexp read it).
-func insertPattern(database, table string) string {
+func insertPattern(database string, tables ...string) string {
 	name := func(s string) string { return "`?" + regexp.QuoteMeta(s) + "`?" }
-	return `(?is)^(\s|--[^\n]*(\n|$)|/\*.*?\*/)*INSERT\s+INTO\s+(` + name(database) + `\s*\.\s*)?` + name(table) + `(\s|\(|$)`
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = name(t)
+	}
+	return `(?is)^(\s|--[^\n]*(\n|$)|/\*.*?\*/)*INSERT\s+INTO\s+(` + name(database) + `\s*\.\s*)?(` + strings.Join(names, "|") + `)(\s|\(|$)`
+}
+
+// schemaMigrationsTable records the versions applied, rendered like a
+// migration: on a cluster it is replicated and Distributed, so a version
+// is recorded once for the whole cluster and read from any server.
+const schemaMigrationsTable = "-- tally:shard-by version\n" +
+	"CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime('UTC')) " +
+	"ENGINE = ReplacingMergeTree ORDER BY version"
+
+// execRendered runs the statements of sql rendered for target.
+func execRendered(ctx context.Context, conn driver.Conn, target schemas.Target, sql string) error {
+	stmts, err := schemas.Render(sql, target)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range stmts {
+		if err := execDDL(ctx, conn, target, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordMigration inserts through a batch: on ClickHouse 18.16 an INSERT

@@ -40,7 +40,9 @@ type Conn struct {
 func (c *Conn) OpenSession() *sql.DB {
 	opts := c.cfg.options(c.database)
 	opts.MaxOpenConns, opts.MaxIdleConns = 1, 1
-	opts.Settings = c.cfg.sessionSettings()
+	for k, v := range c.cfg.sessionSettings() {
+		opts.Settings[k] = v
+	}
 	db := clickhouse.OpenDB(opts)
 	// A held connection is never recycled by age: a new connection may
 	// reach another replica.

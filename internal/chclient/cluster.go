@@ -1,0 +1,122 @@
+package chclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// clusterSettings are the settings every connection sends on a cluster
+// (Config.Cluster), pool and sessions alike; none on one server.
+//
+//   - insert_distributed_sync=1: an INSERT into a Distributed table
+//     returns only once every shard it writes to has its rows (and the
+//     insert's quorum, when one is set), and fails otherwise. By default
+//     a Distributed table queues the rows on the server's disk and sends
+//     them later: the insert would be acknowledged (and the aggregator's
+//     Kafka offsets committed) before the data is in a replicated table,
+//     and a lookup that follows would not see it.
+//   - insert_deduplicate=0: a Replicated table drops a block identical to
+//     one inserted before (its hash is kept in ZooKeeper) and then skips
+//     its materialized views too; a retry after an insert whose view
+//     failed would then never reach event_identities or readings_by_*.
+//     Tally's retries are made harmless by its tables (identical rows
+//     fold, reads use FINAL), not by block deduplication, exactly as on
+//     one server, where MergeTree tables do not deduplicate.
+func (c *Config) clusterSettings() clickhouse.Settings {
+	if c.Cluster == "" {
+		return clickhouse.Settings{}
+	}
+	return clickhouse.Settings{"insert_distributed_sync": 1, "insert_deduplicate": 0}
+}
+
+// ErrClusterUnfit is what CheckCluster's errors wrap.
+var ErrClusterUnfit = errors.New("clickhouse cluster unfit for tally")
+
+// host is a server of a cluster, as system.clusters lists it.
+type host struct {
+	Shard, Replica uint32
+	Addr           string // host:port of its native protocol
+}
+
+// clusterHosts lists the servers of cluster, as the server conn reaches
+// sees them in its system.clusters; none when it does not know cluster.
+func clusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([]host, error) {
+	rows, err := conn.Query(ctx, `SELECT shard_num, replica_num, host_name, port FROM system.clusters
+		WHERE cluster = ? ORDER BY shard_num, replica_num`, cluster)
+	if err != nil {
+		return nil, fmt.Errorf("read system.clusters: %w", err)
+	}
+	defer rows.Close()
+	var hosts []host
+	for rows.Next() {
+		var h host
+		var name string
+		var port uint16
+		if err := rows.Scan(&h.Shard, &h.Replica, &name, &port); err != nil {
+			return nil, fmt.Errorf("read system.clusters: %w", err)
+		}
+		h.Addr = fmt.Sprintf("%s:%d", name, port)
+		hosts = append(hosts, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read system.clusters: %w", err)
+	}
+	return hosts, nil
+}
+
+// CheckCluster tells whether the cluster of cfg can hold Tally's tables
+// as the services use them, reading system.clusters on the server conn
+// reaches. It fails when the server does not know the cluster, and when
+// some shard has more than one replica and cfg.InsertQuorum is not the
+// number of replicas of every shard.
+//
+// Why the quorum must be every replica: the aggregator's first-version
+// lookup must see every event stored before it (read-your-writes), or a
+// later version of an event is metered as a first one and counted twice.
+// The lookup reads whichever replica of a shard the Distributed table
+// picks, with select_sequential_consistency=1, which sees only the
+// inserts a quorum acknowledged; an insert acknowledged by fewer replicas
+// than the shard has may be missing from the replica a later lookup
+// reads (ClickHouse replicates asynchronously). With the quorum at every
+// replica, any replica holds every insert that returned. The price: while
+// a replica of a shard is down, inserts into that shard fail (and are
+// retried) until it is back: availability traded for exact counts.
+// A quorum above a shard's replicas would fail every insert
+// (TOO_FEW_LIVE_REPLICAS), so shards must have as many replicas each.
+func CheckCluster(ctx context.Context, conn driver.Conn, cfg Config) error {
+	hosts, err := clusterHosts(ctx, conn, cfg.Cluster)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		return fmt.Errorf("%w: clickhouse.cluster %q is not a cluster of the server's remote_servers (system.clusters has none of that name)",
+			ErrClusterUnfit, cfg.Cluster)
+	}
+	replicas := map[uint32]int{}
+	var shards []uint32 // in order
+	for _, h := range hosts {
+		if replicas[h.Shard] == 0 {
+			shards = append(shards, h.Shard)
+		}
+		replicas[h.Shard]++
+	}
+	var errs []error
+	for _, shard := range shards {
+		n := replicas[shard]
+		switch {
+		case n > 1 && cfg.InsertQuorum < n:
+			errs = append(errs, fmt.Errorf("%w: shard %d of cluster %s has %d replicas and clickhouse.insert-quorum is %d: "+
+				"the aggregator's first-version lookup reads any replica of a shard and sees only the inserts that every replica has "+
+				"(read-your-writes, or an event's later version is counted again); set clickhouse.insert-quorum=%d",
+				ErrClusterUnfit, shard, cfg.Cluster, n, cfg.InsertQuorum, n))
+		case cfg.InsertQuorum > n:
+			errs = append(errs, fmt.Errorf("%w: shard %d of cluster %s has %d replicas, fewer than clickhouse.insert-quorum %d: every insert would fail",
+				ErrClusterUnfit, shard, cfg.Cluster, n, cfg.InsertQuorum))
+		}
+	}
+	return errors.Join(errs...)
+}
