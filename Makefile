@@ -3,18 +3,23 @@
 
 GO ?= go
 
-.PHONY: deps build run test test-faults bench bench-go bench-tally bench-memory fmt vet clean
+.PHONY: deps build run test test-faults test-cluster bench bench-go bench-tally bench-memory fmt vet clean
 
 # deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
-# already there, and curl, which the test of the README's examples runs.
-# Tests and `tally all` start their own private server from it, so nothing
-# is configured or started here. /usr/sbin is checked by path because it is
-# not on an ordinary user's PATH.
+# already there, ZooKeeper (Debian's zookeeper 3.8, which brings Java)
+# unless its jar is there, and curl, which the test of the README's
+# examples runs. Tests and `tally all` start their own private servers from
+# them (the cluster tests a ZooKeeper and a 2x2 ClickHouse cluster), so
+# nothing is configured or started here. /usr/sbin is checked by path
+# because it is not on an ordinary user's PATH.
 deps:
 	@pkgs=; \
 	if ! command -v clickhouse-server >/dev/null 2>&1 && ! command -v clickhouse >/dev/null 2>&1 \
 		&& [ ! -x /usr/sbin/clickhouse-server ]; then \
 		pkgs="clickhouse-server clickhouse-client"; \
+	fi; \
+	if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then \
+		pkgs="$$pkgs zookeeper"; \
 	fi; \
 	command -v curl >/dev/null 2>&1 || pkgs="$$pkgs curl"; \
 	[ -n "$$pkgs" ] || exit 0; \
@@ -47,6 +52,13 @@ test: deps vet
 # any difference; `make test` runs its short version.
 test-faults: deps
 	TALLY_FAULTS=full $(GO) test -count=1 -timeout 20m -v -run '^TestFault' ./faults/
+
+# test-cluster runs the cluster test (faults/): ZooKeeper, 2 shards x 2
+# replicas of ClickHouse, a three-broker in-process Kafka and several of
+# each component, with one replica and one aggregator killed under load and
+# restarted. It prints the fault suite's table and fails on any difference.
+test-cluster: deps
+	TALLY_CLUSTER=full $(GO) test -count=1 -timeout 25m -v -run '^TestCluster' ./faults/
 
 # bench measures Tally against its limits in one run, in under 10 minutes
 # (BENCHMARKS.md): bench-go runs the Go benchmarks of the hot paths (only the
