@@ -142,6 +142,12 @@ func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)
 	}
+	// Kafka answers a replication factor above the broker count with a bare
+	// INVALID_REPLICATION_FACTOR; say which flag and how many brokers.
+	if c.ReplicationFactor > len(meta.Brokers) {
+		return fmt.Errorf("create kafka topics: kafka.replication-factor %d is more than the %d broker(s) of the cluster at %v",
+			c.ReplicationFactor, len(meta.Brokers), []string(c.Brokers))
+	}
 	existing := map[string]bool{}
 	for _, t := range meta.Topics {
 		if t.Error == nil {
