@@ -26,11 +26,23 @@ func Kafka(t testing.TB, opts ...kfake.Opt) []string {
 	return cluster.ListenAddrs()
 }
 
+// KafkaBrokers starts an in-process Kafka cluster of n brokers for one
+// test (kfake.NumBrokers(n)): partition leadership is spread over the
+// brokers, so clients talk to several of them, as against a real cluster.
+// kfake keeps one copy of each record and does not enforce
+// min.insync.replicas (internal/kafkaclient's replication tests say more).
+func KafkaBrokers(t testing.TB, n int, opts ...kfake.Opt) []string {
+	t.Helper()
+	return Kafka(t, append([]kfake.Opt{kfake.NumBrokers(n)}, opts...)...)
+}
+
 // CreateTopic creates topic with the given number of partitions, the way
 // the production code does it: with kafka-go, on the controller broker
 // (kfake, like Kafka, answers NOT_CONTROLLER to any other broker), and
 // without retention, which readiness requires of the event topic
-// (kafkaclient.ErrUnsafeEventTopic).
+// (kafkaclient.ErrUnsafeEventTopic). On several brokers it is replicated
+// as a production topic would be: replication factor min(3, brokers) and
+// min.insync.replicas min(2, replication factor).
 func CreateTopic(t testing.TB, brokers []string, topic string, partitions int) {
 	t.Helper()
 	if err := createTopic(brokers, topic, partitions); err != nil {
@@ -56,13 +68,19 @@ func createTopic(brokers []string, topic string, partitions int) error {
 		return err
 	}
 	defer ctrl.Close()
+	all, err := conn.Brokers()
+	if err != nil {
+		return err
+	}
+	rf := max(1, min(3, len(all)))
 	return ctrl.CreateTopics(kafka.TopicConfig{
 		Topic:             topic,
 		NumPartitions:     partitions,
-		ReplicationFactor: 1,
+		ReplicationFactor: rf,
 		ConfigEntries: []kafka.ConfigEntry{
 			{ConfigName: "retention.ms", ConfigValue: "-1"},
 			{ConfigName: "retention.bytes", ConfigValue: "-1"},
+			{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(min(2, rf))},
 		},
 	})
 }

@@ -68,10 +68,32 @@ func TestDatabasesAreDistinct(t *testing.T) {
 // TestKafkaRoundTrip produces with the settings ingest must use (every
 // replica acknowledges) and consumes in a group with explicit commits, as
 // the aggregator does.
+// TestKafkaRoundTrip produces and consumes through a group on one broker
+// and on three, where CreateTopic replicates the topic three times.
 func TestKafkaRoundTrip(t *testing.T) {
-	brokers := Kafka(t)
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d-brokers", n), func(t *testing.T) { kafkaRoundTrip(t, n) })
+	}
+}
+
+func kafkaRoundTrip(t *testing.T, nbrokers int) {
+	brokers := KafkaBrokers(t, nbrokers)
 	const topic, partitions, count = "events", 3, 50
 	CreateTopic(t, brokers, topic, partitions)
+	conn, err := kafka.Dial("tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	_ = conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if want := min(3, nbrokers); len(p.Replicas) != want {
+			t.Errorf("partition %d has %d replicas on %d brokers, want %d", p.ID, len(p.Replicas), nbrokers, want)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
