@@ -52,7 +52,13 @@ import (
 // BrokerOptions configures the embedded broker.
 type BrokerOptions struct {
 	Dir  string // persisted topics, records and committed offsets
-	Port int
+	Port int    // the first broker's port; 0 picks free ones
+	// Brokers is the number of brokers (0 means 1), on ports Port,
+	// Port+1, ... when Port is set. Several brokers spread partition
+	// leadership, so clients talk to each of them as to a real cluster;
+	// kfake still keeps one copy of each record and does not enforce
+	// min.insync.replicas, so this is no test of Kafka's replication.
+	Brokers int
 	// SyncWrites fsyncs every produced batch before it is acknowledged, so
 	// a 202 from ingest survives a power cut, not only a kill -9.
 	SyncWrites bool
@@ -85,9 +91,16 @@ func StartBroker(opts BrokerOptions) (*Broker, error) {
 	if opts.RetentionBytes > 0 {
 		configs["log.retention.bytes"] = strconv.FormatInt(opts.RetentionBytes, 10)
 	}
+	n := max(1, opts.Brokers)
+	ports := make([]int, n)
+	for i := range ports {
+		if opts.Port != 0 {
+			ports[i] = opts.Port + i
+		}
+	}
 	kopts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(opts.Port),
+		kfake.NumBrokers(n),
+		kfake.Ports(ports...),
 		kfake.DataDir(opts.Dir),
 		kfake.BrokerConfigs(configs),
 	}
@@ -99,12 +112,12 @@ func StartBroker(opts BrokerOptions) (*Broker, error) {
 	}
 	cluster, err := kfake.NewCluster(kopts...)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded kafka broker on port %d: %w", opts.Port, err)
+		return nil, fmt.Errorf("start embedded kafka broker (%d broker(s) from port %d): %w", n, opts.Port, err)
 	}
 	return &Broker{cluster: cluster, opts: opts, metrics: newTrimMetrics(opts.Registerer)}, nil
 }
 
-// Addrs returns the broker's listen addresses.
+// Addrs returns the listen addresses, one per broker.
 func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
 
 // Close stops the broker, flushing its state to disk.

@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -25,14 +26,22 @@ func highWatermarks(t *testing.T, b *Broker, topic string) int64 {
 // TestBrokerRestartResumesGroup is the life of `tally all`'s broker across
 // a clean restart: records and the group's committed offsets survive, and
 // the group goes on exactly where it committed.
+// With three brokers (ports Port, Port+1, Port+2) the same holds.
 func TestBrokerRestartResumesGroup(t *testing.T) {
-	for _, syncWrites := range []bool{false, true} {
-		t.Run(fmt.Sprintf("SyncWrites=%v", syncWrites), func(t *testing.T) {
+	for _, tc := range []struct {
+		syncWrites bool
+		brokers    int
+	}{{false, 1}, {true, 1}, {true, 3}} {
+		t.Run(fmt.Sprintf("SyncWrites=%v,Brokers=%d", tc.syncWrites, tc.brokers), func(t *testing.T) {
 			const topic, group, total, firstRead = "events", "g", 1000, 400
-			opts := BrokerOptions{Dir: t.TempDir(), Port: freePort(t), SyncWrites: syncWrites}
+			opts := BrokerOptions{Dir: t.TempDir(), Port: freePorts(t, tc.brokers), SyncWrites: tc.syncWrites, Brokers: tc.brokers}
 			b := startBroker(t, opts)
-			if addrs, want := b.Addrs(), fmt.Sprintf("127.0.0.1:%d", opts.Port); len(addrs) != 1 || addrs[0] != want {
-				t.Fatalf("Addrs() = %q, want [%s]", addrs, want)
+			var want []string
+			for i := range tc.brokers {
+				want = append(want, fmt.Sprintf("127.0.0.1:%d", opts.Port+i))
+			}
+			if addrs := b.Addrs(); !slices.Equal(addrs, want) {
+				t.Fatalf("Addrs() = %q, want %q", addrs, want)
 			}
 			createTopic(t, b.Addrs(), topic, 3)
 			produce(t, b.Addrs(), topic, total)

@@ -51,12 +51,13 @@ func startBroker(t *testing.T, opts BrokerOptions) *Broker {
 }
 
 // createTopic creates topic the way `tally all` does, with
-// kafkaclient.Config.EnsureTopics (the dead-letter topic comes along).
+// kafkaclient.Config.EnsureTopics (the dead-letter topic comes along),
+// replicated on up to three brokers when there are several.
 func createTopic(t *testing.T, addrs []string, topic string, partitions int) {
 	t.Helper()
 	cfg := kafkaclient.Config{
 		Brokers: addrs, Topic: topic, DeadLetterTopic: topic + "-dead-letter",
-		Partitions: partitions, ReplicationFactor: 1, CreateTopics: true,
+		Partitions: partitions, ReplicationFactor: min(3, len(addrs)), CreateTopics: true,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -164,4 +165,27 @@ func checkExactlyOnce(t *testing.T, n int, first, then []string) {
 	for v := range seen {
 		t.Errorf("unexpected record %q", v)
 	}
+}
+
+// freePorts returns the first of n consecutive ports nobody listened on a
+// moment ago, for a broker of n brokers on Port, Port+1, ...
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		first := freePort(t)
+		free := true
+		for i := 1; i < n && free; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+i))
+			if err != nil {
+				free = false
+				continue
+			}
+			free = ln.Close() == nil
+		}
+		if free {
+			return first
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }

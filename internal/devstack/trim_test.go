@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,10 +42,16 @@ func logStart(t *testing.T, b *Broker, topic string) int64 {
 }
 
 // TestTrimOnceDeletesCommittedRecords: what the aggregator group has
-// committed is deleted; nothing else is.
+// committed is deleted; nothing else is. The same on three brokers.
 func TestTrimOnceDeletesCommittedRecords(t *testing.T) {
+	for _, brokers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("Brokers=%d", brokers), func(t *testing.T) { trimDeletesCommitted(t, brokers) })
+	}
+}
+
+func trimDeletesCommitted(t *testing.T, brokers int) {
 	const topic, group = "events", "g"
-	opts := BrokerOptions{Dir: t.TempDir(), Port: freePort(t)}
+	opts := BrokerOptions{Dir: t.TempDir(), Port: freePorts(t, brokers), Brokers: brokers}
 	b := startBroker(t, opts)
 	createTopic(t, b.Addrs(), topic, 1)
 	produce(t, b.Addrs(), topic, 1000) // batches of 64: offset 400 is inside one
