@@ -37,9 +37,14 @@ var retryableCodes = map[int32]bool{
 	// A cluster (Config.Cluster) while a replica or ZooKeeper is down, or
 	// a quorum insert waits for the one before it (18.16 runs one quorum
 	// insert per table and shard at a time).
+	209: true, // SOCKET_TIMEOUT (between servers: a Distributed query or insert)
+	210: true, // NETWORK_ERROR (idem)
+	225: true, // NO_ZOOKEEPER
 	242: true, // TABLE_IS_READ_ONLY (a replica without its ZooKeeper session)
+	279: true, // ALL_CONNECTION_TRIES_FAILED (no replica of a shard reachable)
 	285: true, // TOO_FEW_LIVE_REPLICAS (for the insert's quorum)
 	286: true, // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+	289: true, // REPLICA_IS_NOT_IN_QUORUM (select_sequential_consistency on a replica still fetching)
 	319: true, // UNKNOWN_STATUS_OF_INSERT (the quorum's outcome is unknown: retried, the rows fold)
 	999: true, // KEEPER_EXCEPTION (ZooKeeper lost or slow)
 }
