@@ -6,6 +6,12 @@
 // Open returns a pool (*Conn) that can also open sessions: connections
 // held by one user for a sequence of statements, so that a read sees the
 // writes made before it (session.go).
+//
+// On a ClickHouse cluster (Config.Cluster) the same tables are Distributed
+// tables over Replicated ones on every server: connections send the
+// settings that make a Distributed insert synchronous and exact
+// (cluster.go), Open checks the cluster's replicas against the insert
+// quorum (CheckCluster), and Migrate runs the DDL ON CLUSTER.
 package chclient
 
 import (

@@ -58,6 +58,13 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) (applied []
 // one monthly partition of the source per statement. A copy that repeats
 // an earlier one (schemas.Migration.Repeats) is only recorded when this
 // run applied the earlier one.
+//
+// On a cluster (MigrateOptions.Cluster, or the Config that opened conn)
+// every statement is rendered for it (schemas.Render) and runs ON
+// CLUSTER, once for all servers, from whichever process migrates; the
+// versions are recorded in a replicated, Distributed schema_migrations
+// that every server reads; a copy waits for the INSERTs open on every
+// server and reads every server's shard (copyMigrationOnCluster).
 func MigrateWith(ctx context.Context, conn driver.Conn, database string, opts MigrateOptions) (applied []schemas.Migration, err error) {
 	if !schemas.DatabasePattern.MatchString(database) {
 		return nil, fmt.Errorf("database name %q must match %s", database, schemas.DatabasePattern)
