@@ -10,6 +10,13 @@
 // Debian 12 ships ClickHouse 18.16 (binary clickhouse-server, config root
 // <yandex>); newer releases ship one `clickhouse` binary (root <clickhouse>).
 // Both are supported.
+//
+// For cluster mode it also runs a local replicated, sharded cluster:
+// StartZooKeeper runs a private ZooKeeper (Debian's zookeeper package, the
+// coordination service ClickHouse 18.16 replicates through), and
+// StartCluster runs shards x replicas servers on it, each configured with
+// the cluster in remote_servers, its {shard} and {replica} macros and an
+// interserver port. Kill and Restart of one replica are for fault tests.
 package chserver
 
 import (

@@ -205,6 +205,7 @@ func (c *Cluster) Kill(s, r int) error {
 // replica rejoins the cluster and catches up from the others by itself,
 // once its previous ZooKeeper session has expired (SessionTimeout after a
 // Kill); Restart returns when the server answers, not when it caught up.
+// It fails if another process took one of the replica's ports meanwhile.
 func (c *Cluster) Restart(ctx context.Context, s, r int) error {
 	c.mu.Lock()
 	srv := c.servers[s][r]
