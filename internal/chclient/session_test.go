@@ -2,6 +2,7 @@ package chclient_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -117,5 +118,76 @@ func TestSessionSettings(t *testing.T) {
 				t.Errorf("read %d rows of the insert, want 1", n)
 			}
 		})
+	}
+}
+
+// TestClusterSettings: on a cluster every connection, of the pool and of
+// sessions, asked for the session settings or not, sends
+// insert_distributed_sync=1 and insert_deduplicate=0, and a session keeps
+// its quorum; on one server none of them does.
+func TestClusterSettings(t *testing.T) {
+	addr := testenv.ClickHouse(t)
+	for _, cluster := range []string{"", "tally"} {
+		want := map[string]string{"insert_distributed_sync": "0", "insert_deduplicate": "1", "insert_quorum": "0"}
+		if cluster != "" {
+			want = map[string]string{"insert_distributed_sync": "1", "insert_deduplicate": "0", "insert_quorum": "0"}
+		}
+		ctx := t.Context()
+		// OpenLazy: Open would check a cluster this server does not have.
+		cfg := chclient.Config{Addr: addr, User: "default", Database: "default", DialTimeout: 5 * time.Second,
+			MaxOpenConns: 2, Cluster: cluster, InsertQuorum: 2}
+		pool, err := cfg.OpenLazy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		const settingsQuery = `SELECT name, value FROM system.settings
+			WHERE name IN ('insert_distributed_sync', 'insert_deduplicate', 'insert_quorum')`
+		check := func(who string, got map[string]string, quorum string) {
+			for name, value := range want {
+				if name == "insert_quorum" {
+					value = quorum
+				}
+				if got[name] != value {
+					t.Errorf("cluster %q, %s: %s = %q, want %q", cluster, who, name, got[name], value)
+				}
+			}
+		}
+		for _, asked := range []bool{false, true} {
+			qctx, quorum := ctx, "0"
+			if asked {
+				qctx, quorum = pool.(*chclient.Conn).WithSessionSettings(ctx), "2"
+			}
+			rows, err := pool.Query(qctx, settingsQuery)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for rows.Next() {
+				var name, value string
+				if err := rows.Scan(&name, &value); err != nil {
+					t.Fatal(err)
+				}
+				got[name] = value
+			}
+			rows.Close()
+			check(fmt.Sprintf("pool (with session settings %v)", asked), got, quorum)
+		}
+		sdb := pool.(*chclient.Conn).OpenSession()
+		defer sdb.Close()
+		rows, err := sdb.QueryContext(ctx, settingsQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for rows.Next() {
+			var name, value string
+			if err := rows.Scan(&name, &value); err != nil {
+				t.Fatal(err)
+			}
+			got[name] = value
+		}
+		rows.Close()
+		check("session", got, "2")
 	}
 }
