@@ -55,21 +55,25 @@ func insertIDs(t *testing.T, conn driver.Conn, table string, from, to int) {
 	}
 }
 
-// waitCount polls until count() of table on conn is want. Replication is
-// asynchronous: a replica fetches a part some time after its peer wrote it.
-func waitCount(t *testing.T, conn driver.Conn, table string, want uint64) {
+func wantCount(t *testing.T, conn driver.Conn, table string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
 	var got uint64
-	for {
-		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&got)
-		if err == nil && got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("count() of %s = %d (err %v), want %d after a minute", table, got, err, want)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("count() of %s = %d, want %d", table, got, want)
+	}
+}
+
+// waitReplicated waits until every replica caught up with its peers;
+// replication is asynchronous.
+func waitReplicated(t *testing.T, c *Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -100,15 +104,17 @@ func TestCluster(t *testing.T) {
 
 	// A row written on one replica is read on the other.
 	insertIDs(t, conns[0][0], "h.t_local", 0, 10)
-	waitCount(t, conns[0][1], "h.t_local", 10)
+	waitReplicated(t, c)
+	wantCount(t, conns[0][1], "h.t_local", 10)
 
 	// Through Distributed, rows are split by shard (id % 2: even ids on
 	// the first shard) and reach both replicas of each shard.
 	insertWithSettings(t, c.Addr(1, 1), "h.t", 1000, 1100)
-	waitCount(t, conns[1][1], "h.t", 110)
+	waitReplicated(t, c)
+	wantCount(t, conns[1][1], "h.t", 110)
 	for r := range 2 {
-		waitCount(t, conns[0][r], "h.t_local", 60)
-		waitCount(t, conns[1][r], "h.t_local", 50)
+		wantCount(t, conns[0][r], "h.t_local", 60)
+		wantCount(t, conns[1][r], "h.t_local", 50)
 	}
 
 	// Kill a replica, write to its peer, restart it: it catches up, on the
@@ -132,7 +138,8 @@ func TestCluster(t *testing.T) {
 	if got := macros(t, restarted); got != "01 r2" {
 		t.Fatalf("macros after restart = %q, want 01 r2", got)
 	}
-	waitCount(t, restarted, "h.t_local", 70)
+	waitReplicated(t, c)
+	wantCount(t, restarted, "h.t_local", 70)
 }
 
 // insertWithSettings inserts through a connection that sends
