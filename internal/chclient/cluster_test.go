@@ -1,12 +1,8 @@
 package chclient_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,45 +11,27 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
 )
 
-// testCluster is a 2 shards x 2 replicas ClickHouse cluster: its name and
-// its servers' native addresses in system.clusters order (shard 1 replica
-// 1, shard 1 replica 2, shard 2 replica 1, shard 2 replica 2).
+// testCluster is testenv's 2 shards x 2 replicas ClickHouse cluster: its
+// name and its servers' native addresses in system.clusters order (shard
+// 1 replica 1, shard 1 replica 2, shard 2 replica 1, shard 2 replica 2).
 type testCluster struct {
 	name  string
 	addrs []string
 }
 
-// clusterUnderTest is the cluster the tests run on.
-// TALLY_TEST_CLUSTER=name=addr1,addr2,addr3,addr4 names one.
-func clusterUnderTest(t *testing.T) testCluster {
+// newClusterDatabase returns the shared test cluster and a database
+// unique to the test on it, dropped from every server when the test ends.
+func newClusterDatabase(t *testing.T) (testCluster, string) {
 	t.Helper()
-	spec := os.Getenv("TALLY_TEST_CLUSTER")
-	name, addrs, ok := strings.Cut(spec, "=")
-	if !ok {
-		t.Skip("no ClickHouse cluster (TALLY_TEST_CLUSTER=name=addr1,addr2,addr3,addr4)")
+	name, addrs, db := testenv.NewClusterDatabase(t)
+	if len(addrs) != 4 {
+		t.Fatalf("cluster %s has %d servers, want 2 shards x 2 replicas", name, len(addrs))
 	}
-	return testCluster{name: name, addrs: strings.Split(addrs, ",")}
-}
-
-// newClusterDatabase returns a database name unique to the test, dropped
-// from every server when the test ends.
-func newClusterDatabase(t *testing.T, c testCluster) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	db := "test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		conn := serverConn(t, c, 0, "default")
-		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" ON CLUSTER "+c.name); err != nil {
-			t.Errorf("drop %s: %v", db, err)
-		}
-	})
-	return db
+	return testCluster{name: name, addrs: addrs}, db
 }
 
 // config is the Config a service of the cluster runs with, connected to
@@ -105,8 +83,7 @@ func syncReplicas(t *testing.T, c testCluster, db, table string) {
 // Distributed table is on one shard, on both its replicas, with what the
 // views derive from it.
 func TestMigrateOnCluster(t *testing.T) {
-	c := clusterUnderTest(t)
-	db := newClusterDatabase(t, c)
+	c, db := newClusterDatabase(t)
 	ctx := t.Context()
 	cfg := c.config(0, db)
 	admin, err := cfg.OpenServer(ctx)
@@ -205,7 +182,8 @@ func TestMigrateOnCluster(t *testing.T) {
 // TestCheckCluster: a service refuses to start on a cluster the server
 // does not know, or with a quorum that is not every replica of a shard.
 func TestCheckCluster(t *testing.T) {
-	c := clusterUnderTest(t)
+	name, addrs := testenv.Cluster(t)
+	c := testCluster{name: name, addrs: addrs}
 	ctx := t.Context()
 	for _, tc := range []struct {
 		name   string
@@ -239,8 +217,7 @@ func TestCheckCluster(t *testing.T) {
 // row per server; one whose status is an error fails the migration, with
 // what the server said.
 func TestDDLOnClusterFailsWhereAServerFails(t *testing.T) {
-	c := clusterUnderTest(t)
-	db := newClusterDatabase(t, c)
+	c, db := newClusterDatabase(t)
 	conn := serverConn(t, c, 0, "default")
 	target := schemas.Target{Database: db, Cluster: c.name}
 	if err := chclient.ExecDDL(t.Context(), conn, target, "CREATE DATABASE IF NOT EXISTS "+db+" ON CLUSTER "+c.name); err != nil {
