@@ -66,7 +66,9 @@ func execDDL(ctx context.Context, conn driver.Conn, target schemas.Target, stmt 
 // and a replica may not have fetched yet a part that an ended INSERT
 // wrote on another. A row copied from two replicas of its shard is the
 // same row twice, which T folds (ReplacingMergeTree, read with FINAL) as
-// on one server a copy run twice.
+// on one server a copy run twice. Every server must answer: one that
+// does not fails the copy (its INSERTs could not be waited for, nor its
+// rows read), and the next run copies again.
 func copyMigrationOnCluster(ctx context.Context, conn driver.Conn, target schemas.Target, m schemas.Migration, opts MigrateOptions) error {
 	hosts, err := clusterHosts(ctx, conn, target.Cluster)
 	if err != nil {
