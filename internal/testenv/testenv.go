@@ -1,8 +1,11 @@
 // Package testenv gives integration tests the real infrastructure the
 // pipeline runs on: one private ClickHouse server per test binary, a fresh
 // database per test, and an in-process Kafka-protocol broker (franz-go's
-// kfake) per test. Nothing is mocked and nothing is skipped: when ClickHouse
-// is not installed, tests fail with the command that installs it.
+// kfake, one broker or several) per test. Tests of cluster mode get one
+// shared 2 shards x 2 replicas ClickHouse cluster on a private ZooKeeper
+// per test binary (Cluster, NewClusterDatabase). Nothing is mocked and
+// nothing is skipped: when ClickHouse or ZooKeeper is not installed, tests
+// fail with the command that installs it.
 //
 // A package whose tests use ClickHouse calls Main from its TestMain, so the
 // shared server is stopped and its directory removed when the tests end:
@@ -41,8 +44,9 @@ var shared struct {
 }
 
 // Main runs the tests, then stops the shared ClickHouse server (and the
-// shared cluster, if a test used one) and removes their directories, and exits with the tests' status. Test binaries have no
-// other hook that runs after the last test. Without Main the server still
+// shared cluster, if a test used one) and removes their directories, and
+// exits with the tests' status. Test binaries have no other hook that runs
+// after the last test. Without Main the server still
 // dies with the test binary (Pdeathsig), but its temporary directory stays.
 func Main(m *testing.M) {
 	code := m.Run()
