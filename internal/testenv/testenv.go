@@ -46,8 +46,8 @@ var shared struct {
 // Main runs the tests, then stops the shared ClickHouse server (and the
 // shared cluster, if a test used one) and removes their directories, and
 // exits with the tests' status. Test binaries have no other hook that runs
-// after the last test. Without Main the server still
-// dies with the test binary (Pdeathsig), but its temporary directory stays.
+// after the last test. Without Main the servers still die with the test
+// binary (Pdeathsig), but their temporary directories stay.
 func Main(m *testing.M) {
 	code := m.Run()
 	for _, stop := range []func() error{stopShared, stopSharedCluster} {
