@@ -17,8 +17,9 @@ type topology struct {
 	where        string
 	tally        []*tallyProc
 	clickhouse   map[string]chServer
-	chConfig     *chConfig      // the configuration the ClickHouse servers share
-	keepers      map[string]int // host -> Keeper server id
+	chAliases    map[string]string // host -> port: Services in front of servers
+	chConfig     *chConfig         // the configuration the ClickHouse servers share
+	keepers      map[string]int    // host -> Keeper server id
 	keeperConfig *keeperConfig
 	kafka        map[string]kafkaBroker
 }
@@ -137,6 +138,9 @@ func (topo *topology) check(t *testing.T) {
 func (topo *topology) checkAddresses(t *testing.T, p *tallyProc) {
 	if len(topo.clickhouse) > 0 && hasFlag(p.component, "clickhouse.addr") {
 		for _, hp := range hostPorts(t, p.where, p.get("clickhouse.addr")) {
+			if port, ok := topo.chAliases[hp[0]]; ok && port == hp[1] {
+				continue
+			}
 			if s, ok := topo.clickhouse[hp[0]]; !ok || s.port != hp[1] {
 				t.Errorf("%s: -clickhouse.addr names %s:%s, not a ClickHouse server's native port of this variant", p.where, hp[0], hp[1])
 			}
@@ -198,7 +202,7 @@ func (topo *topology) checkClickHouse(t *testing.T) {
 		if !shard.InternalReplication {
 			t.Errorf("%s: internal_replication must be true over Replicated tables (else every row is written to each replica by the Distributed table and again by replication)", where)
 		}
-		if n := len(shard.Replicas); n > 1 && quorum != n {
+		if n := len(shard.Replicas); quorum != n && (n > 1 || quorum > 1) {
 			t.Errorf("%s: %d replicas but the aggregator's -clickhouse.insert-quorum is %d: read-your-writes on any replica needs every replica of a shard", where, n, quorum)
 		}
 		replicas := map[string]bool{}
