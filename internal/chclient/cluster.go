@@ -26,11 +26,23 @@ import (
 //     Tally's retries are made harmless by its tables (identical rows
 //     fold, reads use FINAL), not by block deduplication, exactly as on
 //     one server, where MergeTree tables do not deduplicate.
+//   - insert_quorum=Config.InsertQuorum, when set: every insert, not only
+//     the aggregator's, returns once every replica of its shard has it
+//     (CheckCluster holds the quorum to that), so any replica a later read
+//     reaches holds it: a catalog document, an idempotency key or a copy
+//     migration's rows written through one server are read back through
+//     another, and the first-version lookup sees a copy's identities.
+//     Catalog writes are rare, so 18.16's one quorum insert at a time per
+//     table and shard (code 286, retried) costs them nothing noticeable.
 func (c *Config) clusterSettings() clickhouse.Settings {
 	if c.Cluster == "" {
 		return clickhouse.Settings{}
 	}
-	return clickhouse.Settings{"insert_distributed_sync": 1, "insert_deduplicate": 0}
+	s := clickhouse.Settings{"insert_distributed_sync": 1, "insert_deduplicate": 0}
+	if c.InsertQuorum > 0 {
+		s["insert_quorum"] = c.InsertQuorum
+	}
+	return s
 }
 
 // ErrClusterUnfit is what CheckCluster's errors wrap.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/tally-oss/tally/schemas"
 )
@@ -121,7 +122,7 @@ func copyMigrationOnCluster(ctx context.Context, conn driver.Conn, target schema
 	for _, month := range months {
 		for _, h := range hosts {
 			sql := fmt.Sprintf("%s\nFROM %s\nWHERE toYYYYMM(time) = %d", insert, remote(h.Addr, target.Database, local, user, password), month)
-			if err := conn.Exec(ctx, sql); err != nil {
+			if err := execRetrying(ctx, conn, sql); err != nil {
 				return fmt.Errorf("copy month %d from %s: %w", month, h.Addr, err)
 			}
 		}
@@ -208,4 +209,25 @@ func remote(addr, db, table, user, password string) string {
 // quote is a ClickHouse string literal.
 func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// copyRetries bounds the attempts of one copy statement on a cluster.
+const copyRetries = 10
+
+// execRetrying runs stmt, again after a transient failure (Classify's
+// FailureUnavailable), up to copyRetries times with exponential backoff.
+// A copy's INSERT carries the insert quorum of the connection, and on
+// ClickHouse 18.16 a quorum insert fails at once (code 286) while another
+// into the same table and shard has not reached its quorum: the
+// aggregators' own inserts, if they run during a migration. Running the
+// statement again is harmless: the target folds identical rows.
+func execRetrying(ctx context.Context, conn driver.Conn, stmt string) error {
+	b := backoff.WithContext(backoff.WithMaxRetries(backoff.NewExponentialBackOff(), copyRetries), ctx)
+	return backoff.Retry(func() error {
+		err := conn.Exec(ctx, stmt)
+		if err != nil && Classify(ctx, err) != FailureUnavailable {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b)
 }

@@ -123,8 +123,9 @@ func TestSessionSettings(t *testing.T) {
 
 // TestClusterSettings: on a cluster every connection, of the pool and of
 // sessions, asked for the session settings or not, sends
-// insert_distributed_sync=1 and insert_deduplicate=0, and a session keeps
-// its quorum; on one server none of them does.
+// insert_distributed_sync=1, insert_deduplicate=0 and the insert quorum
+// (so catalog writes through the pool are on every replica too); on one
+// server none of them does, and only sessions send the quorum.
 func TestClusterSettings(t *testing.T) {
 	addr := testenv.ClickHouse(t)
 	for _, cluster := range []string{"", "tally"} {
@@ -155,6 +156,9 @@ func TestClusterSettings(t *testing.T) {
 		}
 		for _, asked := range []bool{false, true} {
 			qctx, quorum := ctx, "0"
+			if cluster != "" {
+				quorum = "2"
+			}
 			if asked {
 				qctx, quorum = pool.(*chclient.Conn).WithSessionSettings(ctx), "2"
 			}
