@@ -30,6 +30,20 @@
 //	TestFaultPoison              unmeterable values and the largest event ingest accepts
 //	TestFaultStalledConsumer     fetches fail while lag grows: readiness and metrics show it
 //
+// TestClusterKillReplicaAndAggregator runs the production layout instead
+// of one server: ZooKeeper, ClickHouse as 2 shards x 2 replicas (`tally
+// migrate -clickhouse.cluster`, every table Replicated under a
+// Distributed one), a three-broker kfake (topics with replication factor
+// 3 and min.insync.replicas 2), two ingest processes sharing the load of
+// several producers, three aggregators writing with insert_quorum=2 and
+// two query processes, each process given the four servers starting at
+// a different one. It SIGKILLs one replica and one aggregator under
+// load, restarts both, and compares the answers of both query processes
+// with the oracle. It also logs the figures SCALING.md quotes (events/s
+// accepted and made queryable, insert cost, time to recover). `go test
+// ./faults` runs it with a small load; `make test-cluster`
+// (TALLY_CLUSTER=full) with a larger one.
+//
 // `go test ./faults` (part of `make test`) runs the short version: small
 // loads and the cheaper faults. `make test-faults` (TALLY_FAULTS=full) runs
 // all seven with larger loads. Either prints a table of acknowledged and
@@ -39,7 +53,7 @@
 // the suite against an older build, for example).
 //
 // Limits: one broker (kfake, in the test process) and one ClickHouse
-// server; loads of a few thousand events (short) to some tens of
+// server, except in the cluster test; loads of a few thousand events (short) to some tens of
 // thousands (full) over two organizations, spread over three days of
 // event time. Recovery times are measured, never asserted: the verdict
 // is equality, within a generous deadline.

@@ -274,16 +274,16 @@ func (l *load) storm(rng *rand.Rand, o org, batch []*event) {
 	}
 }
 
-// send posts one batch until it is acknowledged, re-sending it unchanged
+// send posts one batch until it is acknowledged (each attempt to the next
+// ingest process when the stack runs several), re-sending it unchanged
 // after any answer but 2xx or 4xx: a 503 or a broken connection may or may
 // not have recorded the events, and the same ids re-sent unchanged are
 // counted once. It records the acknowledged events.
 func (l *load) send(o org, batch []*event) {
 	body := encodeBatch(batch)
-	url := "http://" + l.st.ingest.addr + "/api/v1/events"
 	backoff := 50 * time.Millisecond
 	for {
-		code, resp, retryAfter := l.post(url, o.key, body)
+		code, resp, retryAfter := l.post(l.st.ingestURL(), o.key, body)
 		l.rec.count(code, resp)
 		switch {
 		case code >= 200 && code < 300:

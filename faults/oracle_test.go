@@ -187,16 +187,33 @@ func (c comparison) String() string {
 		c.equal, c.wrong, c.lost, c.duplicates, c.counted, strings.Join(c.examples, "; "))
 }
 
-// compare queries every organization's meters and compares them cell by
-// cell with ex.
+// compare queries every organization's meters through every query
+// process of the stack and compares them cell by cell with ex: it returns
+// the first comparison that differs, naming its query process when there
+// are several, or the last one.
 func (s *stack) compare(ex expectation) comparison {
+	var cmp comparison
+	for _, q := range s.queries {
+		cmp = s.compareVia(q, ex)
+		if !cmp.ok() {
+			if len(s.queries) > 1 {
+				cmp.examples = append([]string{"through " + q.name + ":"}, cmp.examples...)
+			}
+			return cmp
+		}
+	}
+	return cmp
+}
+
+// compareVia compares the answers of query process q with ex.
+func (s *stack) compareVia(q *proc, ex expectation) comparison {
 	var cmp comparison
 	got := map[cell]decimal.Decimal{}
 	from := ex.earliest.UTC().Truncate(24 * time.Hour)
 	to := time.Now().UTC().Truncate(24 * time.Hour).Add(48 * time.Hour)
 	for _, o := range orgs {
 		for _, m := range meterDefs {
-			rows, err := s.usage(o, m.key, from, to)
+			rows, err := s.usage(q, o, m.key, from, to)
 			if err != nil {
 				cmp.err = err
 				return cmp
@@ -239,17 +256,17 @@ func (s *stack) compare(ex expectation) comparison {
 	return cmp
 }
 
-// usage asks the query API for one meter by DAY, customer and model.
-func (s *stack) usage(o org, meter string, from, to time.Time) (map[cell]decimal.Decimal, error) {
+// usage asks query process qp for one meter by DAY, customer and model.
+func (s *stack) usage(qp *proc, o org, meter string, from, to time.Time) (map[cell]decimal.Decimal, error) {
 	q := url.Values{}
 	q.Set("from", from.Format(time.RFC3339))
 	q.Set("to", to.Format(time.RFC3339))
 	q.Set("window_size", "DAY")
 	q.Add("group_by", "customer_id")
 	q.Add("group_by", "model")
-	code, body := s.do(http.MethodGet, "http://"+s.query.addr+"/api/v1/meters/"+meter+"/query?"+q.Encode(), o.key, nil)
+	code, body := s.do(http.MethodGet, "http://"+qp.addr+"/api/v1/meters/"+meter+"/query?"+q.Encode(), o.key, nil)
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %d %s", o.id, meter, code, truncate(string(body), 300))
+		return nil, fmt.Errorf("%s: %s %s: %d %s", qp.name, o.id, meter, code, truncate(string(body), 300))
 	}
 	var resp struct {
 		Data []struct {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -65,18 +66,23 @@ type stack struct {
 	t   *testing.T
 	dir string
 
-	kafkaPort int
-	kafkaDir  string
-	clusterMu sync.Mutex
-	cluster   *kfake.Cluster
+	kafkaPort  int
+	kafkaDir   string
+	kafkaAddrs []string // every broker of a multi-broker cluster; empty: the one on kafkaPort
+	clusterMu  sync.Mutex
+	cluster    *kfake.Cluster
 
 	chDir            string
 	chTCP, chHTTP    int
 	chMu             sync.Mutex
 	ch               *chserver.Server
-	ingest, query    *proc
+	chCluster        *chserver.Cluster // the cluster test's servers; nil: ch
+	ingest, query    *proc             // the first of ingests and queries
+	ingests, queries []*proc
+	ingestNext       atomic.Uint64 // round robin of requests over ingests
 	aggregators      []*proc
 	aggregatorArgs   []string
+	aggregatorCH     func(i int) []string // ClickHouse flags of the i-th aggregator started
 	client           *http.Client
 	aggregatorsAdded int
 }
@@ -91,7 +97,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t: t, dir: dir,
 		// Ports are picked at the first start and kept for restarts.
 		kafkaDir: filepath.Join(dir, "kafka"), chDir: filepath.Join(dir, "clickhouse"),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
+		client: newClient(),
 	}
 	began := time.Now()
 	s.startBroker()
@@ -106,33 +112,65 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	})
 
 	s.runTally("migrate", "-clickhouse.addr="+s.chAddr(), "-clickhouse.database="+database)
+	s.startTally(opts, tallyOptions{
+		kafkaArgs: []string{"-kafka.brokers=" + s.brokerAddr(), "-kafka.partitions=6"},
+		clickhouseArgs: func(int) []string {
+			return []string{"-clickhouse.addr=" + s.chAddr(), "-clickhouse.database=" + database}
+		},
+		ingests: 1, queries: 1,
+	})
+	t.Logf("stack ready in %s: kafka %s, clickhouse %s, ingest %s, query %s, %d aggregators",
+		time.Since(began).Round(time.Millisecond), s.brokerAddr(), s.chAddr(), s.ingest.addr, s.query.addr, len(s.aggregators))
+	return s
+}
+
+// tallyOptions are where the tally processes of a stack connect, and how
+// many ingest and query processes it runs.
+type tallyOptions struct {
+	kafkaArgs []string
+	// clickhouseArgs returns the ClickHouse flags of the i-th process of
+	// its kind (a cluster spreads them over its servers).
+	clickhouseArgs   func(i int) []string
+	ingests, queries int
+}
+
+// startTally starts the ingest and query processes, creates the meters
+// through the first query process and starts the aggregators, each ready
+// before it returns.
+func (s *stack) startTally(opts stackOptions, to tallyOptions) {
+	t := s.t
+	t.Helper()
 	keys := make([]string, len(orgs))
 	for i, o := range orgs {
 		keys[i] = o.id + ":" + o.key
 	}
-	ingestAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.ingest = newProc(t, bin, "ingest", ingestAddr, append([]string{"ingest",
-		"-api-keys=" + strings.Join(keys, ","), "-kafka.brokers=" + s.brokerAddr(), "-kafka.partitions=6",
-		"-ingest.listen-addr=" + ingestAddr,
-	}, opts.ingestArgs...)...)
-	queryAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.query = newProc(t, bin, "query", queryAddr, "query",
-		"-api-keys="+strings.Join(keys, ","), "-clickhouse.addr="+s.chAddr(), "-clickhouse.database="+database,
-		"-clickhouse.migrate=false", "-query.listen-addr="+queryAddr)
-	s.aggregatorArgs = append([]string{
-		"-kafka.brokers=" + s.brokerAddr(), "-kafka.partitions=6",
-		"-clickhouse.addr=" + s.chAddr(), "-clickhouse.database=" + database, "-clickhouse.migrate=false",
+	for i := range to.ingests {
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		args := append([]string{"ingest", "-api-keys=" + strings.Join(keys, ","), "-ingest.listen-addr=" + addr}, to.kafkaArgs...)
+		s.ingests = append(s.ingests, newProc(t, bin, numbered("ingest", i, to.ingests), addr, append(args, opts.ingestArgs...)...))
+	}
+	for i := range to.queries {
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		args := append([]string{"query", "-api-keys=" + strings.Join(keys, ","), "-clickhouse.migrate=false", "-query.listen-addr=" + addr},
+			to.clickhouseArgs(i)...)
+		s.queries = append(s.queries, newProc(t, bin, numbered("query", i, to.queries), addr, args...))
+	}
+	s.ingest, s.query = s.ingests[0], s.queries[0]
+	s.aggregatorArgs = append(append([]string{}, to.kafkaArgs...), []string{
+		"-clickhouse.migrate=false",
 		// Fast failure detection: a killed member's partitions move after
 		// the session timeout (kfake's minimum is 6 s).
 		"-aggregator.session-timeout=6s", "-aggregator.heartbeat-interval=1s",
 		"-aggregator.rebalance-timeout=10s", "-aggregator.retry-max-interval=2s",
-	}, opts.aggregatorArgs...)
+	}...)
+	s.aggregatorArgs = append(s.aggregatorArgs, opts.aggregatorArgs...)
+	s.aggregatorCH = to.clickhouseArgs
 	t.Cleanup(func() {
-		procs := append([]*proc{s.ingest, s.query}, s.aggregators...)
+		procs := append(append(append([]*proc{}, s.ingests...), s.queries...), s.aggregators...)
 		for _, p := range procs {
 			p.stop()
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TALLY_FAULTS_LOGS") != "" {
 			for _, p := range procs {
 				t.Logf("--- %s output (tail):\n%s", p.name, p.out.String())
 			}
@@ -140,10 +178,14 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		s.client.CloseIdleConnections()
 	})
 	// Ingest creates the topics, as in production.
-	s.ingest.start()
-	s.ingest.waitReady(readyTimout)
-	s.query.start()
-	s.query.waitReady(readyTimout)
+	for _, p := range s.ingests {
+		p.start()
+		p.waitReady(readyTimout)
+	}
+	for _, p := range s.queries {
+		p.start()
+		p.waitReady(readyTimout)
+	}
 	for _, o := range orgs {
 		for _, m := range meterDefs {
 			code, body := s.do(http.MethodPost, "http://"+s.query.addr+"/api/v1/meters", o.key, []byte(m.json))
@@ -158,9 +200,15 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	for _, a := range s.aggregators {
 		a.waitReady(readyTimout)
 	}
-	t.Logf("stack ready in %s: kafka %s, clickhouse %s, ingest %s, query %s, %d aggregators",
-		time.Since(began).Round(time.Millisecond), s.brokerAddr(), s.chAddr(), s.ingest.addr, s.query.addr, len(s.aggregators))
-	return s
+}
+
+// numbered names the i-th of n processes of a kind: "query", or "query-2"
+// when there are several.
+func numbered(kind string, i, n int) string {
+	if n == 1 {
+		return kind
+	}
+	return fmt.Sprintf("%s-%d", kind, i+1)
 }
 
 // addAggregator starts one more aggregator in the group (not waiting for
@@ -168,8 +216,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 func (s *stack) addAggregator() *proc {
 	s.aggregatorsAdded++
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(s.t))
-	p := newProc(s.t, bin, fmt.Sprintf("aggregator-%d", s.aggregatorsAdded), addr,
-		append([]string{"aggregator", "-aggregator.listen-addr=" + addr}, s.aggregatorArgs...)...)
+	args := append([]string{"aggregator", "-aggregator.listen-addr=" + addr}, s.aggregatorCH(s.aggregatorsAdded-1)...)
+	p := newProc(s.t, bin, fmt.Sprintf("aggregator-%d", s.aggregatorsAdded), addr, append(args, s.aggregatorArgs...)...)
 	s.aggregators = append(s.aggregators, p)
 	p.start()
 	return p
@@ -178,7 +226,7 @@ func (s *stack) addAggregator() *proc {
 // runTally runs a tally command to completion.
 func (s *stack) runTally(args ...string) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -186,8 +234,13 @@ func (s *stack) runTally(args ...string) {
 	}
 }
 
-func (s *stack) brokerAddr() string { return "127.0.0.1:" + strconv.Itoa(s.kafkaPort) }
-func (s *stack) chAddr() string     { return "127.0.0.1:" + strconv.Itoa(s.chTCP) }
+func (s *stack) brokerAddr() string {
+	if len(s.kafkaAddrs) > 0 {
+		return strings.Join(s.kafkaAddrs, ",")
+	}
+	return "127.0.0.1:" + strconv.Itoa(s.kafkaPort)
+}
+func (s *stack) chAddr() string { return "127.0.0.1:" + strconv.Itoa(s.chTCP) }
 
 func (s *stack) startBroker() {
 	s.t.Helper()
@@ -292,8 +345,12 @@ func (s *stack) killClickHouse() {
 // conn opens a ClickHouse connection to the stack's database.
 func (s *stack) conn() driver.Conn {
 	s.t.Helper()
+	addrs := []string{s.chAddr()}
+	if s.chCluster != nil {
+		addrs = s.chCluster.Addrs()
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: []string{s.chAddr()}, Protocol: clickhouse.Native,
+		Addr: addrs, Protocol: clickhouse.Native,
 		Auth:        clickhouse.Auth{Database: database, Username: "default"},
 		DialTimeout: 5 * time.Second, ReadTimeout: time.Minute,
 	})
@@ -322,4 +379,14 @@ func (s *stack) do(method, url, key string, body []byte) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+func newClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+}
+
+// ingestURL is the events endpoint of the next ingest process.
+func (s *stack) ingestURL() string {
+	n := s.ingestNext.Add(1)
+	return "http://" + s.ingests[int(n%uint64(len(s.ingests)))].addr + "/api/v1/events"
 }

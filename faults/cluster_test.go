@@ -1,0 +1,317 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// envCluster selects the cluster test's load: "full" (make test-cluster)
+// for the larger one; otherwise the short one, which `go test ./faults`
+// (make test) runs in about 90 s.
+const envCluster = "TALLY_CLUSTER"
+
+func clusterFull() bool { return os.Getenv(envCluster) == "full" }
+
+// clusterSizes are the loads of the cluster test.
+type clusterSizes struct {
+	sizes
+	steady time.Duration // load before the kill
+	down   time.Duration // how long the replica and the aggregator stay down
+}
+
+func clusterSizing() clusterSizes {
+	if clusterFull() {
+		return clusterSizes{
+			sizes:  sizes{rate: 400, batchMax: 200, clients: 6, customers: 60, converge: 4 * time.Minute, hardTimeout: 8 * time.Minute},
+			steady: 40 * time.Second, down: 20 * time.Second,
+		}
+	}
+	return clusterSizes{
+		sizes:  sizes{rate: 60, batchMax: 40, clients: 4, customers: 12, converge: 3 * time.Minute, hardTimeout: 5 * time.Minute},
+		steady: 15 * time.Second, down: 12 * time.Second,
+	}
+}
+
+// TestClusterKillReplicaAndAggregator runs Tally as it runs in production:
+// ClickHouse as 2 shards x 2 replicas with ZooKeeper, a three-broker
+// Kafka, three aggregators in one group writing with insert_quorum=2, two
+// ingest processes taking the load of several producers, two query
+// processes. Under load one ClickHouse replica and one aggregator are
+// killed with SIGKILL, stay down, and are restarted; then every
+// (organization, meter, customer, day, group) total served by each query
+// process must equal the oracle's from the acknowledged events. It also
+// measures the figures SCALING.md quotes: events/s accepted, events/s
+// becoming queryable during the load, and the time to recover.
+func TestClusterKillReplicaAndAggregator(t *testing.T) {
+	skipShort(t)
+	sz := clusterSizing()
+	sc := &scenario{t: t, name: "cluster kill (" + map[bool]string{true: "full", false: "short"}[clusterFull()] + ")", sz: sz.sizes}
+	// Every replica of a shard has each of the aggregators' inserts before
+	// it returns (clusterArgs: -clickhouse.insert-quorum=2), so the
+	// first-version lookup on any replica sees it.
+	sc.s = newClusterStack(t, stackOptions{aggregators: 3})
+	sc.s.checkCatalogLists()
+	spec := loadSpec{clients: sz.clients, batchMax: sz.batchMax, customers: sz.customers, rate: sz.rate}
+	loadStart := time.Now()
+	sc.l = startLoad(sc.s, spec, sz.hardTimeout)
+	t.Cleanup(sc.l.cancelGen)
+	samples := sc.s.sampleCounted(loadStart)
+	defer samples.stop()
+
+	sc.warmUp(200)
+	sc.keepLoading(sz.steady)
+	steadyEnd := time.Now()
+
+	// The fault: shard 2's first replica and the second aggregator die at
+	// once; the third aggregator's first server is that replica.
+	const shard, replica = 1, 0
+	agg := sc.s.aggregators[1]
+	killed := time.Now()
+	ackedAtKill := sc.l.acked()
+	if err := sc.s.chCluster.Kill(shard, replica); err != nil {
+		t.Fatalf("kill clickhouse replica: %v", err)
+	}
+	agg.kill()
+	t.Logf("killed clickhouse %s and %s with %d events acknowledged", sc.s.chCluster.Addr(shard, replica), agg.name, ackedAtKill)
+	sc.keepLoading(sz.down)
+	ackedDuringOutage := sc.l.acked() - ackedAtKill
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := sc.s.chCluster.Restart(ctx, shard, replica); err != nil {
+		t.Fatalf("restart clickhouse replica: %v", err)
+	}
+	agg.start()
+	recovered := time.Now()
+	ackedAtRestart := sc.l.acked()
+	for _, a := range sc.s.aggregators {
+		a.waitReady(3 * time.Minute)
+	}
+	readyAfter := time.Since(recovered)
+	sc.keepLoading(3 * time.Second)
+	loadEnd := time.Now()
+	sc.note("killed replica s%dr%d and %s for %s: %d events acknowledged meanwhile, aggregators ready %s after the restart",
+		shard+1, replica+1, agg.name, recovered.Sub(killed).Round(100*time.Millisecond), ackedDuringOutage,
+		readyAfter.Round(100*time.Millisecond))
+
+	sc.finish(recovered)
+	samples.stop()
+
+	// Figures for SCALING.md.
+	acked := sc.l.acked()
+	loadFor := loadEnd.Sub(loadStart)
+	caughtUp := samples.reached(int64(ackedAtRestart), recovered)
+	steadyRate := samples.rate(loadStart.Add(5*time.Second), steadyEnd)
+	figures := fmt.Sprintf("accepted %.0f events/s (%d over %s), queryable %.0f events/s before the kill, the backlog at the restart queryable %s after it; %s",
+		float64(acked)/loadFor.Seconds(), acked, loadFor.Round(100*time.Millisecond), steadyRate, fmtSince(caughtUp, recovered),
+		sc.s.insertFigures())
+	t.Logf("SCALING figures: %s", figures)
+	t.Logf("queryable events over time: %s", samples)
+	table.mu.Lock()
+	table.rows[len(table.rows)-1].note += "; " + figures
+	table.mu.Unlock()
+}
+
+// insertFigures sums the aggregators' insert metrics: the cost of
+// quorum inserts into a replicated shard.
+func (s *stack) insertFigures() string {
+	var sum, count, rows, retries, rowsCount float64
+	for _, a := range s.aggregators {
+		m, _, err := a.metrics()
+		if err != nil {
+			continue
+		}
+		sum += m["tally_aggregator_insert_duration_seconds_sum"]
+		count += m["tally_aggregator_insert_duration_seconds_count"]
+		rows += m["tally_aggregator_insert_batch_rows_sum"]
+		rowsCount += m["tally_aggregator_insert_batch_rows_count"]
+		retries += m["tally_aggregator_insert_retries_total"]
+	}
+	if count == 0 || rowsCount == 0 {
+		return "no insert metrics"
+	}
+	return fmt.Sprintf("inserts since the restarts: %.0f, %.0f ms and %.0f rows each on average, %.0f retried",
+		count, 1000*sum/count, rows/rowsCount, retries)
+}
+
+// String lists about ten samples, for the log.
+func (sm *samples) String() string {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	var b bytes.Buffer
+	step := max(1, len(sm.points)/10)
+	for i := 0; i < len(sm.points); i += step {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", sm.points[i].at.Format("15:04:05"), sm.points[i].n)
+	}
+	return b.String()
+}
+
+func fmtSince(at, since time.Time) string {
+	if at.IsZero() {
+		return "never (during the load)"
+	}
+	return at.Sub(since).Round(100 * time.Millisecond).String()
+}
+
+// checkCatalogLists creates two customers through one query process and
+// lists them through each: a page of the catalog chooses its keys with a
+// subquery on the same table, which a Distributed table refuses unless it
+// is GLOBAL (issue 8).
+func (s *stack) checkCatalogLists() {
+	s.t.Helper()
+	o := orgs[0]
+	for _, id := range []string{"cluster-c1", "cluster-c2"} {
+		body := fmt.Sprintf(`{"external_id": %q, "name": "cluster test"}`, id)
+		if code, resp := s.do(http.MethodPost, "http://"+s.queries[0].addr+"/api/v1/customers", o.key, []byte(body)); code != http.StatusCreated {
+			s.t.Fatalf("create customer %s: %d %s", id, code, resp)
+		}
+	}
+	for _, q := range s.queries {
+		var page struct {
+			Data []struct {
+				ExternalID string `json:"external_id"`
+			} `json:"data"`
+		}
+		ok := waitUntil(30*time.Second, func() bool {
+			code, resp := s.do(http.MethodGet, "http://"+q.addr+"/api/v1/customers?limit=10", o.key, nil)
+			if code != http.StatusOK {
+				s.t.Fatalf("list customers through %s: %d %s", q.name, code, resp)
+			}
+			page.Data = nil
+			return json.Unmarshal(resp, &page) == nil && len(page.Data) == 2
+		})
+		if !ok {
+			s.t.Fatalf("list customers through %s: %v, want cluster-c1 and cluster-c2", q.name, page.Data)
+		}
+	}
+}
+
+// counted is one sample of the events the COUNT meter counts.
+type counted struct {
+	at time.Time
+	n  int64
+}
+
+// samples polls the total of the COUNT meter (both organizations, every
+// window) through the query processes in turn, once a second.
+type samples struct {
+	mu     sync.Mutex
+	points []counted
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *stack) sampleCounted(from time.Time) *samples {
+	ctx, cancel := context.WithCancel(context.Background())
+	sm := &samples{cancel: cancel, done: make(chan struct{})}
+	lo := from.UTC().Truncate(24 * time.Hour).Add(-96 * time.Hour)
+	go func() {
+		defer close(sm.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			q := s.queries[i%len(s.queries)]
+			var total int64
+			ok := true
+			for _, o := range orgs {
+				n, err := s.totalCount(q, o, lo, time.Now().Add(48*time.Hour))
+				if err != nil {
+					ok = false
+					break
+				}
+				total += n
+			}
+			if ok {
+				sm.mu.Lock()
+				sm.points = append(sm.points, counted{time.Now(), total})
+				sm.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return sm
+}
+
+func (sm *samples) stop() {
+	sm.once.Do(func() { sm.cancel(); <-sm.done })
+}
+
+// rate is the events/s that became queryable between from and to: the
+// slope between the first sample at or after from and the last at or
+// before to.
+func (sm *samples) rate(from, to time.Time) float64 {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	var first, last *counted
+	for i := range sm.points {
+		p := &sm.points[i]
+		if first == nil && !p.at.Before(from) {
+			first = p
+		}
+		if !p.at.After(to) {
+			last = p
+		}
+	}
+	if first == nil || last == nil || !last.at.After(first.at) {
+		return 0
+	}
+	return float64(last.n-first.n) / last.at.Sub(first.at).Seconds()
+}
+
+// reached is the time of the first sample after since that counts at
+// least n, or zero.
+func (sm *samples) reached(n int64, since time.Time) time.Time {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	for _, p := range sm.points {
+		if p.at.After(since) && p.n >= n {
+			return p.at
+		}
+	}
+	return time.Time{}
+}
+
+// totalCount asks query process q for the COUNT meter's total of o.
+func (s *stack) totalCount(q *proc, o org, from, to time.Time) (int64, error) {
+	v := url.Values{}
+	v.Set("from", from.Format(time.RFC3339))
+	v.Set("to", to.UTC().Truncate(time.Hour).Format(time.RFC3339))
+	code, body := s.do(http.MethodGet, "http://"+q.addr+"/api/v1/meters/f_calls/query?"+v.Encode(), o.key, nil)
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("%s: %d %s", q.name, code, truncate(string(body), 200))
+	}
+	var resp struct {
+		Data []struct {
+			Value json.Number `json:"value"`
+		} `json:"data"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&resp); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range resp.Data {
+		d, err := decimal.NewFromString(r.Value.String())
+		if err != nil {
+			return 0, err
+		}
+		n += d.IntPart()
+	}
+	return n, nil
+}
