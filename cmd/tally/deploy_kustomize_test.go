@@ -141,4 +141,3 @@ func merge(dst, patch map[string]any) {
 		dst[k] = v
 	}
 }
-
