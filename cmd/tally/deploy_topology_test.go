@@ -38,11 +38,20 @@ func (topo *topology) check(t *testing.T) {
 	}
 	byComponent := map[string]int{}
 	for _, p := range topo.tally {
-		byComponent[p.component]++
+		byComponent[p.component] += p.replicas
 	}
 	for _, c := range components {
 		if byComponent[c] == 0 {
 			t.Errorf("%s: no %s", topo.where, c)
+		}
+	}
+	// A cluster variant scales every component out: no single process
+	// stops ingest, metering or queries.
+	if agg := topo.any("aggregator"); agg != nil && agg.get("clickhouse.cluster") != "" {
+		for _, c := range []string{"ingest", "aggregator", "query"} {
+			if byComponent[c] < 2 {
+				t.Errorf("%s: %d %s in cluster mode, want 2 or more", topo.where, byComponent[c], c)
+			}
 		}
 	}
 	// Every process names the same topic, database and cluster: the
