@@ -8,6 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,8 +33,21 @@ type clusterSizes struct {
 	down   time.Duration // how long the replica and the aggregator stay down
 }
 
+// envClusterRate overrides the cluster test's load, in events/s per
+// organization (there are two), for measuring: how far the cluster keeps
+// up on this machine.
+const envClusterRate = "TALLY_CLUSTER_RATE"
+
 func clusterSizing() clusterSizes {
-	if clusterFull() {
+	sz := clusterSizingOf(clusterFull())
+	if r, err := strconv.ParseFloat(os.Getenv(envClusterRate), 64); err == nil && r > 0 {
+		sz.rate = r
+	}
+	return sz
+}
+
+func clusterSizingOf(full bool) clusterSizes {
+	if full {
 		return clusterSizes{
 			sizes:  sizes{rate: 400, batchMax: 200, clients: 6, customers: 60, converge: 4 * time.Minute, hardTimeout: 8 * time.Minute},
 			steady: 40 * time.Second, down: 20 * time.Second,
@@ -69,8 +86,11 @@ func TestClusterKillReplicaAndAggregator(t *testing.T) {
 	defer samples.stop()
 
 	sc.warmUp(200)
+	cpuFrom, ackedFrom, countedFrom := sc.s.cpu(), sc.l.acked(), sc.s.countedNow()
 	sc.keepLoading(sz.steady)
 	steadyEnd := time.Now()
+	cpuTo, ackedTo, countedTo := sc.s.cpu(), sc.l.acked(), sc.s.countedNow()
+	costs := cpuTo.costs(cpuFrom, int64(ackedTo-ackedFrom), countedTo-countedFrom)
 
 	// The fault: shard 2's first replica and the second aggregator die at
 	// once; the third aggregator's first server is that replica.
@@ -115,6 +135,7 @@ func TestClusterKillReplicaAndAggregator(t *testing.T) {
 	figures := fmt.Sprintf("accepted %.0f events/s (%d over %s), queryable %.0f events/s before the kill, the backlog at the restart queryable %s after it; %s",
 		float64(acked)/loadFor.Seconds(), acked, loadFor.Round(100*time.Millisecond), steadyRate, fmtSince(caughtUp, recovered),
 		sc.s.insertFigures())
+	figures += "; " + costs
 	t.Logf("SCALING figures: %s", figures)
 	t.Logf("queryable events over time: %s", samples)
 	table.mu.Lock()
@@ -314,4 +335,88 @@ func (s *stack) totalCount(q *proc, o org, from, to time.Time) (int64, error) {
 		n += d.IntPart()
 	}
 	return n, nil
+}
+
+// cpuSnapshot is the CPU seconds each kind of process has used so far:
+// ingest, aggregator, query, clickhouse (the four servers) and the test
+// process (the three kfake brokers, the producers and the oracle).
+type cpuSnapshot map[string]float64
+
+func (s *stack) cpu() cpuSnapshot {
+	snap := cpuSnapshot{}
+	add := func(kind string, pid int) {
+		if v, ok := cpuSeconds(pid); ok && pid > 0 {
+			snap[kind] += v
+		}
+	}
+	for _, p := range s.ingests {
+		add("ingest", p.pid())
+	}
+	for _, p := range s.aggregators {
+		add("aggregator", p.pid())
+	}
+	for _, p := range s.queries {
+		add("query", p.pid())
+	}
+	for sh := range s.chCluster.Shards() {
+		for r := range s.chCluster.Replicas() {
+			if srv := s.chCluster.Server(sh, r); srv != nil {
+				add("clickhouse", statusPID(filepath.Join(srv.DataDir(), "status")))
+			}
+		}
+	}
+	add("test process (kfake, producers)", os.Getpid())
+	return snap
+}
+
+// statusPID reads the pid a ClickHouse server writes in its status file.
+func statusPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(first, "PID:")))
+	return pid
+}
+
+// costs is the CPU each kind of process used between from and s, per
+// event: ingest per accepted event, the aggregators and ClickHouse per
+// event made queryable meanwhile.
+func (s cpuSnapshot) costs(from cpuSnapshot, accepted, queryable int64) string {
+	kinds := make([]string, 0, len(s))
+	for k := range s {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var parts []string
+	for _, k := range kinds {
+		used := s[k] - from[k]
+		part := fmt.Sprintf("%s %.1f CPU s", k, used)
+		n := queryable
+		if k == "ingest" || strings.HasPrefix(k, "test") {
+			n = accepted
+		}
+		if k != "query" && n > 0 && used > 0 {
+			part += fmt.Sprintf(" (%.0f us/event, %.0f events/s per core)", 1e6*used/float64(n), float64(n)/used)
+		}
+		parts = append(parts, part)
+	}
+	return fmt.Sprintf("CPU before the kill, %d events accepted and %d made queryable: %s", accepted, queryable, strings.Join(parts, ", "))
+}
+
+// countedNow is the COUNT meter's total of both organizations, through
+// the first query process, or -1.
+func (s *stack) countedNow() int64 {
+	lo := time.Now().UTC().Truncate(24 * time.Hour).Add(-96 * time.Hour)
+	var total int64
+	for _, o := range orgs {
+		n, err := s.totalCount(s.queries[0], o, lo, time.Now().Add(48*time.Hour))
+		if err != nil {
+			s.t.Logf("count: %v", err)
+			return -1
+		}
+		total += n
+	}
+	return total
 }

@@ -64,6 +64,16 @@ func (p *proc) start() {
 	p.cmd, p.done = cmd, done
 }
 
+// pid is the process id of the running process, or 0.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // running reports whether the current process has not exited.
 func (p *proc) running() bool {
 	p.mu.Lock()
