@@ -12,7 +12,7 @@ import (
 // kustomizations are the Kubernetes variants: the base (Kafka and
 // ClickHouse from the platform) and the cluster overlay, which adds Keeper,
 // a 2 x 2 ClickHouse and three Kafka brokers.
-var kustomizations = []string{"deploy/kubernetes", "deploy/kubernetes/cluster"}
+var kustomizations = []string{"deploy/kubernetes", "deploy/kubernetes-cluster"}
 
 // Every Tally container of every variant runs a subcommand with flags and
 // TALLY_* variables (its own and the ConfigMap's) the code has and accepts,

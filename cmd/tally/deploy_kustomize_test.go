@@ -78,6 +78,11 @@ func loadKustomization(t *testing.T, dir string) []obj {
 	for _, r := range k.Resources {
 		path := filepath.Join(dir, r)
 		if st, err := os.Stat(filepath.Join(repoRoot, path)); err == nil && st.IsDir() {
+			// kustomize refuses a base that contains the overlay ("cycle
+			// detected: candidate root ... contains visited root").
+			if rel, err := filepath.Rel(path, dir); err == nil && !strings.HasPrefix(rel, "..") {
+				t.Errorf("%s: resource %s contains the kustomization itself; kustomize refuses it (an overlay must not live inside its base)", dir, r)
+			}
 			objs = append(objs, loadKustomization(t, path)...)
 			continue
 		}
