@@ -105,6 +105,7 @@ type clickhouseStore struct {
 	// on conn; nil adds none.
 	withSettings func(context.Context) context.Context
 	metrics      *metrics
+	quorum       quorumQueue // inserts into a table one at a time once quorum inserts queue (quorum.go)
 }
 
 var _ Store = (*clickhouseStore)(nil)
@@ -222,8 +223,14 @@ func (s *clickhouseStore) insert(ctx context.Context, table, query string, n int
 	if n == 0 {
 		return nil
 	}
+	release, err := s.quorum.acquire(ctx, table)
+	if err != nil {
+		return fmt.Errorf("insert %d rows into %s: %w", n, table, err)
+	}
 	start := time.Now()
-	err := s.on(ctx, func(ctx context.Context, c storeConn) error { return c.insert(ctx, query, fill) })
+	err = s.on(ctx, func(ctx context.Context, c storeConn) error { return c.insert(ctx, query, fill) })
+	release()
+	s.quorum.observe(err)
 	s.metrics.insertDuration.WithLabelValues(table).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", n, table, err)
