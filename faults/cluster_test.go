@@ -29,6 +29,7 @@ func clusterFull() bool { return os.Getenv(envCluster) == "full" }
 // clusterSizes are the loads of the cluster test.
 type clusterSizes struct {
 	sizes
+	idle   time.Duration // no load, to measure what the stack costs idle
 	steady time.Duration // load before the kill
 	down   time.Duration // how long the replica and the aggregator stay down
 }
@@ -37,6 +38,10 @@ type clusterSizes struct {
 // organization (there are two), for measuring: how far the cluster keeps
 // up on this machine.
 const envClusterRate = "TALLY_CLUSTER_RATE"
+
+// envClusterAggregatorArgs adds flags to the aggregators of the cluster
+// test (space-separated), for measuring: -aggregator.batch-linger=1s.
+const envClusterAggregatorArgs = "TALLY_CLUSTER_AGGREGATOR_ARGS"
 
 func clusterSizing() clusterSizes {
 	sz := clusterSizingOf(clusterFull())
@@ -49,13 +54,13 @@ func clusterSizing() clusterSizes {
 func clusterSizingOf(full bool) clusterSizes {
 	if full {
 		return clusterSizes{
-			sizes:  sizes{rate: 400, batchMax: 200, clients: 6, customers: 60, converge: 4 * time.Minute, hardTimeout: 8 * time.Minute},
-			steady: 40 * time.Second, down: 20 * time.Second,
+			sizes: sizes{rate: 400, batchMax: 200, clients: 6, customers: 60, converge: 4 * time.Minute, hardTimeout: 8 * time.Minute},
+			idle:  10 * time.Second, steady: 40 * time.Second, down: 20 * time.Second,
 		}
 	}
 	return clusterSizes{
-		sizes:  sizes{rate: 60, batchMax: 40, clients: 4, customers: 12, converge: 3 * time.Minute, hardTimeout: 5 * time.Minute},
-		steady: 15 * time.Second, down: 12 * time.Second,
+		sizes: sizes{rate: 60, batchMax: 40, clients: 4, customers: 12, converge: 3 * time.Minute, hardTimeout: 5 * time.Minute},
+		idle:  3 * time.Second, steady: 15 * time.Second, down: 12 * time.Second,
 	}
 }
 
@@ -76,8 +81,14 @@ func TestClusterKillReplicaAndAggregator(t *testing.T) {
 	// Every replica of a shard has each of the aggregators' inserts before
 	// it returns (clusterArgs: -clickhouse.insert-quorum=2), so the
 	// first-version lookup on any replica sees it.
-	sc.s = newClusterStack(t, stackOptions{aggregators: 3})
+	sc.s = newClusterStack(t, stackOptions{aggregators: 3, aggregatorArgs: strings.Fields(os.Getenv(envClusterAggregatorArgs))})
 	sc.s.checkCatalogLists()
+	// What the stack costs idle (ClickHouse's background work, ZooKeeper
+	// sessions, the aggregators' polling), subtracted from the costs
+	// under load below.
+	idleFrom, idleAt := sc.s.cpu(), time.Now()
+	time.Sleep(sz.idle)
+	idle := sc.s.cpu().perSecond(idleFrom, time.Since(idleAt))
 	spec := loadSpec{clients: sz.clients, batchMax: sz.batchMax, customers: sz.customers, rate: sz.rate}
 	loadStart := time.Now()
 	sc.l = startLoad(sc.s, spec, sz.hardTimeout)
@@ -86,11 +97,18 @@ func TestClusterKillReplicaAndAggregator(t *testing.T) {
 	defer samples.stop()
 
 	sc.warmUp(200)
-	cpuFrom, ackedFrom, countedFrom := sc.s.cpu(), sc.l.acked(), sc.s.countedNow()
+	cpuFrom, ackedFrom, countedFrom, steadyStart := sc.s.cpu(), sc.l.acked(), sc.s.countedNow(), time.Now()
+	insertsFrom, rowsFrom := sc.s.inserts()
 	sc.keepLoading(sz.steady)
 	steadyEnd := time.Now()
 	cpuTo, ackedTo, countedTo := sc.s.cpu(), sc.l.acked(), sc.s.countedNow()
-	costs := cpuTo.costs(cpuFrom, int64(ackedTo-ackedFrom), countedTo-countedFrom)
+	insertsTo, rowsTo := sc.s.inserts()
+	costs := cpuTo.costs(cpuFrom, idle, steadyEnd.Sub(steadyStart), int64(ackedTo-ackedFrom), countedTo-countedFrom)
+	if n := insertsTo - insertsFrom; n > 0 {
+		ch := cpuTo["clickhouse"] - cpuFrom["clickhouse"] - idle["clickhouse"]*steadyEnd.Sub(steadyStart).Seconds()
+		costs += fmt.Sprintf("; %.0f inserts of %.0f rows on average meanwhile, ClickHouse %.0f ms CPU per insert",
+			n, (rowsTo-rowsFrom)/n, 1000*ch/n)
+	}
 
 	// The fault: shard 2's first replica and the second aggregator die at
 	// once; the third aggregator's first server is that replica.
@@ -163,6 +181,18 @@ func (s *stack) insertFigures() string {
 	}
 	return fmt.Sprintf("inserts since the restarts: %.0f, %.0f ms and %.0f rows each on average, %.0f retried",
 		count, 1000*sum/count, rows/rowsCount, retries)
+}
+
+// inserts is the number of inserts the running aggregators made, and
+// their rows.
+func (s *stack) inserts() (n, rows float64) {
+	for _, a := range s.aggregators {
+		if m, _, err := a.metrics(); err == nil {
+			n += m["tally_aggregator_insert_batch_rows_count"]
+			rows += m["tally_aggregator_insert_batch_rows_sum"]
+		}
+	}
+	return n, rows
 }
 
 // String lists about ten samples, for the log.
@@ -380,10 +410,21 @@ func statusPID(path string) int {
 	return pid
 }
 
-// costs is the CPU each kind of process used between from and s, per
-// event: ingest per accepted event, the aggregators and ClickHouse per
-// event made queryable meanwhile.
-func (s cpuSnapshot) costs(from cpuSnapshot, accepted, queryable int64) string {
+// perSecond is the CPU per second of wall time each kind used between
+// from and s, d apart.
+func (s cpuSnapshot) perSecond(from cpuSnapshot, d time.Duration) cpuSnapshot {
+	out := cpuSnapshot{}
+	for k, v := range s {
+		out[k] = (v - from[k]) / d.Seconds()
+	}
+	return out
+}
+
+// costs is the CPU each kind of process used between from and s, a
+// window of d, beyond what it uses idle (idle, per second), per event:
+// ingest per accepted event, the aggregators and ClickHouse per event
+// made queryable meanwhile.
+func (s cpuSnapshot) costs(from, idle cpuSnapshot, d time.Duration, accepted, queryable int64) string {
 	kinds := make([]string, 0, len(s))
 	for k := range s {
 		kinds = append(kinds, k)
@@ -391,8 +432,9 @@ func (s cpuSnapshot) costs(from cpuSnapshot, accepted, queryable int64) string {
 	sort.Strings(kinds)
 	var parts []string
 	for _, k := range kinds {
-		used := s[k] - from[k]
-		part := fmt.Sprintf("%s %.1f CPU s", k, used)
+		all := s[k] - from[k]
+		used := all - idle[k]*d.Seconds()
+		part := fmt.Sprintf("%s %.1f CPU s (%.2f cores idle)", k, all, idle[k])
 		n := queryable
 		if k == "ingest" || strings.HasPrefix(k, "test") {
 			n = accepted
@@ -402,7 +444,8 @@ func (s cpuSnapshot) costs(from cpuSnapshot, accepted, queryable int64) string {
 		}
 		parts = append(parts, part)
 	}
-	return fmt.Sprintf("CPU before the kill, %d events accepted and %d made queryable: %s", accepted, queryable, strings.Join(parts, ", "))
+	return fmt.Sprintf("CPU over %s before the kill, %d events accepted and %d made queryable (per event: beyond idle): %s",
+		d.Round(time.Second), accepted, queryable, strings.Join(parts, ", "))
 }
 
 // countedNow is the COUNT meter's total of both organizations, through
