@@ -26,7 +26,12 @@
 // process, shared in turn by the partitions beyond); with replicas,
 // -clickhouse.insert-quorum (or -clickhouse.sequential-consistency on
 // ClickHouse Cloud) extends the guarantee across reconnections and
-// rebalances (session.go). A stored row at
+// rebalances (session.go): set to the replicas of a shard, every replica
+// holds an insert before it returns, so a lookup on any of them sees it
+// (TestClusterReadYourWrites shows an event counted twice without it).
+// ClickHouse 18.16 runs quorum inserts one at a time per table and shard,
+// so once it refuses one for that reason the process queues its own
+// inserts per table (quorum.go). A stored row at
 // the record's own position is the record itself, redelivered: it is
 // processed again, idempotently, which also repairs a crash between the
 // events and readings inserts. A stored row elsewhere makes the record a
