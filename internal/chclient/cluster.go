@@ -34,16 +34,57 @@ import (
 //     another, and the first-version lookup sees a copy's identities.
 //     Catalog writes are rare, so 18.16's one quorum insert at a time per
 //     table and shard (code 286, retried) costs them nothing noticeable.
+//   - with the quorum, select_sequential_consistency=1 on every read: a
+//     quorum insert's part is readable on the replica that wrote it as
+//     soon as it is committed there, before the other replicas fetched it
+//     (and for good if the quorum times out, code 319); a read that
+//     reaches it there and a later one that reaches another replica would
+//     see a row appear and vanish. A meter revision seen by one batch and
+//     not by a later one loses readings (aggregator/backfill.go's
+//     argument). Sequentially consistent reads show only parts whose
+//     quorum was reached, which every replica then has, so what one read
+//     saw every later read sees.
+//   - insert_quorum_timeout: a quorum insert waits this long for the other
+//     replicas and then fails (319, retried) instead of holding the
+//     connection for ClickHouse's default 10 minutes.
+//   - max_replica_delay_for_distributed_queries and
+//     fallback_to_stale_replicas_for_distributed_queries=0: a replica
+//     that is catching up (restarted after a long outage, added, or
+//     rebuilt after losing its disk) fetches the shard's parts in no
+//     particular order, and ClickHouse 18.16's sequential consistency only
+//     asks whether it has the last quorum part: it can answer with a
+//     fraction of the rows. Its replication delay is the age of the
+//     oldest part it lacks, so a Distributed read skips a replica more
+//     than maxReplicaDelay behind, and fails (retried) when every replica
+//     of a shard is, rather than read a stale one.
 func (c *Config) clusterSettings() clickhouse.Settings {
 	if c.Cluster == "" {
 		return clickhouse.Settings{}
 	}
-	s := clickhouse.Settings{"insert_distributed_sync": 1, "insert_deduplicate": 0}
+	s := clickhouse.Settings{
+		"insert_distributed_sync":                            1,
+		"insert_deduplicate":                                 0,
+		"max_replica_delay_for_distributed_queries":          maxReplicaDelaySeconds,
+		"fallback_to_stale_replicas_for_distributed_queries": 0,
+	}
 	if c.InsertQuorum > 0 {
 		s["insert_quorum"] = c.InsertQuorum
+		s["insert_quorum_timeout"] = insertQuorumTimeoutMillis
+		s["select_sequential_consistency"] = 1
 	}
 	return s
 }
+
+// maxReplicaDelaySeconds is the replication delay beyond which a
+// Distributed read on a cluster does not read a replica. With the quorum at
+// every replica, a replica in service lags only by the parts being fetched
+// for inserts that have not returned yet; one catching up lags by the age
+// of the oldest part it lacks, minutes for a rebuilt one.
+const maxReplicaDelaySeconds = 5
+
+// insertQuorumTimeoutMillis bounds a quorum insert's wait for the other
+// replicas (ClickHouse's default is 600,000).
+const insertQuorumTimeoutMillis = 60_000
 
 // ErrClusterUnfit is what CheckCluster's errors wrap.
 var ErrClusterUnfit = errors.New("clickhouse cluster unfit for tally")

@@ -211,23 +211,26 @@ func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// copyRetries bounds the attempts of one copy statement on a cluster.
-const copyRetries = 10
-
 // execRetrying runs stmt, again after a transient failure (Classify's
-// FailureUnavailable), up to copyRetries times with exponential backoff.
+// FailureUnavailable), with exponential backoff for as long as ctx lives.
 // A copy's INSERT carries the insert quorum of the connection, and on
 // ClickHouse 18.16 a quorum insert fails at once (code 286) while another
-// into the same table and shard has not reached its quorum: the
-// aggregators' own inserts, if they run during a migration. Running the
-// statement again is harmless: the target folds identical rows.
+// into the same table has not reached its quorum on any shard (a
+// synchronous Distributed insert sends a block to every shard): the
+// aggregators' own inserts, if they run during a migration, meet the
+// copy's blocks constantly, so a bound on the attempts would fail the
+// migration while they run. Running the statement again is harmless: the
+// target folds identical rows. The migration's deadline (the Job's, or the
+// caller's context) bounds the whole.
 func execRetrying(ctx context.Context, conn driver.Conn, stmt string) error {
-	b := backoff.WithContext(backoff.WithMaxRetries(backoff.NewExponentialBackOff(), copyRetries), ctx)
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = 0 // until ctx ends
 	return backoff.Retry(func() error {
 		err := conn.Exec(ctx, stmt)
 		if err != nil && Classify(ctx, err) != FailureUnavailable {
 			return backoff.Permanent(err)
 		}
 		return err
-	}, b)
+	}, backoff.WithContext(b, ctx))
 }
