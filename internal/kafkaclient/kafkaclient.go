@@ -28,8 +28,9 @@ type Config struct {
 	DeadLetterTopic string
 	// Partitions, ReplicationFactor and MinInsyncReplicas are used only
 	// when Tally creates a missing topic (CreateTopics); production topics
-	// are usually created by the platform team. MinInsyncReplicas 0 means
-	// min(2, ReplicationFactor).
+	// are usually created by the platform team, and Ping checks the event
+	// topic's replication as it is (topicsafety.go). MinInsyncReplicas 0
+	// means min(2, ReplicationFactor).
 	Partitions        int
 	ReplicationFactor int
 	MinInsyncReplicas int
@@ -49,7 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeadLetterTopic, "kafka.dead-letter-topic", "tally-events-dead-letter", "topic of events that cannot be metered")
 	fs.IntVar(&c.Partitions, "kafka.partitions", 6, "partitions of the event topic when Tally creates it; the aggregator scales up to this many consumers")
 	fs.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "replication factor of topics Tally creates")
-	fs.IntVar(&c.MinInsyncReplicas, "kafka.min-insync-replicas", 0, "min.insync.replicas of topics Tally creates: replicas that must have a record before it is acknowledged (0: min(2, kafka.replication-factor))")
+	fs.IntVar(&c.MinInsyncReplicas, "kafka.min-insync-replicas", 0, "min.insync.replicas of topics Tally creates: replicas that must have a record before it is acknowledged; with a kafka.replication-factor of 2 or more, 2 to the replication factor (equal to it: any broker down stops writes) (0: min(2, kafka.replication-factor))")
 	fs.BoolVar(&c.CreateTopics, "kafka.create-topics", true, "create the topics at start when they are missing")
 	fs.BoolVar(&c.TLS, "kafka.tls", false, "connect to Kafka with TLS")
 	fs.BoolVar(&c.TLSSkipVerify, "kafka.tls-skip-verify", false, "with TLS, do not verify broker certificates (testing only)")
@@ -73,10 +74,17 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 || c.ReplicationFactor < 1 {
 		errs = append(errs, errors.New("kafka.partitions and kafka.replication-factor must be at least 1"))
 	}
-	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > max(c.ReplicationFactor, 1) {
+	switch {
+	case c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > max(c.ReplicationFactor, 1):
 		// More would refuse every produce: acks=all could never be met.
 		errs = append(errs, fmt.Errorf("kafka.min-insync-replicas must be between 0 (automatic) and kafka.replication-factor (%d), got %d",
 			c.ReplicationFactor, c.MinInsyncReplicas))
+	case c.MinInsyncReplicas == 1 && c.ReplicationFactor >= 2:
+		// Readiness would refuse the topic (unsafeTopic). Equal to the
+		// replication factor is allowed: no loss, but any broker down
+		// stops writes.
+		errs = append(errs, fmt.Errorf("kafka.min-insync-replicas 1 with kafka.replication-factor %d: Kafka would acknowledge a record "+
+			"that only the leader has once the other replicas fall behind; use 2 to %d, or 0 (automatic: 2)", c.ReplicationFactor, c.ReplicationFactor))
 	}
 	if _, err := c.mechanism(); err != nil {
 		errs = append(errs, err)
@@ -181,8 +189,9 @@ func (c *Config) EnsureTopics(ctx context.Context, configs TopicConfigs) error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that a broker answers, the event topic exists, and its
-// settings cannot delete records before they are metered; it is the
+// Ping checks that a broker answers, the event topic exists, its
+// settings cannot delete records before they are metered, and a record it
+// acknowledges is on two brokers when the cluster has several; it is the
 // readiness check of ingest and the aggregator.
 func (c *Config) Ping(ctx context.Context) error {
 	tr := c.Transport()
@@ -200,7 +209,7 @@ func (c *Config) Ping(ctx context.Context) error {
 			if len(t.Partitions) == 0 {
 				return fmt.Errorf("kafka topic %s has no partitions", c.Topic)
 			}
-			return c.checkEventTopic(ctx, client)
+			return c.checkEventTopic(ctx, client, replicationOf(len(meta.Brokers), t))
 		}
 	}
 	return fmt.Errorf("kafka topic %s does not exist", c.Topic)

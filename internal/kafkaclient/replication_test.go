@@ -31,7 +31,7 @@ import (
 // records produced with acks=all land on partitions led by different
 // brokers.
 func TestEnsureTopicsReplicated(t *testing.T) {
-	for _, tc := range []struct{ flag, want int }{{0, 2}, {3, 3}, {1, 1}} {
+	for _, tc := range []struct{ flag, want int }{{0, 2}, {3, 3}, {2, 2}} {
 		t.Run(fmt.Sprintf("min-insync-%d", tc.flag), func(t *testing.T) {
 			brokers := testenv.Kafka(t, kfake.NumBrokers(3))
 			cfg := Config{Brokers: brokers, Topic: "events", DeadLetterTopic: "dead", Partitions: 6,

@@ -3,6 +3,7 @@ package kafkaclient
 import (
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +41,16 @@ func describe(t *testing.T, brokers []string, topic string, names ...string) map
 // the cluster's defaults unless entries say otherwise.
 func createWithConfigs(t *testing.T, brokers []string, topic string, entries ...kafka.ConfigEntry) {
 	t.Helper()
+	createReplicated(t, brokers, topic, 1, entries...)
+}
+
+// createReplicated is createWithConfigs with replicationFactor replicas
+// of each partition.
+func createReplicated(t *testing.T, brokers []string, topic string, replicationFactor int, entries ...kafka.ConfigEntry) {
+	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
 	resp, err := client.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: topic, NumPartitions: 2, ReplicationFactor: 1, ConfigEntries: entries},
+		{Topic: topic, NumPartitions: 2, ReplicationFactor: replicationFactor, ConfigEntries: entries},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +158,12 @@ func TestMinInsyncReplicas(t *testing.T) {
 		{rf: 2, want: 2},
 		{rf: 3, want: 2},
 		{rf: 3, flag: 3, want: 3},
+		{rf: 1, flag: 1, want: 1},
+		{rf: 2, flag: 2, want: 2},
+		// Review 8a F9: with replicas, 1 acknowledges a record that only
+		// the leader has.
+		{rf: 3, flag: 1, invalid: true},
+		{rf: 2, flag: 1, invalid: true},
 		{rf: 3, flag: 4, invalid: true},
 		{rf: 3, flag: -1, invalid: true},
 	} {
@@ -184,7 +198,7 @@ func TestUncleanLeaderElectionIsUnsafe(t *testing.T) {
 		if tc.value != "" {
 			settings["unclean.leader.election.enable"] = tc.value
 		}
-		err := unsafeSettings("events", settings)
+		err := unsafeTopic("events", settings, topicReplication{brokers: 1, fewest: 1, most: 1})
 		if !tc.unsafe {
 			if err != nil {
 				t.Errorf("unclean.leader.election.enable %q: %v, want accepted", tc.value, err)
@@ -243,5 +257,126 @@ func TestPingRefusesUncleanLeaderElection(t *testing.T) {
 	}
 	if !errors.Is(err, ErrUnsafeEventTopic) || !strings.Contains(err.Error(), "unclean.leader.election.enable=true") {
 		t.Errorf("Ping = %v, want ErrUnsafeEventTopic naming unclean.leader.election.enable=true", err)
+	}
+}
+
+// Review 8a F9: a platform team's topic with three replicas and the
+// broker's default min.insync.replicas (1) acknowledges acks=all with the
+// leader alone once the other two fall out of sync, so ingest's 202 would
+// mean one disk; a topic with one replica on a cluster of several brokers
+// is one disk always. Readiness refuses both, naming the setting, and
+// accepts a fixed topic without a restart. (kfake reports replicas and
+// min.insync.replicas as Kafka does; it does not enforce them.)
+func TestPingRefusesUnderReplicatedEventTopic(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t, 3)
+	ctx := t.Context()
+	noRetention := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "-1"}, {ConfigName: "retention.bytes", ConfigValue: "-1"}}
+	minInsync := func(n string) []kafka.ConfigEntry {
+		return append(slices.Clone(noRetention), kafka.ConfigEntry{ConfigName: "min.insync.replicas", ConfigValue: n})
+	}
+	for _, tc := range []struct {
+		name    string
+		rf      int
+		entries []kafka.ConfigEntry
+		want    []string // in the error; none: accepted
+	}{
+		{"rf3-min-insync-1", 3, minInsync("1"), []string{"min.insync.replicas=1 with 3 replicas", "min.insync.replicas=2"}},
+		{"rf3-cluster-default", 3, noRetention, []string{"min.insync.replicas=1 with 3 replicas", "min.insync.replicas=2"}},
+		{"rf2-min-insync-1", 2, minInsync("1"), []string{"min.insync.replicas=1 with 2 replicas"}},
+		{"rf1-on-3-brokers", 1, noRetention, []string{"1 replica", "3 brokers", "kafka-reassign-partitions.sh"}},
+		{"rf3-min-insync-2", 3, minInsync("2"), nil},
+		{"rf3-min-insync-3", 3, minInsync("3"), nil},
+		{"rf2-min-insync-2", 2, minInsync("2"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "events-" + tc.name
+			createReplicated(t, brokers, topic, tc.rf, tc.entries...)
+			cfg := Config{Brokers: brokers, Topic: topic, DeadLetterTopic: "dead", Partitions: 2, ReplicationFactor: 3}
+			err := cfg.Ping(ctx)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Ping = %v, want accepted", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnsafeEventTopic) {
+				t.Fatalf("Ping = %v, want ErrUnsafeEventTopic", err)
+			}
+			for _, w := range append(tc.want, topic) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Ping error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// Fixed on the broker, it is accepted without a restart.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: "events-rf3-min-insync-1",
+		Configs: []kafka.AlterConfigRequestConfig{{Name: "retention.ms", Value: "-1"}, {Name: "retention.bytes", Value: "-1"},
+			{Name: "min.insync.replicas", Value: "2"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range resp.Errors {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Brokers: brokers, Topic: "events-rf3-min-insync-1", DeadLetterTopic: "dead", Partitions: 2, ReplicationFactor: 3}
+	if err := cfg.Ping(ctx); err != nil {
+		t.Errorf("Ping after min.insync.replicas=2: %v", err)
+	}
+}
+
+// A development cluster of one broker has one replica of everything:
+// that is no reason to refuse its topic, whatever min.insync.replicas
+// says (the broker's default, 1).
+func TestPingAcceptsOneReplicaOnOneBroker(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t, 1)
+	createReplicated(t, brokers, "events", 1,
+		kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: "-1"}, kafka.ConfigEntry{ConfigName: "retention.bytes", ConfigValue: "-1"})
+	cfg := Config{Brokers: brokers, Topic: "events", DeadLetterTopic: "dead", Partitions: 2, ReplicationFactor: 1}
+	if err := cfg.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping on one broker, replication factor 1: %v", err)
+	}
+}
+
+// The replication rules on what the broker reports, including what a
+// three-broker kfake cannot show: partitions of one topic with different
+// replica counts, and a min.insync.replicas the broker leaves out.
+func TestUnderReplicationIsUnsafe(t *testing.T) {
+	safe := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+	for _, tc := range []struct {
+		name      string
+		minInsync string // "": not reported (Kafka's default, 1)
+		rep       topicReplication
+		want      string // in the error; "": accepted
+	}{
+		{"one broker", "1", topicReplication{brokers: 1, fewest: 1, most: 1}, ""},
+		{"one broker, not reported", "", topicReplication{brokers: 1, fewest: 1, most: 1}, ""},
+		{"rf3 min-insync 2", "2", topicReplication{brokers: 5, fewest: 3, most: 3}, ""},
+		{"rf2 min-insync 2", "2", topicReplication{brokers: 2, fewest: 2, most: 2}, ""},
+		{"rf3 not reported", "", topicReplication{brokers: 3, fewest: 3, most: 3}, "min.insync.replicas=1 with 3 replicas"},
+		{"rf3 min-insync 1", "1", topicReplication{brokers: 3, fewest: 3, most: 3}, "min.insync.replicas=1 with 3 replicas"},
+		{"rf1 on 2 brokers", "1", topicReplication{brokers: 2, fewest: 1, most: 1, partition: 4}, "partition 4 has 1 replica"},
+		{"mixed", "2", topicReplication{brokers: 3, fewest: 1, most: 3, partition: 2}, "partition 2 has 1 replica"},
+		{"not a number", "two", topicReplication{brokers: 3, fewest: 3, most: 3}, "min.insync.replicas=two"},
+	} {
+		settings := maps.Clone(safe)
+		if tc.minInsync != "" {
+			settings["min.insync.replicas"] = tc.minInsync
+		}
+		err := unsafeTopic("events", settings, tc.rep)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v, want accepted", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrUnsafeEventTopic) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrUnsafeEventTopic with %q", tc.name, err, tc.want)
+		}
 	}
 }
