@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,6 +146,7 @@ func TestClusterKillReplicaAndAggregator(t *testing.T) {
 
 	sc.finish(recovered)
 	samples.stop()
+	sc.s.checkCustomerReads(expect(sc.l.rec.events()), "cust-0", "cust-3")
 
 	// Figures for SCALING.md.
 	acked := sc.l.acked()
@@ -462,4 +465,48 @@ func (s *stack) countedNow() int64 {
 		total += n
 	}
 	return total
+}
+
+// checkCustomerReads compares the usage of the given customers, asked for
+// by customer (the path that reads readings_by_customer), through every
+// query process with the oracle.
+func (s *stack) checkCustomerReads(ex expectation, customers ...string) {
+	s.t.Helper()
+	want := map[cell]decimal.Decimal{}
+	for c, v := range ex.values {
+		if slices.Contains(customers, c.customer) {
+			want[c] = v
+		}
+	}
+	from := ex.earliest.UTC().Truncate(24 * time.Hour)
+	to := time.Now().UTC().Truncate(24 * time.Hour).Add(48 * time.Hour)
+	for _, q := range s.queries {
+		got := map[cell]decimal.Decimal{}
+		for _, o := range orgs {
+			for _, m := range meterDefs {
+				rows, err := s.usage(q, o, m.key, from, to, customers...)
+				if err != nil {
+					s.t.Errorf("usage of %v: %v", customers, err)
+					return
+				}
+				maps.Copy(got, rows)
+			}
+		}
+		wrong := 0
+		for c := range want {
+			if !want[c].Equal(got[c]) {
+				wrong++
+			}
+		}
+		for c := range got {
+			if _, ok := want[c]; !ok {
+				wrong++
+			}
+		}
+		if wrong > 0 || len(want) == 0 {
+			s.t.Errorf("through %s, usage asked for customers %v: %d of %d cells differ from the oracle", q.name, customers, wrong, len(want))
+		} else {
+			s.t.Logf("through %s, usage asked for customers %v: %d cells equal", q.name, customers, len(want))
+		}
+	}
 }

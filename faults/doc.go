@@ -39,7 +39,9 @@
 // two query processes, each process given the four servers starting at
 // a different one. It SIGKILLs one replica and one aggregator under
 // load, restarts both, and compares the answers of both query processes
-// with the oracle. It also logs the figures SCALING.md quotes (events/s
+// with the oracle, by customer and model as the other faults do (read
+// from readings_by_day) and for two customers asked for by name (read
+// from readings_by_customer). It also logs the figures SCALING.md quotes (events/s
 // accepted and made queryable, insert cost, time to recover). `go test
 // ./faults` runs it with a small load; `make test-cluster`
 // (TALLY_CLUSTER=full) with a larger one.

@@ -257,8 +257,13 @@ func (s *stack) compareVia(q *proc, ex expectation) comparison {
 }
 
 // usage asks query process qp for one meter by DAY, customer and model.
-func (s *stack) usage(qp *proc, o org, meter string, from, to time.Time) (map[cell]decimal.Decimal, error) {
+// With customers, it asks for those customers only (the query service
+// then reads readings_by_customer instead of readings_by_day).
+func (s *stack) usage(qp *proc, o org, meter string, from, to time.Time, customers ...string) (map[cell]decimal.Decimal, error) {
 	q := url.Values{}
+	for _, c := range customers {
+		q.Add("customer_id", c)
+	}
 	q.Set("from", from.Format(time.RFC3339))
 	q.Set("to", to.Format(time.RFC3339))
 	q.Set("window_size", "DAY")
