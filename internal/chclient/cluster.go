@@ -140,6 +140,10 @@ func clusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([]host
 // retried) until it is back: availability traded for exact counts.
 // A quorum above a shard's replicas would fail every insert
 // (TOO_FEW_LIVE_REPLICAS), so shards must have as many replicas each.
+//
+// Then it compares the cluster's shards and their weights with the layout
+// recorded when Tally first ran on it, and fails on a difference: rows
+// already stored would be routed to other shards (layout.go).
 func CheckCluster(ctx context.Context, conn driver.Conn, cfg Config) error {
 	hosts, err := clusterHosts(ctx, conn, cfg.Cluster)
 	if err != nil {
@@ -170,6 +174,9 @@ func CheckCluster(ctx context.Context, conn driver.Conn, cfg Config) error {
 			errs = append(errs, fmt.Errorf("%w: shard %d of cluster %s has %d replicas, fewer than clickhouse.insert-quorum %d: every insert would fail",
 				ErrClusterUnfit, shard, cfg.Cluster, n, cfg.InsertQuorum))
 		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, checkClusterLayout(ctx, conn, cfg)) // shards and weights as recorded (layout.go)
 	}
 	return errors.Join(errs...)
 }

@@ -254,8 +254,8 @@ func TestUpgradeFromMigration14(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(applied) != 9 || applied[0].Version != 15 || applied[8].Version != 23 {
-		t.Errorf("applied %d migrations, want 15 to 23", len(applied))
+	if len(applied) != 10 || applied[0].Version != 15 || applied[9].Version != 24 {
+		t.Errorf("applied %d migrations, want 15 to 24", len(applied))
 	}
 	if events, identities := countRows(t, conn, "events"), countRows(t, conn, "event_identities"); events != 6 || identities != 6 {
 		t.Errorf("events %d, event_identities %d, want 6 and 6", events, identities)
