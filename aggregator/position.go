@@ -49,8 +49,9 @@ import (
 // available in kafka-go (franz-go's consumer has it). The prevention is
 // the topic's settings: with unclean.leader.election.enable=false (which
 // readiness requires, kafkaclient), a replication factor of 3 and
-// min.insync.replicas of 2 (which readiness does not check on an
-// existing topic), Kafka does not truncate acknowledged records.
+// min.insync.replicas of 2 (readiness refuses an event topic with
+// replicas and min.insync.replicas below 2), Kafka does not truncate
+// acknowledged records.
 //
 // A group without a committed offset starts at the log start (a new
 // group, or one whose offsets expired, which `tally all`'s trimming can
