@@ -176,7 +176,7 @@ func CheckCluster(ctx context.Context, conn driver.Conn, cfg Config) error {
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, checkClusterLayout(ctx, conn, cfg)) // shards and weights as recorded (layout.go)
+		errs = append(errs, CheckClusterLayout(ctx, conn, cfg)) // shards and weights as recorded (layout.go)
 	}
 	return errors.Join(errs...)
 }

@@ -32,9 +32,10 @@ import (
 //
 // Limits: the layout is the one of the server the service reaches
 // (remote_servers can differ between servers while a change is rolled
-// out); it is checked at start only, while ClickHouse applies a changed
-// remote_servers without a restart; and reordering shards, or swapping a
-// shard's servers for another shard's, keeps the count and the weights.
+// out); CheckCluster checks it at start only, while ClickHouse applies a
+// changed remote_servers without a restart (CheckClusterLayout can be
+// called again); and reordering shards, or swapping a shard's servers for
+// another shard's, keeps the count and the weights.
 
 // clusterLayout is what routes a row of a Distributed table to a shard.
 type clusterLayout struct {
@@ -58,11 +59,15 @@ func (l clusterLayout) weightList() string {
 	return strings.Join(w, ", ")
 }
 
-// checkClusterLayout compares the layout of cfg's cluster on the server
+// CheckClusterLayout compares the layout of cfg's cluster on the server
 // conn reaches with the accepted one in cluster_layout, recording the
 // current one when none is. It returns an error wrapping ErrClusterUnfit
-// when they differ, another one when it could not tell.
-func checkClusterLayout(ctx context.Context, conn driver.Conn, cfg Config) error {
+// when they differ, another one when it could not tell. CheckCluster
+// calls it at start; ClickHouse applies a changed remote_servers without
+// a restart, so a process that writes (the aggregator) can call it again
+// every few seconds, as it checks the partition count, and stop writing on
+// ErrClusterUnfit.
+func CheckClusterLayout(ctx context.Context, conn driver.Conn, cfg Config) error {
 	current, err := currentLayout(ctx, conn, cfg.Cluster)
 	if err != nil {
 		return err

@@ -15,8 +15,9 @@ import (
 // cluster records its shard layout (2 shards of weight 1 on the test
 // cluster); a different accepted layout (here 3 shards, as if a shard had
 // been added to remote_servers since) makes every service refuse to start,
-// naming both; recording the current layout again, as an operator does
-// after re-sharding, lets them start. Before the migrations have created
+// naming both, and a running process that checks again notices;
+// recording the current layout again, as an operator does after
+// re-sharding, lets them start. Before the migrations have created
 // the table, the check is skipped.
 func TestClusterLayoutGuard(t *testing.T) {
 	c, db := newClusterDatabase(t)
@@ -98,6 +99,11 @@ func TestClusterLayoutGuard(t *testing.T) {
 		t.Fatalf("Open with 3 shards recorded: %v, want ErrClusterUnfit naming 2 shards (weights 1, 1) and 3 shards (weights 1, 1, 1)", err)
 	}
 	t.Logf("Open with 3 shards recorded: %v", err)
+	// A running process that checks again notices too (ClickHouse applies
+	// a changed remote_servers without a restart).
+	if err := chclient.CheckClusterLayout(ctx, conn, cfg); !errors.Is(err, chclient.ErrClusterUnfit) {
+		t.Errorf("CheckClusterLayout with 3 shards recorded: %v, want ErrClusterUnfit", err)
+	}
 	// Another server of the cluster refuses as well.
 	other := c.config(3, db)
 	if conn, err := other.Open(ctx); !errors.Is(err, chclient.ErrClusterUnfit) {
