@@ -35,11 +35,12 @@ const assignmentCheckInterval = 5 * time.Second
 // generation too, counted in tally_aggregator_assignment_lost_total, and
 // rejoins.
 //
-// It also guards the topic's partition count (partitions.go): it opens
-// the generation's gate once the count matches the recorded one, halts
-// the partition loops when it stops matching, and ends the generation
-// when a halted count is accepted again, so that consumption restarts in
-// the next one.
+// It also guards the topic's partition count and, on a ClickHouse
+// cluster, the shard layout (partitions.go): it opens the generation's
+// gate once both match the accepted ones, halts the partition loops when
+// either stops matching, and ends the generation when what halted them is
+// accepted (or restored) again, so that consumption restarts in the next
+// one.
 //
 // On the same tick it reads the high watermarks of the partitions this
 // member holds, so that lag (and with it the stall check of readiness)
@@ -54,7 +55,7 @@ func (c *consumer) watchAssignment(ctx, gctx context.Context, memberID string, a
 	client := &kafka.Client{Addr: kafka.TCP(c.kafka.Brokers...), Transport: transport}
 	// The partition loops wait for the first answer (ClickHouse down at
 	// start: no answer); ask again every second until there is one.
-	for !c.guardPartitionCount(gctx, client, g) {
+	for !c.guardRouting(gctx, client, g) {
 		select {
 		case <-gctx.Done():
 			return
@@ -75,9 +76,10 @@ func (c *consumer) watchAssignment(ctx, gctx context.Context, memberID string, a
 			continue // shutting down: the group is about to be left anyway
 		}
 		c.refreshHighWater(gctx, client, assigned)
-		c.guardPartitionCount(gctx, client, g)
+		c.guardRouting(gctx, client, g)
 		if g.halted.Err() != nil && c.state.topicHalted() == nil {
-			c.logger.Info("the event topic's partition count was accepted; rejoining to consume again")
+			c.logger.Info("what halted consumption matches again (the event topic's partition count or the cluster's shard layout was accepted); rejoining to consume again",
+				"reason", g.haltReason())
 			return
 		}
 		view, err := c.describeGroup(gctx, client, memberID)
@@ -132,33 +134,33 @@ func (v groupView) problems(assigned []int) (unowned []int, lost bool) {
 	return unowned, !v.member || !slices.Equal(v.mine, consuming)
 }
 
-// guardPartitionCount compares the topic's partition count with the
-// recorded one, opening the gate on a match and halting the generation on
-// a difference. It reports whether it got an answer.
-func (c *consumer) guardPartitionCount(ctx context.Context, client *kafka.Client, g *topicGate) bool {
-	partitions, err := c.topicPartitions(ctx, client)
-	if err == nil {
-		err = c.verifyPartitionCount(ctx, len(partitions))
-	}
-	var changed *partitionCountChanged
+// guardRouting compares the topic's partition count with the recorded
+// one and, on a ClickHouse cluster, the shard layout with the accepted one
+// (partitions.go), opening the gate when both match and halting the
+// generation on a difference. It reports whether it got an answer.
+func (c *consumer) guardRouting(ctx context.Context, client *kafka.Client, g *topicGate) bool {
+	err := c.verifyRouting(ctx, client)
+	var changed topicHaltCause
 	switch {
 	case errors.As(err, &changed):
 		if c.state.topicHalted() == nil || g.halted.Err() == nil {
-			c.logger.Error("the event topic's partition count changed; consumption stopped", "topic", c.kafka.Topic,
-				"recorded", changed.recorded, "current", changed.current, "explanation", changed.Error())
+			msg := "the event topic's partition count changed; consumption stopped"
+			if changed.haltReason() == haltClusterLayoutChanged {
+				msg = "the ClickHouse cluster's shard layout changed; consumption stopped"
+			}
+			c.logger.Error(msg, "topic", c.kafka.Topic, "reason", changed.haltReason(), "explanation", changed.Error())
 		}
 		c.state.setTopicUnverified(nil)
 		c.state.setTopicHalt(changed)
-		g.halt()
+		g.stop(changed.haltReason())
 		return true
 	case err != nil && g.isOpen():
 		// Verified for this generation already: the next tick asks again.
-		c.logger.Debug("cannot verify the event topic's partition count", "err", err)
+		c.logger.Debug("cannot verify what routes identities", "err", err)
 		return false
 	case err != nil:
-		err = fmt.Errorf("cannot verify the event topic's partition count: %w", err)
 		if c.state.setTopicUnverified(err) {
-			c.logger.Warn("consumption waits until the event topic's partition count is verified", "err", err)
+			c.logger.Warn("consumption waits until the event topic's partition count (and the cluster's shard layout) is verified", "err", err)
 		}
 		return false
 	}
@@ -168,6 +170,24 @@ func (c *consumer) guardPartitionCount(ctx context.Context, client *kafka.Client
 		close(g.open)
 	}
 	return true
+}
+
+// verifyRouting checks the topic's partition count, then the cluster's
+// shard layout: a *partitionCountChanged or *clusterLayoutChanged when one
+// differs, another error when one could not be compared.
+func (c *consumer) verifyRouting(ctx context.Context, client *kafka.Client) error {
+	partitions, err := c.topicPartitions(ctx, client)
+	if err == nil {
+		err = c.verifyPartitionCount(ctx, len(partitions))
+	}
+	var changed *partitionCountChanged
+	if errors.As(err, &changed) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("cannot verify the event topic's partition count: %w", err)
+	}
+	return c.verifyClusterLayout(ctx)
 }
 
 // topicPartitions lists the partitions of the event topic.

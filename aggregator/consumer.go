@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -23,7 +24,10 @@ type consumer struct {
 	state           *consumerState
 	metrics         *metrics
 	partitionCounts partitionCounts
-	logger          *slog.Logger
+	// clusterLayout checks the ClickHouse cluster's shard layout
+	// (chclient.CheckClusterLayout); nil on one server.
+	clusterLayout func(context.Context) error
+	logger        *slog.Logger
 }
 
 // run consumes until ctx is done, then lets the in-flight batches finish
@@ -120,12 +124,30 @@ func (c *consumer) runGeneration(ctx, hard context.Context, gen *kafka.Generatio
 }
 
 // topicGate holds a generation's partition loops until the topic's
-// partition count is verified (open), and stops them when it is found
-// changed (halted); see partitions.go.
+// partition count (and on a cluster the shard layout) is verified (open),
+// and stops them when either is found changed (halted); see partitions.go.
 type topicGate struct {
 	open   chan struct{}
 	halted context.Context
 	halt   context.CancelFunc
+	reason atomic.Pointer[string] // the halt reason, stored before halted is done
+}
+
+// stop halts the generation's partition loops for reason; only the first
+// call of a generation counts. Only watchAssignment calls it.
+func (g *topicGate) stop(reason string) {
+	if g.halted.Err() == nil {
+		g.reason.Store(&reason)
+		g.halt()
+	}
+}
+
+// haltReason is why the gate was stopped.
+func (g *topicGate) haltReason() string {
+	if r := g.reason.Load(); r != nil {
+		return *r
+	}
+	return haltPartitionCountChanged
 }
 
 func newTopicGate() *topicGate {
@@ -151,21 +173,23 @@ func (g *topicGate) isOpen() bool {
 // parallel.
 func (c *consumer) consumePartition(ctx, hard, gctx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, g *topicGate) {
 	// Fetching stops at shutdown, at the end of the generation, or when
-	// the partition count changed.
+	// the partition count or the shard layout changed.
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	defer context.AfterFunc(gctx, stopFetch)()
 	defer context.AfterFunc(g.halted, stopFetch)()
 	// A batch is abandoned when the generation ends (its commit would be
 	// refused), when the shutdown's drain time is over, or when the
-	// partition count changed (it may hold records of moved keys).
+	// partition count changed (it may hold records of moved keys) or the
+	// shard layout did (its rows may go to other shards than earlier
+	// copies).
 	batchCtx, abandon := context.WithCancel(hard)
 	defer abandon()
 	defer context.AfterFunc(gctx, abandon)()
 	defer context.AfterFunc(g.halted, abandon)()
 	defer func() {
 		if g.halted.Err() != nil {
-			c.state.halt(a.ID, haltPartitionCountChanged, nil)
+			c.state.halt(a.ID, g.haltReason(), nil)
 		}
 	}()
 	select {

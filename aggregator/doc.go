@@ -103,7 +103,11 @@
 // check, and a difference stops consumption with readiness red until an
 // operator records the new count. Create the topic with the partitions it
 // will need; to grow, move to a new topic (README, "Scaling the
-// aggregator").
+// aggregator"). On a ClickHouse cluster the same checks compare the
+// shard layout (shard count and weights) with the accepted one in
+// cluster_layout, since a changed layout moves customers to other shards
+// where FINAL would not fold their copies, and halt consumption the same
+// way (reason cluster_layout_changed) until it matches again.
 //
 // Nothing is skipped silently either: records deleted from the topic
 // before they were metered, and a log that ends before the committed

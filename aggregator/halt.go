@@ -22,9 +22,12 @@ const (
 	// haltPartitionCountChanged: the event topic's partition count
 	// differs from the recorded one (partitions.go).
 	haltPartitionCountChanged = "partition_count_changed"
+	// haltClusterLayoutChanged: the ClickHouse cluster's shard layout
+	// differs from the accepted one (partitions.go).
+	haltClusterLayoutChanged = "cluster_layout_changed"
 )
 
-var haltReasons = []string{haltOffsetOutOfRange, haltLogTruncated, haltPartitionCountChanged}
+var haltReasons = []string{haltOffsetOutOfRange, haltLogTruncated, haltPartitionCountChanged, haltClusterLayoutChanged}
 
 // safetyMetrics show halts, stalls, lost assignments and the sizes of
 // batches.
@@ -42,7 +45,7 @@ func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
 	m := &safetyMetrics{
 		halted: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tally_aggregator_halted_partitions",
-			Help: "Partitions this member holds but has stopped consuming, by reason: offset_out_of_range, log_truncated or partition_count_changed.",
+			Help: "Partitions this member holds but has stopped consuming, by reason: offset_out_of_range, log_truncated, partition_count_changed or cluster_layout_changed.",
 		}, []string{"reason"}),
 		outOfRange: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_aggregator_offset_out_of_range_total",
@@ -80,8 +83,8 @@ func newSafetyMetrics(reg prometheus.Registerer) *safetyMetrics {
 }
 
 // halt records that this member stopped consuming partition for reason;
-// why is what readiness shows (nil for partition_count_changed, which
-// readiness explains once for the topic).
+// why is what readiness shows (nil for partition_count_changed and
+// cluster_layout_changed, which readiness explains once for the topic).
 func (s *consumerState) halt(partition int, reason string, why error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -109,17 +112,18 @@ func (s *consumerState) countHalts() {
 	}
 }
 
-// setTopicHalt records whether the topic's partition count differs from
-// the recorded one (nil: it does not). It survives generations: the next
-// generation checks again before it consumes.
+// setTopicHalt records whether the topic's partition count, or on a
+// cluster the shard layout, differs from the accepted one (nil: neither
+// does). It survives generations: the next generation checks again before
+// it consumes.
 func (s *consumerState) setTopicHalt(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.topicHalt = err
 }
 
-// setTopicUnverified records why the partition count could not be
-// verified (nil: it was), and reports whether that is news. Before the
+// setTopicUnverified records why the partition count (or shard layout)
+// could not be verified (nil: it was), and reports whether that is news. Before the
 // first verification of a generation, its partitions are not consumed.
 func (s *consumerState) setTopicUnverified(err error) (changed bool) {
 	s.mu.Lock()

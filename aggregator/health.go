@@ -30,8 +30,9 @@ type consumerState struct {
 	active     bool
 	generation int32
 	partitions map[int]*partitionState
-	// topicHalt: the partition count changed; topicUnverified: it could
-	// not be compared yet (partitions.go).
+	// topicHalt: the partition count or the cluster's shard layout
+	// changed; topicUnverified: they could not be compared yet
+	// (partitions.go).
 	topicHalt, topicUnverified error
 }
 

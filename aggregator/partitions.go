@@ -2,10 +2,13 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/internal/chclient"
 )
 
 // Adding partitions to the event topic changes which partition a key
@@ -20,6 +23,17 @@ import (
 // uncommitted), readiness explains, and the halted_partitions and
 // event_topic_partitions metrics show it, across restarts, until an
 // operator records the new count (README, "Scaling the aggregator").
+//
+// On a ClickHouse cluster the shard layout (the shards of remote_servers
+// and their weights) routes identities the same way: a Distributed table
+// sends a row to the shard its organization and customer hash to, and a
+// changed layout sends customers to other shards, where a redelivered
+// batch or a backfill redone would store a second copy of their readings
+// that FINAL, folding per shard, counts too. The services refuse to start
+// on a layout other than the accepted one (chclient.CheckClusterLayout),
+// but ClickHouse applies an edited remote_servers without a restart, so
+// the same checks compare the layout too and halt on a difference, with
+// their own reason, until the layout is accepted or restored.
 //
 // Limits: the count is recorded when an aggregator first sees the topic,
 // so partitions added before that (for example while only ingest ran) go
@@ -82,6 +96,13 @@ func (s *partitionCountStore) record(ctx context.Context, topic string, n int) e
 	return nil
 }
 
+// topicHaltCause is a difference that halts every partition this member
+// holds: partitionCountChanged or clusterLayoutChanged.
+type topicHaltCause interface {
+	error
+	haltReason() string
+}
+
 // partitionCountChanged is the explanation readiness gives.
 type partitionCountChanged struct {
 	topic             string
@@ -93,6 +114,41 @@ func (e *partitionCountChanged) Error() string {
 		"records are keyed by organization and customer, so a changed count moves customers to other partitions, "+
 		"where two versions of one event could both be counted; consumption is stopped. "+
 		"See the README, \"Scaling the aggregator\", to accept the new count", e.topic, e.current, e.recorded)
+}
+
+func (e *partitionCountChanged) haltReason() string { return haltPartitionCountChanged }
+
+// clusterLayoutChanged is the explanation readiness gives when the
+// ClickHouse cluster's shard layout differs from the accepted one; err,
+// from chclient.CheckClusterLayout, names both and how to accept one.
+type clusterLayoutChanged struct{ err error }
+
+func (e *clusterLayoutChanged) Error() string {
+	return fmt.Sprintf("the ClickHouse cluster's shard layout is not the accepted one; consumption is stopped until it is: %v", e.err)
+}
+
+func (e *clusterLayoutChanged) Unwrap() error { return e.err }
+
+func (e *clusterLayoutChanged) haltReason() string { return haltClusterLayoutChanged }
+
+// verifyClusterLayout compares the ClickHouse cluster's shard layout with
+// the accepted one. It returns a *clusterLayoutChanged if they differ,
+// another error if it could not tell, and nil on one server, where there
+// is nothing to compare.
+func (c *consumer) verifyClusterLayout(ctx context.Context) error {
+	if c.clusterLayout == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := c.clusterLayout(ctx)
+	switch {
+	case errors.Is(err, chclient.ErrClusterUnfit):
+		return &clusterLayoutChanged{err: err}
+	case err != nil:
+		return fmt.Errorf("cannot verify the ClickHouse cluster's shard layout: %w", err)
+	}
+	return nil
 }
 
 // verifyPartitionCount compares the topic's current partition count with

@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
@@ -25,6 +26,13 @@ type Deps struct {
 	// several replicas (session.go); any other pool is shared by all, which
 	// is correct against one server only.
 	ClickHouse driver.Conn
+	// ClickHouseConfig is what ClickHouse was opened with. On a cluster
+	// (its Cluster set) the aggregator checks the cluster's shard layout
+	// against the accepted one whenever it checks the event topic's
+	// partition count, and stops consuming on a difference
+	// (partitions.go); on one server (Cluster empty, the zero value) it
+	// does not check.
+	ClickHouseConfig chclient.Config
 	// Meters is optional; nil reads them from ClickHouse (meterstore).
 	Meters     MeterSource
 	Logger     *slog.Logger
@@ -100,6 +108,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	state := newConsumerState(cfg.StallTimeout, m, newSafetyMetrics(deps.Registerer))
 	s.consumer = &consumer{cfg: cfg, kafka: deps.Kafka, proc: proc, state: state, metrics: m, logger: logger,
 		partitionCounts: &partitionCountStore{conn: deps.ClickHouse}}
+	if chCfg := deps.ClickHouseConfig; chCfg.Cluster != "" {
+		conn := deps.ClickHouse
+		s.consumer.clusterLayout = func(ctx context.Context) error { return chclient.CheckClusterLayout(ctx, conn, chCfg) }
+	}
 
 	s.server.AddCheck("clickhouse", deps.ClickHouse.Ping)
 	s.server.AddCheck("kafka", deps.Kafka.Ping)
