@@ -163,12 +163,16 @@ func openClickHouse(ctx context.Context, cfg *chclient.Config, migrate bool, log
 }
 
 func migrateClickHouse(ctx context.Context, cfg *chclient.Config, logger *slog.Logger) error {
+	return migrateClickHouseWith(ctx, cfg, chclient.MigrateOptions{Logger: logger}, logger)
+}
+
+func migrateClickHouseWith(ctx context.Context, cfg *chclient.Config, opts chclient.MigrateOptions, logger *slog.Logger) error {
 	conn, err := cfg.OpenServer(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	applied, err := chclient.MigrateWith(ctx, conn, cfg.Database, chclient.MigrateOptions{Logger: logger})
+	applied, err := chclient.MigrateWith(ctx, conn, cfg.Database, opts)
 	for _, m := range applied {
 		logger.Info("applied migration", "database", cfg.Database, "version", m.Version, "name", m.Name)
 	}
@@ -184,6 +188,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	var ch chclient.Config
 	common.register(fs)
 	ch.RegisterFlags(fs)
+	reapply := fs.Bool("migrate.reapply", false, "also run the DDL of applied migrations again (IF NOT EXISTS, copies excepted), in order: on a cluster, creates the tables and views on servers added to remote_servers since (SCALING.md)")
 	if err := parseFlags(fs, args, ch.Validate); err != nil {
 		return err
 	}
@@ -191,5 +196,5 @@ func runMigrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return migrateClickHouse(ctx, &ch, logger)
+	return migrateClickHouseWith(ctx, &ch, chclient.MigrateOptions{Logger: logger, Reapply: *reapply}, logger)
 }

@@ -31,6 +31,13 @@ type MigrateOptions struct {
 	// are). Default: the cluster of conn when Config opened it (OpenServer),
 	// else one server.
 	Cluster string
+	// Reapply runs the DDL of recorded migrations again (every statement
+	// is IF NOT EXISTS; copies are not run again), in migration order:
+	// on a cluster, the statements ON CLUSTER reach every server of
+	// remote_servers now, so a replica added since gets its tables and
+	// their views before the next step (SCALING.md, adding a replica).
+	// On one server it changes nothing.
+	Reapply bool
 }
 
 // DefaultInsertWait is how long a copy migration waits for the INSERTs
@@ -118,6 +125,11 @@ func MigrateWith(ctx context.Context, conn driver.Conn, database string, opts Mi
 	appliedHere := map[int]bool{}
 	for _, m := range all {
 		if done[m.Version] {
+			if opts.Reapply && m.CopyFrom == "" {
+				if err := execRendered(ctx, conn, target, m.SQL); err != nil {
+					return applied, fmt.Errorf("reapply migration %04d_%s: %w", m.Version, m.Name, err)
+				}
+			}
 			continue
 		}
 		var err error
