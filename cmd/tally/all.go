@@ -171,7 +171,7 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(a.aggregator, &a.kafka, conn, logger, devMetrics)
+	agg, err := newAggregator(a.aggregator, &a.kafka, &a.ch, conn, logger, devMetrics)
 	if err != nil {
 		return err
 	}

@@ -41,10 +41,10 @@ func newIngest(cfg ingest.Config, kafka *kafkaclient.Config, keys *httpapi.Keys,
 
 // newAggregator builds the aggregator service; its /metrics also serves
 // extra (`tally all` adds the embedded broker's).
-func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, conn driver.Conn, logger *slog.Logger, extra ...prometheus.Gatherer) (*aggregator.Service, error) {
+func newAggregator(cfg aggregator.Config, kafka *kafkaclient.Config, ch *chclient.Config, conn driver.Conn, logger *slog.Logger, extra ...prometheus.Gatherer) (*aggregator.Service, error) {
 	reg := newRegistry()
 	return aggregator.New(cfg, aggregator.Deps{
-		Kafka: kafka, ClickHouse: conn, Meters: meterstore.New(conn),
+		Kafka: kafka, ClickHouse: conn, ClickHouseConfig: *ch, Meters: meterstore.New(conn),
 		Logger: logger, Registerer: reg, Gatherer: append(prometheus.Gatherers{reg}, extra...),
 	})
 }
@@ -158,7 +158,7 @@ func runAggregator(ctx context.Context, args []string) error {
 	// The connection outlives the aggregator: Run returns only after the
 	// last batch is written and committed (or abandoned uncommitted).
 	defer conn.Close()
-	svc, err := newAggregator(cfg, &kafka, conn, logger)
+	svc, err := newAggregator(cfg, &kafka, &ch, conn, logger)
 	if err != nil {
 		return err
 	}

@@ -138,7 +138,7 @@ func (p *pipeline) run(name string, svc runner) (addr string) {
 // startAggregator starts an aggregator (again) in the test's group.
 func (p *pipeline) startAggregator() {
 	p.t.Helper()
-	agg, err := newAggregator(p.flags.aggregator, &p.flags.kafka, p.conn, p.logger)
+	agg, err := newAggregator(p.flags.aggregator, &p.flags.kafka, &p.flags.ch, p.conn, p.logger)
 	if err != nil {
 		p.t.Fatal(err)
 	}
