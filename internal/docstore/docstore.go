@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-oss/tally/internal/chclient"
 )
 
 // ErrNoOrg is returned for an empty organization id: a caller that lost
@@ -211,6 +213,21 @@ func (t *Table) query(ctx context.Context, orgID, query string, args ...any) ([]
 
 // Append writes r as the newest row of its key. The caller sets
 // r.Version with NextVersion; updatedAt is informational.
+//
+// A transient failure is retried within ctx (chclient.RetryTransient): on
+// a cluster, ClickHouse 18.16 refuses a quorum insert into the table while
+// another one waits for its quorum (286), so two writes of an
+// organization that overlap would fail one of them. Each attempt writes
+// the same row, version included, so a row stored twice (an attempt that
+// failed after storing it: 319, the quorum's outcome unknown, leaves it
+// on one replica, to be fetched by the others; a synchronous Distributed
+// insert refused by one shard has written the others) is two identical
+// rows, which argMax and the ReplacingMergeTree fold into one. A retry
+// that lands after a later change of the key does not undo it: the later
+// change has the higher version. When the retries end in failure the row
+// may still be stored, and read later, as after a connection lost once
+// the server committed on one server: the caller's answer (503) says
+// "retry", and a retry of the caller's request sees the key written.
 func (t *Table) Append(ctx context.Context, r Row, updatedAt time.Time) error {
 	if err := RequireOrg(r.OrgID); err != nil {
 		return err
@@ -218,23 +235,28 @@ func (t *Table) Append(ctx context.Context, r Row, updatedAt time.Time) error {
 	if r.Key == "" {
 		return fmt.Errorf("write %s: empty key", t.name)
 	}
-	// A batch, not Exec("INSERT ... VALUES"): on ClickHouse 18.16 an
-	// inline VALUES insert never returns. The column list is required:
-	// without it the batch has no columns on 18.16.
-	batch, err := t.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+
-		" (org_id, key, revision, definition, deleted, version, updated_at)")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", t.name, err)
-	}
 	var deleted uint8
 	if r.Deleted {
 		deleted = 1
 	}
-	if err := batch.Append(r.OrgID, r.Key, r.Revision, r.Definition, deleted, r.Version, updatedAt.UTC()); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("write %s: %w", t.name, err)
-	}
-	if err := batch.Send(); err != nil {
+	updatedAt = updatedAt.UTC()
+	err := chclient.RetryTransient(ctx, func() error {
+		// A batch, not Exec("INSERT ... VALUES"): on ClickHouse 18.16 an
+		// inline VALUES insert never returns. The column list is required:
+		// without it the batch has no columns on 18.16. A batch is sent
+		// once, so each attempt prepares its own.
+		batch, err := t.conn.PrepareBatch(ctx, "INSERT INTO "+t.name+
+			" (org_id, key, revision, definition, deleted, version, updated_at)")
+		if err != nil {
+			return err
+		}
+		if err := batch.Append(r.OrgID, r.Key, r.Revision, r.Definition, deleted, r.Version, updatedAt); err != nil {
+			_ = batch.Abort()
+			return err
+		}
+		return batch.Send()
+	})
+	if err != nil {
 		return fmt.Errorf("write %s: %w", t.name, err)
 	}
 	return nil
