@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tally-oss/tally/internal/chclient"
 )
 
 // The responses an API saves for requests that carry an Idempotency-Key,
@@ -59,18 +61,35 @@ func (s *Store) SaveIdempotent(ctx context.Context, orgID, scope, key string, re
 	if testHookBeforeIdempotentInsert != nil {
 		testHookBeforeIdempotentInsert()
 	}
-	// A batch, not Exec("INSERT ... VALUES"), which never returns on
-	// ClickHouse 18.16; the column list is required there too.
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+idempotencyKeyTable+
-		" (org_id, scope, key, version, created_at, request_hash, status, body)")
+	// A transient failure is retried within ctx (chclient.RetryTransient;
+	// on a cluster, 18.16 refuses a quorum insert while another into the
+	// table awaits its quorum: 286). Every attempt writes the same entry,
+	// stamp included: an attempt that failed after storing it (319, the
+	// quorum's outcome unknown: the entry is on one replica and reaches
+	// the others later; a Distributed insert refused by another shard)
+	// leaves an identical row, and lookups, which return the first row by
+	// (version, request_hash, status, body), cannot tell two copies from
+	// one. The attempts count in the save's time, so a save slowed by them
+	// past settleMargin while another racer saved is an ErrSlowSave, as
+	// any slow save; and when they end in failure, the entry may still be
+	// stored: the API then answers without having saved (and logs it), a
+	// later retry of the request may be replayed this response.
+	err = chclient.RetryTransient(ctx, func() error {
+		// A batch, not Exec("INSERT ... VALUES"), which never returns on
+		// ClickHouse 18.16; the column list is required there too. A
+		// batch is sent once, so each attempt prepares its own.
+		batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+idempotencyKeyTable+
+			" (org_id, scope, key, version, created_at, request_hash, status, body)")
+		if err != nil {
+			return err
+		}
+		if err := batch.Append(orgID, scope, key, st.version, st.createdAt, requestHash, uint16(status), string(body)); err != nil {
+			_ = batch.Abort()
+			return err
+		}
+		return batch.Send()
+	})
 	if err != nil {
-		return fmt.Errorf("save idempotent response: %w", err)
-	}
-	if err := batch.Append(orgID, scope, key, st.version, st.createdAt, requestHash, uint16(status), string(body)); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("save idempotent response: %w", err)
-	}
-	if err := batch.Send(); err != nil {
 		return fmt.Errorf("save idempotent response: %w", err)
 	}
 	if err := s.settleIdempotent(ctx, orgID, scope, key, st); err != nil {

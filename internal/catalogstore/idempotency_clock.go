@@ -101,8 +101,10 @@ func (s *Store) stampIdempotent(ctx context.Context) (idempotentStamp, error) {
 // then waits until every entry that can sort before st's is visible.
 func (s *Store) settleIdempotent(ctx context.Context, orgID, scope, key string, st idempotentStamp) error {
 	if took := time.Since(st.began); took > settleMargin {
+		// Entries, not rows: a retried insert (SaveIdempotent) may have
+		// stored this save's entry twice, and its copy is no racer.
 		var n uint64
-		if err := s.conn.QueryRow(ctx, `SELECT count() FROM `+idempotencyKeyTable+`
+		if err := s.conn.QueryRow(ctx, `SELECT uniqExact(version, request_hash, status, body) FROM `+idempotencyKeyTable+`
 			WHERE org_id = ? AND scope = ? AND key = ? AND created_at >= toDateTime(?) AND version >= ?`,
 			orgID, scope, key, st.second, st.version).Scan(&n); err != nil {
 			return fmt.Errorf("check a slow save: %w", err)

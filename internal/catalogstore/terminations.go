@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/docstore"
 	"github.com/tally-oss/tally/schemas"
 )
@@ -144,18 +145,32 @@ func (s *Store) insertTermination(ctx context.Context, orgID, externalID string,
 		return fmt.Errorf("termination time %s is outside %d-%d", at.Format(time.RFC3339Nano), minTermination.Year(), maxTermination.Year())
 	}
 	ns := at.UnixNano()
-	// A batch with the column list: an inline VALUES insert never returns
-	// on ClickHouse 18.16, and a batch without the list has no columns.
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+subscriptionTerminationsTable+
-		" (org_id, external_id, revision, terminated_at, version, created_at)")
+	createdAt := s.now().UTC()
+	// A transient failure is retried within ctx (chclient.RetryTransient;
+	// on a cluster, 18.16 refuses a quorum insert while another into the
+	// table awaits its quorum: 286). Every attempt writes the same row, so
+	// one stored by an attempt that failed anyway (319: on one replica,
+	// reaching the others later; a Distributed insert refused by another
+	// shard) only doubles it, and reads fold a revision's terminations by
+	// min(terminated_at). When the retries end in failure the termination
+	// may still be stored and take effect: the API answered 503, and a
+	// retry of the request finds the subscription terminated at that time.
+	err := chclient.RetryTransient(ctx, func() error {
+		// A batch with the column list: an inline VALUES insert never
+		// returns on ClickHouse 18.16, and a batch without the list has no
+		// columns. A batch is sent once, so each attempt prepares its own.
+		batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+subscriptionTerminationsTable+
+			" (org_id, external_id, revision, terminated_at, version, created_at)")
+		if err != nil {
+			return err
+		}
+		if err := batch.Append(orgID, externalID, revision, ns, terminationVersion(ns), createdAt); err != nil {
+			_ = batch.Abort()
+			return err
+		}
+		return batch.Send()
+	})
 	if err != nil {
-		return fmt.Errorf("store termination of %s: %w", externalID, err)
-	}
-	if err := batch.Append(orgID, externalID, revision, ns, terminationVersion(ns), s.now().UTC()); err != nil {
-		_ = batch.Abort()
-		return fmt.Errorf("store termination of %s: %w", externalID, err)
-	}
-	if err := batch.Send(); err != nil {
 		return fmt.Errorf("store termination of %s: %w", externalID, err)
 	}
 	return nil
