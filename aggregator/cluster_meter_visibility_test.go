@@ -1,0 +1,163 @@
+package aggregator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/testenv"
+	"github.com/tally-oss/tally/schemas"
+)
+
+// TestClusterMeterSeenOnOneReplica (review 8a, F1, end to end): a meter
+// revision R whose quorum insert still waits for the second replica of
+// the org's catalog shard must be invisible to every aggregator until
+// both replicas have it. Otherwise:
+//
+//  1. R is created through replica 1; replica 2 lags (its fetches of
+//     meters_local are stopped: the lag every replica has, made long).
+//  2. Aggregator A1 (server: replica 1) sees R, backfills it from the
+//     events stored so far (none of e1) and records the backfill complete.
+//  3. Event e1 arrives; aggregator A2 (server: replica 2) stores it and
+//     loads the meters: no R, so no reading for R.
+//  4. Replica 2 catches up; the API's create returns. A3 sees R, whose
+//     backfill is recorded complete: nothing recomputes e1.
+//
+// e1 would then have no reading for R, for good: backfill.go's argument
+// needs that a meter load that did not include R ran before R was seen
+// by any load. Cluster connections read with select_sequential_consistency
+// (chclient), so R is seen only once every replica has it.
+func TestClusterMeterSeenOnOneReplica(t *testing.T) {
+	name, addrs, db := testenv.NewClusterDatabase(t)
+	ctx := t.Context()
+	replica1, replica2 := addrs[0], addrs[1] // shard 1
+	cfg := func(addr string) chclient.Config {
+		return chclient.Config{Addr: addr, User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
+			MaxOpenConns: 4, InsertQuorum: 2}
+	}
+	admin := cfg(replica1)
+	adminConn, err := admin.OpenServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminConn.Close()
+	if _, err := chclient.Migrate(ctx, adminConn, db); err != nil {
+		t.Fatal(err)
+	}
+	open := func(addr string) driver.Conn {
+		c := cfg(addr)
+		conn, err := c.Open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	conn1, conn2 := open(replica1), open(replica2)
+	local1, local2 := testenv.Conn(t, replica1, db), testenv.Conn(t, replica2, db)
+	if clusterCount(t, local1, "SELECT toUInt64(cityHash64('"+testOrg+"') % 2)") != 0 {
+		t.Fatalf("org %s's catalog is not on shard 1", testOrg)
+	}
+
+	brokers := testenv.Kafka(t)
+	testenv.CreateTopic(t, brokers, testTopic, 1)
+	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	t.Cleanup(func() { _ = w.Close() })
+	e := &env{t: t, ctx: ctx, addr: replica1, db: db, conn: conn1, meters: meterstore.New(conn1), writer: w, parts: 1,
+		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+
+	// 1. R, through replica 1, while replica 2 lags.
+	clusterExec(t, local2, "SYSTEM STOP FETCHES meters_local")
+	fetching := false
+	startFetches := func() {
+		if !fetching {
+			clusterExec(t, local2, "SYSTEM START FETCHES meters_local")
+			fetching = true
+		}
+	}
+	t.Cleanup(startFetches)
+	created := make(chan error, 1)
+	go func() {
+		m, err := schemas.ParseMeter([]byte(`{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`))
+		if err == nil {
+			wctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_quorum_timeout": 300000}))
+			_, err = meterstore.New(conn1).Create(wctx, testOrg, m)
+		}
+		created <- err
+	}()
+	e.waitFor("replica 1 to hold the meter", func() bool {
+		return clusterCount(t, local1, "SELECT count() FROM meters_local WHERE key = 'calls'") > 0
+	})
+
+	// 2. A1 on replica 1 sees R and backfills it (no events yet).
+	run := withGroup(testConfig(), t)
+	deps := func(conn driver.Conn) Deps { return Deps{ClickHouse: conn} }
+	a1 := e.startWith(run, deps(conn1))
+	// R must not be visible yet anywhere: were it, A1's backfiller would
+	// take it within its first polls and record its backfill complete
+	// before e1 is stored, which is the loss.
+	for deadline := time.Now().Add(8 * meterPollInterval); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if clusterCount(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0 {
+			t.Fatal("A1 saw meter revision R while replica 2 lacked it and recorded R's backfill complete before e1 was stored: " +
+				"an aggregator reading replica 2 meters e1 without R, and nothing recomputes it")
+		}
+	}
+	a1.shutdown(t)
+
+	// 3. e1 arrives; A2 on replica 2 meters it without R.
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	customer := "c1"
+	e.produce(event(customer, "e1", "api", t0, `{"n":1}`))
+	a2 := e.startWith(run, deps(conn2))
+	e.waitCommitted(run.GroupID)
+	a2.shutdown(t)
+
+	// 4. Replica 2 catches up; the create returns. A3 sees R.
+	startFetches()
+	if err := <-created; err != nil {
+		t.Fatalf("create meter: %v", err)
+	}
+	e.produce(event(customer, "e2", "api", t0, `{"n":1}`))
+	a3 := e.startWith(run, deps(conn1))
+	e.waitCommitted(run.GroupID)
+	e.waitFor("e2's reading for R", func() bool {
+		return clusterCount(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e2'") > 0
+	})
+	e.waitFor("R's backfill to be recorded", func() bool {
+		return clusterCount(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0
+	})
+	a3.shutdown(t)
+	for _, c := range []driver.Conn{local1, local2} {
+		clusterExec(t, c, "SYSTEM SYNC REPLICA readings_local")
+	}
+	if n := clusterCount(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e1'"); n != 1 {
+		t.Errorf("e1 has %d readings for meter calls, want 1: the live path (replica 2: no R) and the backfill "+
+			"(replica 1: R seen before e1 was stored) both skipped it", n)
+	}
+}
+
+func clusterExec(t *testing.T, conn driver.Conn, query string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := conn.Exec(ctx, query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func clusterCount(t *testing.T, conn driver.Conn, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(t.Context(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
