@@ -64,6 +64,15 @@ import (
 //     (the topic is at least once; consumers deduplicate); none is known
 //     before the first publish, and then nothing is parked.
 //
+// On a cluster (the table is Distributed over shards, canary.go) a shard
+// can refuse rows that the others take (an ALTER that ran on some shards
+// only, a shard on another ClickHouse version), with a data error, while
+// a row written, of the write or the canary, may have gone to another
+// shard. There another part written proves nothing, and the canary is
+// the last row written together with a fixed row of canaryOrg for each
+// shard, whose customer id the table's sharding key sends there, in one
+// insert that fails when any shard refuses its row.
+//
 // When the first single row that fails finds neither, the write is
 // systemic: nothing of it was written, nothing is parked, and the whole
 // write is retried with backoff, forever, like an outage. It is counted
@@ -79,7 +88,12 @@ import (
 // one bad record never stops a partition while the table takes rows. What
 // is not told apart: a change that refuses only some real values (a type
 // narrowed below values the last written row did not reach) parks the
-// rows that no longer fit, each dead-lettered and counted.
+// rows that no longer fit, each dead-lettered and counted; on a cluster
+// the last written row is on one shard, and the other shards' canaries
+// have fixed values, so a shard that refuses only some real values is
+// not told apart either. (18.16 refuses a Distributed insert whose shard
+// has another column type with code 171 for every shard, which is not a
+// data error and is retried anyway.)
 
 // retrier runs an operation with exponential backoff.
 type retrier struct {
@@ -136,8 +150,13 @@ type parking struct {
 	permanent func(error) bool // the error is about the rows written
 	// canary writes a row known to be writable; nil means that parking
 	// needs no proof (the rows are replaced by copies without their
-	// payload, which are themselves parked only with proof).
-	canary   func() error
+	// payload, which are themselves parked only with proof). On a
+	// sharded table it writes one on every shard.
+	canary func() error
+	// sharded tells that the rows of one write may go to different
+	// shards, so that a part written proves only its own shards; only
+	// the canary proves the table then. nil: never.
+	sharded  func() bool
 	systemic func() // a round that found the failure systemic
 }
 
@@ -155,7 +174,8 @@ func (r retrier) writeOrPark(ctx context.Context, p parking, n int, write func(l
 	var parked *ParkedError
 	err := r.do(ctx, p.what, p.counted, func() error {
 		parked = nil
-		proven := p.canary == nil
+		probed := p.canary == nil // the canary was written (or needs not be)
+		written := false          // a part of the write was
 		var split func(lo, hi, attempts int) error
 		split = func(lo, hi, attempts int) error {
 			failures := 0
@@ -172,16 +192,16 @@ func (r retrier) writeOrPark(ctx context.Context, p parking, n int, write func(l
 			})
 			if cause == nil {
 				if err == nil {
-					proven = true // the table took rows
+					written = true // the table took rows (on their shards)
 				}
 				return err // nil, or ctx is done
 			}
 			if hi-lo == 1 {
-				if !proven {
+				if !probed && (!written || (p.sharded != nil && p.sharded())) {
 					if err := r.probe(ctx, p, cause); err != nil {
 						return err
 					}
-					proven = true
+					probed = true
 				}
 				if parked == nil {
 					parked = &ParkedError{Err: cause}
@@ -259,6 +279,9 @@ type retryingStore struct {
 	// their tables (see "Only rows are parked, never the table").
 	lastEvent   lastWritten[EventRow]
 	lastReading lastWritten[ReadingRow]
+	// The customers of canaryOrg that put a canary on each shard of a
+	// sharded table (canary.go).
+	shards shardCanaries
 }
 
 var _ Store = (*retryingStore)(nil)
@@ -312,7 +335,12 @@ func (s *retryingStore) StoredVersions(ctx context.Context, keys []EventKey) (ma
 // InsertEvents returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertEvents(ctx context.Context, rows []EventRow) error {
 	canary := func() error {
-		return s.next.InsertEvents(ctx, []EventRow{s.lastEvent.get(canaryEventRow)})
+		rows, err := withShardCanaries(ctx, s, tableEvents, s.lastEvent.get(canaryEventRow), canaryEventRow,
+			func(r EventRow, customer string) EventRow { r.CustomerID = customer; return r })
+		if err != nil {
+			return err
+		}
+		return s.next.InsertEvents(ctx, rows)
 	}
 	return s.insertOrPark(ctx, tableEvents, parkedEvent, len(rows), canary, func(lo, hi int) error {
 		if err := s.next.InsertEvents(ctx, rows[lo:hi]); err != nil {
@@ -326,7 +354,12 @@ func (s *retryingStore) InsertEvents(ctx context.Context, rows []EventRow) error
 // InsertReadings returns a *ParkedError for rows that cannot be written.
 func (s *retryingStore) InsertReadings(ctx context.Context, rows []ReadingRow) error {
 	canary := func() error {
-		return s.next.InsertReadings(ctx, []ReadingRow{s.lastReading.get(canaryReadingRow)})
+		rows, err := withShardCanaries(ctx, s, tableReadings, s.lastReading.get(canaryReadingRow), canaryReadingRow,
+			func(r ReadingRow, customer string) ReadingRow { r.CustomerID = customer; return r })
+		if err != nil {
+			return err
+		}
+		return s.next.InsertReadings(ctx, rows)
 	}
 	return s.insertOrPark(ctx, tableReadings, parkedReading, len(rows), canary, func(lo, hi int) error {
 		if err := s.next.InsertReadings(ctx, rows[lo:hi]); err != nil {
@@ -347,7 +380,14 @@ func (s *retryingStore) InsertDeadLetters(ctx context.Context, rows []DeadLetter
 }
 
 func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetterRow) error {
-	canary := func() error { return s.next.InsertDeadLetters(ctx, []DeadLetterRow{canaryDeadLetterRow}) }
+	canary := func() error {
+		rows, err := withShardCanaries(ctx, s, tableDeadLetters, canaryDeadLetterRow, canaryDeadLetterRow,
+			func(r DeadLetterRow, customer string) DeadLetterRow { r.CustomerID = customer; return r })
+		if err != nil {
+			return err
+		}
+		return s.next.InsertDeadLetters(ctx, rows)
+	}
 	err := s.insertOrPark(ctx, tableDeadLetters, parkedDeadLetter, len(rows), canary, func(lo, hi int) error {
 		return s.next.InsertDeadLetters(ctx, rows[lo:hi])
 	})
@@ -355,7 +395,7 @@ func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetter
 	if !errors.As(err, &parked) {
 		return err
 	}
-	return s.retry.writeShortened(ctx, s.parking(tableDeadLetters, canary), rows, parked, "it could not be stored", "store", s.metrics,
+	return s.retry.writeShortened(ctx, s.parking(ctx, tableDeadLetters, canary), rows, parked, "it could not be stored", "store", s.metrics,
 		func(stubs []DeadLetterRow) error { return s.next.InsertDeadLetters(ctx, stubs) })
 }
 
@@ -363,7 +403,7 @@ func (s *retryingStore) insertDeadLetters(ctx context.Context, rows []DeadLetter
 // is about their data (chclient.IsDataError) once canary or another part
 // of the write shows that the table takes rows.
 func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, n int, canary func() error, write func(lo, hi int) error) error {
-	parked, err := s.retry.writeOrPark(ctx, s.parking(table, canary), n, write)
+	parked, err := s.retry.writeOrPark(ctx, s.parking(ctx, table, canary), n, write)
 	if err != nil {
 		return err
 	}
@@ -374,10 +414,30 @@ func (s *retryingStore) insertOrPark(ctx context.Context, table, reason string, 
 	return parked
 }
 
-func (s *retryingStore) parking(table string, canary func() error) parking {
+func (s *retryingStore) parking(ctx context.Context, table string, canary func() error) parking {
 	op := "insert_" + table
+	sharded := func() bool {
+		customers, err := s.shards.get(ctx, s.next, table)
+		return err != nil || len(customers) > 0 // unknown: the canary decides
+	}
 	return parking{what: op, counted: s.countInsert(table), permanent: chclient.IsDataError, canary: canary,
-		systemic: s.metrics.systemic.WithLabelValues(op).Inc}
+		sharded: sharded, systemic: s.metrics.systemic.WithLabelValues(op).Inc}
+}
+
+// withShardCanaries returns the canary rows of table: last, and on a
+// sharded table a copy of fixed for each shard, with the customer that
+// puts it there.
+func withShardCanaries[T any](ctx context.Context, s *retryingStore, table string, last, fixed T,
+	withCustomer func(T, string) T) ([]T, error) {
+	customers, err := s.shards.get(ctx, s.next, table)
+	if err != nil {
+		return nil, err
+	}
+	rows := []T{last}
+	for _, c := range customers {
+		rows = append(rows, withCustomer(fixed, c))
+	}
+	return rows, nil
 }
 
 func (s *retryingStore) countInsert(table string) func() {
