@@ -145,41 +145,57 @@ func TestIdempotencyClockSkew(t *testing.T) {
 // TestIdempotencyRacingSavesConverge: processes whose clocks disagree by
 // up to an hour each save under one key at once, then look it up, as an
 // API does before answering. Every one of them, and every later lookup,
-// gets the same entry.
+// gets the same entry. A round in which a save took longer than
+// settleMargin (a loaded machine) is the documented window, reported with
+// ErrSlowSave: it is run again under a new key, a few times at most.
 func TestIdempotencyRacingSavesConverge(t *testing.T) {
 	s := newStore(t)
 	since := time.Now().Add(-24 * time.Hour)
 	for round := range 3 {
-		key := fmt.Sprintf("race-%d", round)
-		const racers = 6
-		answers := make([]lookup, racers)
-		errs := make([]error, racers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range racers {
-			st := withClock(s, time.Duration(i-racers/2)*20*time.Minute)
-			wg.Go(func() {
-				<-start
-				hash := fmt.Sprintf("h%d", i)
-				if errs[i] = st.SaveIdempotent(context.Background(), "acme", "scope", key, hash, 200, []byte("answer "+hash)); errs[i] != nil {
-					return
-				}
-				h, status, body, found, err := st.LookupIdempotent(context.Background(), "acme", "scope", key, since)
-				answers[i], errs[i] = lookup{h, status, string(body), found}, err
-			})
-		}
-		close(start)
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			t.Fatal(err)
-		}
-		final := lookupAt(t, s, "acme", "scope", key, since)
-		for i, a := range answers {
-			if a != final {
-				t.Errorf("round %d: racer %d answered %+v, the store now serves %+v", round, i, a, final)
+		for try := 0; ; try++ {
+			key := fmt.Sprintf("race-%d-%d", round, try)
+			answers, err := raceSaves(s, key, since)
+			if errors.Is(err, ErrSlowSave) && try < 4 {
+				t.Logf("round %d: a save was slow, run again: %v", round, err)
+				continue
 			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			final := lookupAt(t, s, "acme", "scope", key, since)
+			for i, a := range answers {
+				if a != final {
+					t.Errorf("round %d: racer %d answered %+v, the store now serves %+v", round, i, a, final)
+				}
+			}
+			break
 		}
 	}
+}
+
+// raceSaves runs racers that save under key at once, with clocks an hour
+// apart, and look it up; it returns what each looked up.
+func raceSaves(s *Store, key string, since time.Time) ([]lookup, error) {
+	const racers = 6
+	answers := make([]lookup, racers)
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		st := withClock(s, time.Duration(i-racers/2)*20*time.Minute)
+		wg.Go(func() {
+			<-start
+			hash := fmt.Sprintf("h%d", i)
+			if errs[i] = st.SaveIdempotent(context.Background(), "acme", "scope", key, hash, 200, []byte("answer "+hash)); errs[i] != nil {
+				return
+			}
+			h, status, body, found, err := st.LookupIdempotent(context.Background(), "acme", "scope", key, since)
+			answers[i], errs[i] = lookup{h, status, string(body), found}, err
+		})
+	}
+	close(start)
+	wg.Wait()
+	return answers, errors.Join(errs...)
 }
 
 func TestIdempotencyRefusesBadInput(t *testing.T) {
