@@ -154,28 +154,38 @@ func TestIdempotencyRacingSavesConverge(t *testing.T) {
 	for round := range 3 {
 		for try := 0; ; try++ {
 			key := fmt.Sprintf("race-%d-%d", round, try)
-			answers, err := raceSaves(s, key, since)
-			if errors.Is(err, ErrSlowSave) && try < 4 {
-				t.Logf("round %d: a save was slow, run again: %v", round, err)
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			answers, errs := raceSaves(s, key, since)
+			// A save slower than the settle margin while another racer
+			// saved is reported (ErrSlowSave, the documented outcome on a
+			// loaded machine), and its racer's answer is not one the
+			// store promises to keep: only the others must converge.
+			compared := 0
 			final := lookupAt(t, s, "acme", "scope", key, since)
 			for i, a := range answers {
-				if a != final {
+				switch {
+				case errors.Is(errs[i], ErrSlowSave):
+					t.Logf("round %d: racer %d was slow: %v", round, i, errs[i])
+				case errs[i] != nil:
+					t.Fatalf("round %d: racer %d: %v", round, i, errs[i])
+				case a != final:
 					t.Errorf("round %d: racer %d answered %+v, the store now serves %+v", round, i, a, final)
+				default:
+					compared++
 				}
 			}
-			break
+			if compared >= 2 || try == 9 {
+				if compared < 2 {
+					t.Fatalf("round %d: fewer than two racers saved in time in %d tries", round, try+1)
+				}
+				break
+			}
 		}
 	}
 }
 
 // raceSaves runs racers that save under key at once, with clocks an hour
-// apart, and look it up; it returns what each looked up.
-func raceSaves(s *Store, key string, since time.Time) ([]lookup, error) {
+// apart, and look it up; it returns what each looked up and its error.
+func raceSaves(s *Store, key string, since time.Time) ([]lookup, []error) {
 	const racers = 6
 	answers := make([]lookup, racers)
 	errs := make([]error, racers)
@@ -195,7 +205,7 @@ func raceSaves(s *Store, key string, since time.Time) ([]lookup, error) {
 	}
 	close(start)
 	wg.Wait()
-	return answers, errors.Join(errs...)
+	return answers, errs
 }
 
 func TestIdempotencyRefusesBadInput(t *testing.T) {
