@@ -89,7 +89,7 @@ func printTable() {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nfault suite (%s)\n", map[bool]string{true: "full", false: "short"}[full()])
+	fmt.Fprintf(&b, "\nfault suite (%s)\n", map[bool]string{true: "full", false: "short"}[full() || clusterFull()])
 	fmt.Fprintf(&b, "%-20s %12s %10s %9s %12s %10s %6s %11s %9s  %s\n",
 		"fault", "acknowledged", "in the log", "counted", "dead-letters", "duplicates", "lost", "wrong cells", "recovery", "note")
 	for _, r := range table.rows {
