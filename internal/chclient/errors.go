@@ -46,6 +46,7 @@ var retryableCodes = map[int32]bool{
 	286: true, // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
 	289: true, // REPLICA_IS_NOT_IN_QUORUM (select_sequential_consistency on a replica still fetching)
 	319: true, // UNKNOWN_STATUS_OF_INSERT (the quorum's outcome is unknown: retried, the rows fold)
+	369: true, // ALL_REPLICAS_ARE_STALE (every replica of a shard more than max_replica_delay_for_distributed_queries behind)
 	999: true, // KEEPER_EXCEPTION (ZooKeeper lost or slow)
 }
 

@@ -44,7 +44,7 @@ func TestClassify(t *testing.T) {
 // ZooKeeper is down, or while a quorum insert waits for the previous one,
 // is retried, and never taken for bad rows.
 func TestClusterErrorsAreTransient(t *testing.T) {
-	for _, code := range []int32{209, 210, 225, 242, 279, 285, 286, 289, 319, 999} {
+	for _, code := range []int32{209, 210, 225, 242, 279, 285, 286, 289, 319, 369, 999} {
 		err := fmt.Errorf("insert: %w", &clickhouse.Exception{Code: code})
 		if got := Classify(context.Background(), err); got != FailureUnavailable {
 			t.Errorf("code %d: %d, want FailureUnavailable", code, got)
