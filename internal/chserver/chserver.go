@@ -195,19 +195,12 @@ func (s *Server) stop() error {
 	default:
 	}
 	began := time.Now()
-	if err := terminate(pid); err != nil {
-		s.logger.Warn("SIGTERM failed", "pid", pid, "err", err)
-	}
-	select {
-	case <-s.done:
-		s.logger.Info("clickhouse stopped", "pid", pid, "took", time.Since(began).Round(time.Millisecond))
-		if s.waitErr != nil {
-			return fmt.Errorf("clickhouse server (pid %d) exited: %w", pid, s.waitErr)
-		}
-		return nil
-	case <-time.After(stopTimeout):
-		_ = kill(pid)
-		<-s.done
+	if !terminateAndWait(pid, s.done, s.logger) {
 		return fmt.Errorf("clickhouse server (pid %d) ignored SIGTERM for %s; killed", pid, stopTimeout)
 	}
+	s.logger.Info("clickhouse stopped", "pid", pid, "took", time.Since(began).Round(time.Millisecond))
+	if s.waitErr != nil {
+		return fmt.Errorf("clickhouse server (pid %d) exited: %w", pid, s.waitErr)
+	}
+	return nil
 }

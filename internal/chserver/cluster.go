@@ -75,19 +75,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions, logger *slog.Logger)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var lastErr error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		c, err := startCluster(ctx, opts, logger)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, errPortInUse) {
-			return nil, err
-		}
-		logger.Warn("a cluster port was taken, starting the cluster on new ports", "attempt", attempt, "err", err)
-		lastErr = err
-	}
-	return nil, lastErr
+	return retryOnPortInUse(logger, "a cluster port was taken, starting the cluster on new ports", func() (*Cluster, error) {
+		return startCluster(ctx, opts, logger)
+	})
 }
 
 func startCluster(ctx context.Context, opts ClusterOptions, logger *slog.Logger) (*Cluster, error) {

@@ -66,19 +66,9 @@ func StartZooKeeper(ctx context.Context, dir string, logger *slog.Logger) (*ZooK
 	if err != nil {
 		return nil, fmt.Errorf("resolve zookeeper dir: %w", err)
 	}
-	var lastErr error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		zk, err := startZooKeeper(ctx, java, classpath, abs, logger)
-		if err == nil {
-			return zk, nil
-		}
-		if !errors.Is(err, errPortInUse) {
-			return nil, err
-		}
-		logger.Warn("port taken before zookeeper bound it, retrying", "attempt", attempt, "err", err)
-		lastErr = err
-	}
-	return nil, lastErr
+	return retryOnPortInUse(logger, "port taken before zookeeper bound it, retrying", func() (*ZooKeeper, error) {
+		return startZooKeeper(ctx, java, classpath, abs, logger)
+	})
 }
 
 // lookZooKeeper finds java and the classpath that runs ZooKeeper's server.
@@ -196,17 +186,10 @@ func (zk *ZooKeeper) stop() error {
 		return nil
 	default:
 	}
-	if err := terminate(pid); err != nil {
-		zk.logger.Warn("SIGTERM failed", "pid", pid, "err", err)
-	}
-	select {
-	case <-zk.done:
-		// The JVM exits with 143 (128+SIGTERM) after its shutdown hooks
-		// ran: that is a clean stop, not a failure.
-		return nil
-	case <-time.After(stopTimeout):
-		_ = kill(pid)
-		<-zk.done
+	if !terminateAndWait(pid, zk.done, zk.logger) {
 		return fmt.Errorf("zookeeper (pid %d) ignored SIGTERM for %s; killed", pid, stopTimeout)
 	}
+	// The JVM exits with 143 (128+SIGTERM) after its shutdown hooks ran:
+	// that is a clean stop, not a failure.
+	return nil
 }
