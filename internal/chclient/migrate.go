@@ -221,15 +221,30 @@ func waitForOpenInserts(ctx context.Context, conn driver.Conn, database string, 
 		return fmt.Errorf("wait for the INSERTs into %s: %w", m.CopyFrom, err)
 	}
 	pattern := insertPattern(database, m.CopyFrom)
-	deadline := time.Now().Add(opts.InsertWait)
-	logged := false
-	for {
+	return pollOpenInserts(ctx, m, opts, "query_id", func() (uint64, []string, error) {
 		var running uint64
 		var ids []string
 		if err := conn.QueryRow(ctx, `SELECT count(), groupArray(query_id) FROM system.processes
 			WHERE is_initial_query AND elapsed >= toFloat64(toUInt32(now())) - ? AND match(query, ?)`,
 			float64(start)+2, pattern).Scan(&running, &ids); err != nil {
-			return fmt.Errorf("wait for the INSERTs into %s: %w", m.CopyFrom, err)
+			return 0, nil, fmt.Errorf("wait for the INSERTs into %s: %w", m.CopyFrom, err)
+		}
+		return running, ids, nil
+	})
+}
+
+// pollOpenInserts is the loop of waitForOpenInserts and
+// waitForOpenInsertsOnCluster: it calls count (the INSERTs into m's
+// source still running, and their ids, named by idLabel in the error)
+// every insertPoll until it finds none, logs when it began and ended
+// waiting, and fails once opts.InsertWait has passed or ctx is done.
+func pollOpenInserts(ctx context.Context, m schemas.Migration, opts MigrateOptions, idLabel string, count func() (uint64, []string, error)) error {
+	deadline := time.Now().Add(opts.InsertWait)
+	logged := false
+	for {
+		running, ids, err := count()
+		if err != nil {
+			return err
 		}
 		if running == 0 {
 			if logged {
@@ -246,9 +261,9 @@ func waitForOpenInserts(ctx context.Context, conn driver.Conn, database string, 
 			logged = true
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d INSERTs into %s open before the copy still run after %v (query_id %v): "+
+			return fmt.Errorf("%d INSERTs into %s open before the copy still run after %v (%s %v): "+
 				"copying without them would leave their rows out of the copy for good; end them, or stop their writers, and migrate again",
-				running, m.CopyFrom, opts.InsertWait, ids)
+				running, m.CopyFrom, opts.InsertWait, idLabel, ids)
 		}
 		select {
 		case <-ctx.Done():

@@ -140,9 +140,7 @@ func copyMigrationOnCluster(ctx context.Context, conn driver.Conn, target schema
 func waitForOpenInsertsOnCluster(ctx context.Context, conn driver.Conn, hosts []host, user, password, database string, m schemas.Migration, opts MigrateOptions) error {
 	began := time.Now()
 	pattern := insertPattern(database, m.CopyFrom, m.CopyFrom+schemas.LocalSuffix)
-	deadline := began.Add(opts.InsertWait)
-	logged := false
-	for {
+	return pollOpenInserts(ctx, m, opts, "server/query_id", func() (uint64, []string, error) {
 		var running uint64
 		var ids []string
 		since := time.Since(began).Seconds()
@@ -151,38 +149,15 @@ func waitForOpenInsertsOnCluster(ctx context.Context, conn driver.Conn, hosts []
 			var hostIDs []string
 			if err := conn.QueryRow(ctx, "SELECT count(), groupArray(query_id) FROM "+remote(h.Addr, "system", "processes", user, password)+
 				" WHERE elapsed >= ? AND match(query, ?)", since-2, pattern).Scan(&n, &hostIDs); err != nil {
-				return fmt.Errorf("wait for the INSERTs into %s on %s: %w", m.CopyFrom, h.Addr, err)
+				return 0, nil, fmt.Errorf("wait for the INSERTs into %s on %s: %w", m.CopyFrom, h.Addr, err)
 			}
 			running += n
 			for _, id := range hostIDs {
 				ids = append(ids, h.Addr+"/"+id)
 			}
 		}
-		if running == 0 {
-			if logged {
-				opts.Logger.Info("INSERTs open before the copy have ended", "migration", m.Version, "table", m.CopyFrom)
-			}
-			return nil
-		}
-		if opts.OnWait != nil {
-			opts.OnWait(m, int(running))
-		}
-		if !logged {
-			opts.Logger.Info("waiting for the INSERTs open before the copy", "migration", m.Version, "table", m.CopyFrom,
-				"running", running, "query_ids", ids)
-			logged = true
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d INSERTs into %s open before the copy still run after %v (server/query_id %v): "+
-				"copying without them would leave their rows out of the copy for good; end them, or stop their writers, and migrate again",
-				running, m.CopyFrom, opts.InsertWait, ids)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the INSERTs into %s: %w", m.CopyFrom, ctx.Err())
-		case <-time.After(insertPoll):
-		}
-	}
+		return running, ids, nil
+	})
 }
 
 // credentials are the user and password of conn when Config opened it.
