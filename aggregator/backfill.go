@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -62,6 +63,12 @@ type backfiller struct {
 	retry   retrier
 	metrics *metrics
 	logger  *slog.Logger
+
+	// halted, if set, says why consumption is halted (the event topic's
+	// partition count or, on a cluster, the shard layout is not the
+	// accepted one): the backfiller writes through the same Distributed
+	// tables, so while it is, no backfill writes (assignment.go).
+	halted func() error
 
 	mu      sync.Mutex
 	known   map[revision]bool // queued or done in this process
@@ -249,6 +256,9 @@ func (b *backfiller) countRetry() { b.metrics.otherRetries.WithLabelValues(opBac
 // same rows, which fold. Dead letters go to the table only: the topic
 // carries those of the live stream.
 func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) {
+	if err := b.paused(); err != nil {
+		return 0, err
+	}
 	meters := newMeterSet([]*schemas.Meter{&w.meter})
 	now := time.Now().UTC()
 	var c backfillChunkRows
@@ -282,7 +292,26 @@ func (b *backfiller) backfill(ctx context.Context, w revisionWork) (int, error) 
 	if err := b.flush(ctx, &c, now); err != nil {
 		return n, err
 	}
+	if err := b.paused(); err != nil {
+		return n, err
+	}
 	return n, b.source.MarkBackfilled(ctx, BackfillKey{OrgID: w.org, MeterKey: w.meter.Key, Revision: w.meter.Revision}, n)
+}
+
+// paused fails while consumption is halted (backfiller.halted): a backfill
+// that meets it is retried from the start, with backoff, and completes
+// only once the halt has ended; its chunks written before the halt are
+// rewritten then, and fold. A chunk whose insert began just before the
+// halt was noticed (within the guard's 5 s) is not undone, as for the
+// partitions' batches.
+func (b *backfiller) paused() error {
+	if b.halted == nil {
+		return nil
+	}
+	if err := b.halted(); err != nil {
+		return fmt.Errorf("backfill paused while consumption is halted: %w", err)
+	}
+	return nil
 }
 
 // backfillChunkRows are the rows of one chunk; sources[i] is where
@@ -315,6 +344,9 @@ type readingSource struct {
 // flush writes a chunk. A reading parked by the Store (retry.go) is
 // dead-lettered as unwritable, as on the live path.
 func (b *backfiller) flush(ctx context.Context, c *backfillChunkRows, now time.Time) error {
+	if err := b.paused(); err != nil {
+		return err
+	}
 	if err := b.store.InsertReadings(ctx, c.readings); err != nil {
 		var parked *ParkedError
 		if !errors.As(err, &parked) {

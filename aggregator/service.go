@@ -106,6 +106,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		proc.backfill = s.backfill
 	}
 	state := newConsumerState(cfg.StallTimeout, m, newSafetyMetrics(deps.Registerer))
+	if s.backfill != nil {
+		s.backfill.halted = state.topicHalted
+	}
 	s.consumer = &consumer{cfg: cfg, kafka: deps.Kafka, proc: proc, state: state, metrics: m, logger: logger,
 		partitionCounts: &partitionCountStore{conn: deps.ClickHouse}}
 	if chCfg := deps.ClickHouseConfig; chCfg.Cluster != "" {

@@ -1,0 +1,108 @@
+package aggregator
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/chclient"
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+// TestClusterBackfillWaitsWhileLayoutHalted (review 8b G1): the shard-layout halt stops the partition loops and
+// the backfiller. While the layout is not the accepted one, a Distributed
+// insert routes a customer's readings by the *current* layout, so a
+// backfill that runs during the halt stores readings on shards the
+// accepted layout does not send that customer to; any later write of the
+// same (event, revision) reading under the accepted layout (the live
+// path's overlap with the backfill, a redelivered abandoned batch, a
+// backfill redone) stores a second copy on another shard, and FINAL,
+// folding per shard, counts both. Expectation: nothing is written to
+// readings while the layout halt is on.
+//
+// Without the backfiller's pause, the backfill of "calls2", created while halted, writes
+// e1's reading.
+func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
+	name, addrs, db := testenv.NewClusterDatabase(t)
+	ctx := t.Context()
+	chCfg := chclient.Config{Addr: addrs[0], User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
+		MaxOpenConns: 4, InsertQuorum: 2}
+	admin, err := chCfg.OpenServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
+		t.Fatalf("migrate on cluster %s: %v", name, err)
+	}
+	conn, err := chCfg.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	brokers := testenv.Kafka(t)
+	testenv.CreateTopic(t, brokers, testTopic, 1)
+	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	t.Cleanup(func() { _ = w.Close() })
+	e := &env{t: t, ctx: ctx, addr: addrs[0], db: db, conn: conn, meters: meterstore.New(conn), writer: w, parts: 1,
+		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
+
+	cfg := withGroup(testConfig(), t)
+	cfg.Backfill = true
+	r := e.startWith(cfg, Deps{ClickHouse: conn, ClickHouseConfig: chCfg})
+	e.produce(event("c1", "e1", "api", t0, `{"n":1}`))
+	e.waitCommitted(cfg.GroupID)
+
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Append(name, uint32(3), []uint32{1, 1, 1}, time.Now().UTC().Truncate(time.Second).Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the partition halted for the layout", func() bool {
+		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "cluster_layout_changed"}) == 1
+	})
+	_, body := readyz(t, r)
+	if !strings.Contains(body, "3 shards") {
+		t.Logf("readiness: %s", body)
+	}
+
+	// A meter created while the aggregator is halted for the layout.
+	e.createMeter(testOrg, `{"key":"calls2","event_type":"api","aggregation":"SUM","value_property":"n"}`)
+	deadline := time.Now().Add(4 * meterPollInterval)
+	for time.Now().Before(deadline) {
+		if rs := e.readings("calls2"); len(rs) > 0 {
+			t.Fatalf("the backfiller wrote %d readings of calls2 (first: %+v) while consumption was halted because the shard layout "+
+				"is not the accepted one: on a really changed remote_servers they go to the shards of the unaccepted layout", len(rs), rs[0])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The layout accepted again (2 shards, later still): the halt ends and
+	// the paused backfill completes, e1's reading of calls2 stored once.
+	batch, err = conn.PrepareBatch(ctx, "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Append(name, uint32(2), []uint32{1, 1}, time.Now().UTC().Truncate(time.Second).Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the backfill of calls2 after the halt", func() bool { return len(e.readings("calls2")) > 0 })
+	if rs := e.readings("calls2"); len(rs) != 1 || rs[0].EventID != "e1" {
+		t.Fatalf("after the halt, readings of calls2 = %+v, want e1's once", rs)
+	}
+}
