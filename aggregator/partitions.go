@@ -62,7 +62,14 @@ type partitionCountStore struct {
 
 var _ partitionCounts = (*partitionCountStore)(nil)
 
+// accepted reads the accepted partition count of topic; ok is false when
+// none is recorded. On a cluster it reads without select_sequential_consistency: an
+// operator's accepting INSERT from clickhouse-client carries no insert
+// quorum, and a sequentially consistent read would hide it for good
+// (chclient.WithoutSequentialConsistency). On one server the setting
+// changes nothing.
 func (s *partitionCountStore) accepted(ctx context.Context, topic string) (int, bool, error) {
+	ctx = chclient.WithoutSequentialConsistency(ctx)
 	rows, err := s.conn.Query(ctx, "SELECT argMax(partitions, recorded_at), count() FROM event_topic_partitions WHERE topic = ?", topic)
 	if err != nil {
 		return 0, false, fmt.Errorf("read event_topic_partitions: %w", err)

@@ -84,7 +84,22 @@ func CheckClusterLayout(ctx context.Context, conn driver.Conn, cfg Config) error
 		return err
 	}
 	if !ok {
-		if err := recordLayout(ctx, conn, cfg.Cluster, current); err != nil {
+		// No accepted layout. On a new cluster that is the first start;
+		// on one that holds events it is not: the row lives on one shard
+		// (cityHash64(cluster)), and a remote_servers that lost that shard
+		// would find none and accept itself, sending the lost shard's
+		// customers to the others. Then an operator decides.
+		stored, err := storesEvents(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if stored {
+			return fmt.Errorf("%w: cluster %s has %s, and no accepted layout is found in %s.cluster_layout although events are stored: "+
+				"the shard holding the accepted layout may be missing from remote_servers (restore it), or the layout was never recorded. "+
+				"If %s is the layout every stored row was written with, accept it: %s",
+				ErrClusterUnfit, cfg.Cluster, current, cfg.Database, current, acceptStatement(cfg, current))
+		}
+		if err := RetryTransient(ctx, func() error { return recordLayout(ctx, conn, cfg.Cluster, current) }); err != nil {
 			return err
 		}
 		// Read it back: two services starting at once on servers whose
@@ -104,10 +119,32 @@ func CheckClusterLayout(ctx context.Context, conn driver.Conn, cfg Config) error
 		"modulo the shards' total weight, so the change sends existing customers to other shards, where a redelivered batch, "+
 		"a backfill redone or a copy would store their events and readings a second time, and both copies would be counted "+
 		"(FINAL folds duplicates per shard only). Restore the accepted remote_servers; or, after re-sharding the data for the new layout "+
-		"with the aggregators stopped (SCALING.md), accept it: "+
-		"INSERT INTO %s.cluster_layout (cluster, shards, weights, recorded_at) VALUES ('%s', %d, [%s], now())",
-		ErrClusterUnfit, cfg.Cluster, current, accepted, cfg.Database, at.UTC().Format(time.DateTime),
-		cfg.Database, cfg.Cluster, current.shards, current.weightList())
+		"with the aggregators stopped (SCALING.md), accept it: %s",
+		ErrClusterUnfit, cfg.Cluster, current, accepted, cfg.Database, at.UTC().Format(time.DateTime), acceptStatement(cfg, current))
+}
+
+// acceptStatement is the command that accepts l as cfg's layout: with
+// the cluster connections' quorum and synchronously, so that the row is
+// on every replica of its shard when the command returns.
+func acceptStatement(cfg Config, l clusterLayout) string {
+	quorum := ""
+	if cfg.InsertQuorum > 0 {
+		quorum = fmt.Sprintf(" --insert_quorum=%d", cfg.InsertQuorum)
+	}
+	return fmt.Sprintf("clickhouse-client --insert_distributed_sync=1%s --query \"INSERT INTO %s.cluster_layout (cluster, shards, weights, recorded_at) VALUES ('%s', %d, [%s], now())\"",
+		quorum, cfg.Database, cfg.Cluster, l.shards, l.weightList())
+}
+
+// storesEvents tells whether the database holds any event.
+func storesEvents(ctx context.Context, conn driver.Conn) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
+		if isUnknownTable(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("read events: %w", err)
+	}
+	return n > 0, nil
 }
 
 // currentLayout reads the layout of cluster in the system.clusters of the
@@ -135,8 +172,16 @@ func currentLayout(ctx context.Context, conn driver.Conn, cluster string) (clust
 }
 
 // acceptedLayout reads the accepted layout of cluster and when it was
-// recorded; ok is false when none was.
+// recorded; ok is false when none was. It reads without
+// select_sequential_consistency, which cluster connections send: an
+// operator's accepting INSERT from clickhouse-client carries no quorum,
+// and a sequentially consistent read never shows a part inserted without
+// one above the last quorum part, so the accept would stay invisible and
+// the halt would never end. The row is written rarely and read as the
+// latest one; a replica that has not fetched it yet answers the previous
+// layout for a moment, which only delays a resume.
 func acceptedLayout(ctx context.Context, conn driver.Conn, cluster string) (l clusterLayout, at time.Time, ok bool, err error) {
+	ctx = WithoutSequentialConsistency(ctx)
 	rows, err := conn.Query(ctx, `SELECT shards, weights, recorded_at FROM cluster_layout
 		WHERE cluster = ? ORDER BY recorded_at DESC LIMIT 1`, cluster)
 	if err != nil {
@@ -174,4 +219,14 @@ func recordLayout(ctx context.Context, conn driver.Conn, cluster string, l clust
 func isUnknownTable(err error) bool {
 	var ex *clickhouse.Exception
 	return errors.As(err, &ex) && ex.Code == 60
+}
+
+// WithoutSequentialConsistency returns ctx carrying
+// select_sequential_consistency=0, for a read of a control row that an
+// operator may write without the insert quorum (cluster_layout,
+// event_topic_partitions): cluster connections read sequentially
+// consistent, which hides such a row for good. Query settings come after
+// the connection's, and ClickHouse applies the last.
+func WithoutSequentialConsistency(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"select_sequential_consistency": 0}))
 }
