@@ -34,9 +34,13 @@ var retryableCodes = map[int32]bool{
 	159: true, // TIMEOUT_EXCEEDED
 	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
 	241: true, // MEMORY_LIMIT_EXCEEDED
-	// A cluster (Config.Cluster) while a replica or ZooKeeper is down, or
-	// a quorum insert waits for the one before it (18.16 runs one quorum
-	// insert per table and shard at a time).
+}
+
+// clusterCodes are a cluster's (Config.Cluster) answers while a replica or
+// ZooKeeper is down or behind, or a quorum insert waits for the one before
+// it (18.16 runs one quorum insert per table at a time): retryable, and
+// they end by themselves, whatever the statement.
+var clusterCodes = map[int32]bool{
 	209: true, // SOCKET_TIMEOUT (between servers: a Distributed query or insert)
 	210: true, // NETWORK_ERROR (idem)
 	225: true, // NO_ZOOKEEPER
@@ -61,7 +65,7 @@ func Classify(ctx context.Context, err error) Failure {
 	case errors.Is(err, context.DeadlineExceeded):
 		return FailureTimeout
 	case errors.As(err, &ex):
-		if retryableCodes[ex.Code] {
+		if retryableCodes[ex.Code] || clusterCodes[ex.Code] {
 			return FailureUnavailable
 		}
 		return FailureInternal

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/cenkalti/backoff/v4"
 
@@ -122,7 +124,7 @@ func copyMigrationOnCluster(ctx context.Context, conn driver.Conn, target schema
 	for _, month := range months {
 		for _, h := range hosts {
 			sql := fmt.Sprintf("%s\nFROM %s\nWHERE toYYYYMM(time) = %d", insert, remote(h.Addr, target.Database, local, user, password), month)
-			if err := execRetrying(ctx, conn, sql); err != nil {
+			if err := execRetrying(ctx, conn, sql, opts.Logger); err != nil {
 				return fmt.Errorf("copy month %d from %s: %w", month, h.Addr, err)
 			}
 		}
@@ -196,16 +198,53 @@ func quote(s string) string {
 // copy's blocks constantly, so a bound on the attempts would fail the
 // migration while they run. Running the statement again is harmless: the
 // target folds identical rows. The migration's deadline (the Job's, or the
-// caller's context) bounds the whole.
-func execRetrying(ctx context.Context, conn driver.Conn, stmt string) error {
+// caller's context) bounds the whole, and then the last failure is
+// returned with it. Other transient failures (busy, out of memory, too
+// slow) may be the statement's own doing and get copyRetries attempts.
+// Every retry is logged.
+func execRetrying(ctx context.Context, conn driver.Conn, stmt string, logger *slog.Logger) error {
 	b := backoff.NewExponentialBackOff()
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = 0 // until ctx ends
-	return backoff.Retry(func() error {
+	var last error
+	bounded := 0 // attempts failed for a reason the statement itself may cause
+	err := backoff.RetryNotify(func() error {
 		err := conn.Exec(ctx, stmt)
-		if err != nil && Classify(ctx, err) != FailureUnavailable {
+		last = err
+		switch {
+		case err == nil:
+			return nil
+		case Classify(ctx, err) != FailureUnavailable:
 			return backoff.Permanent(err)
+		case !replicationCode(err):
+			// Busy, out of memory, too slow: possibly this statement's
+			// own doing (one month too large for max_memory_usage or
+			// max_execution_time), so not retried without bound.
+			if bounded++; bounded >= copyRetries {
+				return backoff.Permanent(err)
+			}
 		}
 		return err
-	}, backoff.WithContext(b, ctx))
+	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
+		logger.Warn("copy statement failed; retrying", "err", err, "in", wait.Round(time.Millisecond))
+	})
+	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(err, last) {
+		return errors.Join(last, err)
+	}
+	return err
+}
+
+// copyRetries bounds the attempts of a copy statement that fails for a
+// reason other than the cluster's replication (replicationCode).
+var copyRetries = 10
+
+// replicationCode tells whether err is one of the answers of a cluster
+// whose replicas or quorum are not ready yet, which end by themselves:
+// a copy is retried on them for as long as its context lives.
+func replicationCode(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return true // the network: a server restarting
+	}
+	return clusterCodes[ex.Code]
 }
