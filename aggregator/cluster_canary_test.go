@@ -6,11 +6,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/segmentio/kafka-go"
 
-	"github.com/tally-oss/tally/internal/chclient"
-	"github.com/tally-oss/tally/internal/kafkaclient"
-	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -31,32 +27,13 @@ import (
 // column type is refused by 18.16's Distributed insert with code 171 for
 // every shard's rows, which is retried anyway.
 func TestClusterShardRefusingRowsIsNotParked(t *testing.T) {
-	name, addrs, db := testenv.NewClusterDatabase(t)
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	addrs, db := cdb.Addrs, cdb.Database
 	ctx := t.Context()
-	cfg := chclient.Config{Addr: addrs[0], User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
-		MaxOpenConns: 4, InsertQuorum: testenv.ClusterReplicas}
-	admin, err := cfg.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatalf("migrate on cluster %s: %v", name, err)
-	}
-	conn, err := cfg.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := cdb.Open(t, 0, 4)
 	shard2 := testenv.Conn(t, addrs[2], db) // replica 1 of shard 2
 
-	brokers := testenv.Kafka(t)
-	testenv.CreateTopic(t, brokers, testTopic, 1)
-	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	t.Cleanup(func() { _ = w.Close() })
-	e := &env{t: t, ctx: ctx, addr: addrs[0], db: db, conn: conn, meters: meterstore.New(conn), writer: w, parts: 1,
-		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+	e := newClickHouseClusterEnv(t, addrs[0], db, conn)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
 	for _, addr := range addrs {
 		exec(t, testenv.Conn(t, addr, db), "SYSTEM SYNC REPLICA meters_local")

@@ -5,11 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
-	"github.com/tally-oss/tally/internal/chclient"
-	"github.com/tally-oss/tally/internal/kafkaclient"
-	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -27,31 +22,13 @@ import (
 // Without the backfiller's pause, the backfill of "calls2", created while halted, writes
 // e1's reading.
 func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
-	name, addrs, db := testenv.NewClusterDatabase(t)
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	name, addrs, db := cdb.Name, cdb.Addrs, cdb.Database
 	ctx := t.Context()
-	chCfg := chclient.Config{Addr: addrs[0], User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
-		MaxOpenConns: 4, InsertQuorum: 2}
-	admin, err := chCfg.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatalf("migrate on cluster %s: %v", name, err)
-	}
-	conn, err := chCfg.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	chCfg := cdb.Config(0, 4)
+	conn := cdb.Open(t, 0, 4)
 
-	brokers := testenv.Kafka(t)
-	testenv.CreateTopic(t, brokers, testTopic, 1)
-	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	t.Cleanup(func() { _ = w.Close() })
-	e := &env{t: t, ctx: ctx, addr: addrs[0], db: db, conn: conn, meters: meterstore.New(conn), writer: w, parts: 1,
-		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+	e := newClickHouseClusterEnv(t, addrs[0], db, conn)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
 
 	cfg := withGroup(testConfig(), t)

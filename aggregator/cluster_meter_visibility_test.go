@@ -1,16 +1,12 @@
 package aggregator
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/segmentio/kafka-go"
 
-	"github.com/tally-oss/tally/internal/chclient"
-	"github.com/tally-oss/tally/internal/kafkaclient"
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 	"github.com/tally-oss/tally/schemas"
@@ -35,51 +31,24 @@ import (
 // by any load. Cluster connections read with select_sequential_consistency
 // (chclient), so R is seen only once every replica has it.
 func TestClusterMeterSeenOnOneReplica(t *testing.T) {
-	name, addrs, db := testenv.NewClusterDatabase(t)
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	addrs, db := cdb.Addrs, cdb.Database
 	ctx := t.Context()
 	replica1, replica2 := addrs[0], addrs[1] // shard 1
-	cfg := func(addr string) chclient.Config {
-		return chclient.Config{Addr: addr, User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
-			MaxOpenConns: 4, InsertQuorum: 2}
-	}
-	admin := cfg(replica1)
-	adminConn, err := admin.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adminConn.Close()
-	if _, err := chclient.Migrate(ctx, adminConn, db); err != nil {
-		t.Fatal(err)
-	}
-	open := func(addr string) driver.Conn {
-		c := cfg(addr)
-		conn, err := c.Open(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		return conn
-	}
-	conn1, conn2 := open(replica1), open(replica2)
+	conn1, conn2 := cdb.Open(t, 0, 4), cdb.Open(t, 1, 4)
 	local1, local2 := testenv.Conn(t, replica1, db), testenv.Conn(t, replica2, db)
-	if clusterCount(t, local1, "SELECT toUInt64(cityHash64('"+testOrg+"') % 2)") != 0 {
+	if count(t, local1, "SELECT toUInt64(cityHash64('"+testOrg+"') % 2)") != 0 {
 		t.Fatalf("org %s's catalog is not on shard 1", testOrg)
 	}
 
-	brokers := testenv.Kafka(t)
-	testenv.CreateTopic(t, brokers, testTopic, 1)
-	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	t.Cleanup(func() { _ = w.Close() })
-	e := &env{t: t, ctx: ctx, addr: replica1, db: db, conn: conn1, meters: meterstore.New(conn1), writer: w, parts: 1,
-		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+	e := newClickHouseClusterEnv(t, replica1, db, conn1)
 
 	// 1. R, through replica 1, while replica 2 lags.
-	clusterExec(t, local2, "SYSTEM STOP FETCHES meters_local")
+	exec(t, local2, "SYSTEM STOP FETCHES meters_local")
 	fetching := false
 	startFetches := func() {
 		if !fetching {
-			clusterExec(t, local2, "SYSTEM START FETCHES meters_local")
+			exec(t, local2, "SYSTEM START FETCHES meters_local")
 			fetching = true
 		}
 	}
@@ -94,7 +63,7 @@ func TestClusterMeterSeenOnOneReplica(t *testing.T) {
 		created <- err
 	}()
 	e.waitFor("replica 1 to hold the meter", func() bool {
-		return clusterCount(t, local1, "SELECT count() FROM meters_local WHERE key = 'calls'") > 0
+		return count(t, local1, "SELECT count() FROM meters_local WHERE key = 'calls'") > 0
 	})
 
 	// 2. A1 on replica 1 sees R and backfills it (no events yet).
@@ -105,7 +74,7 @@ func TestClusterMeterSeenOnOneReplica(t *testing.T) {
 	// take it within its first polls and record its backfill complete
 	// before e1 is stored, which is the loss.
 	for deadline := time.Now().Add(8 * meterPollInterval); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if clusterCount(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0 {
+		if count(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0 {
 			t.Fatal("A1 saw meter revision R while replica 2 lacked it and recorded R's backfill complete before e1 was stored: " +
 				"an aggregator reading replica 2 meters e1 without R, and nothing recomputes it")
 		}
@@ -129,35 +98,17 @@ func TestClusterMeterSeenOnOneReplica(t *testing.T) {
 	a3 := e.startWith(run, deps(conn1))
 	e.waitCommitted(run.GroupID)
 	e.waitFor("e2's reading for R", func() bool {
-		return clusterCount(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e2'") > 0
+		return count(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e2'") > 0
 	})
 	e.waitFor("R's backfill to be recorded", func() bool {
-		return clusterCount(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0
+		return count(t, local1, "SELECT count() FROM meter_backfills WHERE meter_key = 'calls'") > 0
 	})
 	a3.shutdown(t)
 	for _, c := range []driver.Conn{local1, local2} {
-		clusterExec(t, c, "SYSTEM SYNC REPLICA readings_local")
+		exec(t, c, "SYSTEM SYNC REPLICA readings_local")
 	}
-	if n := clusterCount(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e1'"); n != 1 {
+	if n := count(t, local1, "SELECT count() FROM readings FINAL WHERE org_id = '"+testOrg+"' AND event_id = 'e1'"); n != 1 {
 		t.Errorf("e1 has %d readings for meter calls, want 1: the live path (replica 2: no R) and the backfill "+
 			"(replica 1: R seen before e1 was stored) both skipped it", n)
 	}
-}
-
-func clusterExec(t *testing.T, conn driver.Conn, query string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := conn.Exec(ctx, query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func clusterCount(t *testing.T, conn driver.Conn, query string) uint64 {
-	t.Helper()
-	var n uint64
-	if err := conn.QueryRow(t.Context(), query).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }

@@ -1,18 +1,13 @@
 package aggregator
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/segmentio/kafka-go"
 
-	"github.com/tally-oss/tally/internal/chclient"
-	"github.com/tally-oss/tally/internal/kafkaclient"
-	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -47,27 +42,16 @@ func TestClusterReadYourWrites(t *testing.T) {
 // clusterReadYourWrites runs the two aggregators with insertQuorum and
 // returns how many readings the event has.
 func clusterReadYourWrites(t *testing.T, insertQuorum int) int {
-	name, addrs, db := testenv.NewClusterDatabase(t)
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	addrs, db := cdb.Addrs, cdb.Database
 	ctx := t.Context()
 	// addrs: shard 1 replica 1, shard 1 replica 2, shard 2 ...
 	replica1, replica2 := addrs[0], addrs[1]
-	cfg := func(addr string) chclient.Config {
-		return chclient.Config{Addr: addr, User: "default", Database: db, Cluster: name, DialTimeout: 5 * time.Second,
-			MaxOpenConns: 4, InsertQuorum: insertQuorum}
-	}
-	admin := cfg(replica1)
-	adminConn, err := admin.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adminConn.Close()
-	if _, err := chclient.Migrate(ctx, adminConn, db); err != nil {
-		t.Fatalf("migrate on cluster %s: %v", name, err)
-	}
 	// OpenLazy: Open refuses a cluster whose replicas outnumber the
 	// quorum, which is the point of the second run.
-	open := func(addr string) driver.Conn {
-		c := cfg(addr)
+	open := func(i int) driver.Conn {
+		c := cdb.Config(i, 4)
+		c.InsertQuorum = insertQuorum
 		conn, err := c.OpenLazy()
 		if err != nil {
 			t.Fatal(err)
@@ -75,16 +59,10 @@ func clusterReadYourWrites(t *testing.T, insertQuorum int) int {
 		t.Cleanup(func() { _ = conn.Close() })
 		return conn
 	}
-	conn1, conn2 := open(replica1), open(replica2)
+	conn1, conn2 := open(0), open(1)
 	local1, local2 := testenv.Conn(t, replica1, db), testenv.Conn(t, replica2, db)
 
-	brokers := testenv.Kafka(t)
-	testenv.CreateTopic(t, brokers, testTopic, 1)
-	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-	t.Cleanup(func() { _ = w.Close() })
-	e := &env{t: t, ctx: ctx, addr: replica1, db: db, conn: conn1, meters: meterstore.New(conn1), writer: w, parts: 1,
-		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+	e := newClickHouseClusterEnv(t, replica1, db, conn1)
 	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
 	// Both aggregators must know the meter: it is on the shard of its
 	// organization, and a read may reach either of its replicas.
@@ -172,23 +150,4 @@ func customerOnFirstShard(t *testing.T, conn driver.Conn) string {
 	}
 	t.Fatal("no customer of 100 hashes to the first shard")
 	return ""
-}
-
-func exec(t *testing.T, conn driver.Conn, query string) {
-	t.Helper()
-	// Not t.Context(): cleanups run after it is canceled.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := conn.Exec(ctx, query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func count(t *testing.T, conn driver.Conn, query string) uint64 {
-	t.Helper()
-	var n uint64
-	if err := conn.QueryRow(t.Context(), query).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }

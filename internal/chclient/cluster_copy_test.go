@@ -49,6 +49,38 @@ func migrateUpToOnCluster(t *testing.T, c testCluster, db string, version int) d
 	return admin
 }
 
+// copyReadings is how many readings writeReadingsBeforeCopy writes.
+const copyReadings = 200
+
+// writeReadingsBeforeCopy writes copyReadings readings of org_1 through
+// server 1 as a service does (its session settings), in two months and
+// for 17 customers (so on both shards), for a copy migration to copy.
+func writeReadingsBeforeCopy(t *testing.T, c testCluster, db string) {
+	t.Helper()
+	ctx := t.Context()
+	cfg := c.config(1, db)
+	writer, err := cfg.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	const n = copyReadings
+	batch, err := writer.PrepareBatch(writer.(*chclient.Conn).WithSessionSettings(ctx),
+		"INSERT INTO readings (org_id, meter_key, customer_id, event_id, time)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		month := time.Date(2026, time.Month(10+i%2), 15, 0, 0, 0, 0, time.UTC)
+		if err := batch.Append("org_1", "m", fmt.Sprintf("customer_%d", i%17), fmt.Sprintf("event_%d", i), month); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCopyOnClusterWaitsForInsertOnAnotherServer: a copy migration run
 // from one server waits for an INSERT into its source that is open on
 // another server of the cluster (here of the other shard), and fails
@@ -100,27 +132,8 @@ func TestCopyOnCluster(t *testing.T) {
 	c, db := newClusterDatabase(t)
 	ctx := t.Context()
 	admin := migrateUpToOnCluster(t, c, db, 16)
-	cfg := c.config(1, db)
-	writer, err := cfg.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	const n = 200
-	batch, err := writer.PrepareBatch(writer.(*chclient.Conn).WithSessionSettings(ctx),
-		"INSERT INTO readings (org_id, meter_key, customer_id, event_id, time)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		month := time.Date(2026, time.Month(10+i%2), 15, 0, 0, 0, 0, time.UTC)
-		if err := batch.Append("org_1", "m", fmt.Sprintf("customer_%d", i%17), fmt.Sprintf("event_%d", i), month); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	const n = copyReadings
+	writeReadingsBeforeCopy(t, c, db)
 	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
 		t.Fatal(err)
 	}

@@ -21,17 +21,9 @@ import (
 // would be missing for good, and the first-version lookup would count a
 // later version of those events again.
 func TestRetryReachesViewsOnCluster(t *testing.T) {
-	c, db := newClusterDatabase(t)
+	c, db, admin := newMigratedClusterDatabase(t)
 	ctx := t.Context()
 	cfg := c.config(0, db)
-	admin, err := cfg.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatal(err)
-	}
 	svc, err := cfg.Open(ctx)
 	if err != nil {
 		t.Fatal(err)

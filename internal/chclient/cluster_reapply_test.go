@@ -15,17 +15,8 @@ import (
 // table before the view (migration order), and the view feeds the table
 // on that server again.
 func TestReapplyOnCluster(t *testing.T) {
-	c, db := newClusterDatabase(t)
+	c, db, admin := newMigratedClusterDatabase(t)
 	ctx := t.Context()
-	cfg := c.config(0, db)
-	admin, err := cfg.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatal(err)
-	}
 	const newcomer = 3
 	server := serverConn(t, c, newcomer, db)
 	for _, stmt := range []string{"DROP TABLE " + db + ".readings_by_day_feed", "DROP TABLE " + db + ".readings_by_day_local"} {

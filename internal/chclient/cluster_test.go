@@ -34,11 +34,29 @@ func newClusterDatabase(t *testing.T) (testCluster, string) {
 	return testCluster{name: name, addrs: addrs}, db
 }
 
+// newMigratedClusterDatabase is newClusterDatabase migrated ON CLUSTER
+// (chclient.Migrate), with the admin connection (Config.OpenServer) to
+// server 0 that ran it, closed when the test ends.
+func newMigratedClusterDatabase(t *testing.T) (testCluster, string, driver.Conn) {
+	t.Helper()
+	c, db := newClusterDatabase(t)
+	cfg := c.config(0, db)
+	admin, err := cfg.OpenServer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	if _, err := chclient.Migrate(t.Context(), admin, db); err != nil {
+		t.Fatal(err)
+	}
+	return c, db, admin
+}
+
 // config is the Config a service of the cluster runs with, connected to
-// server i: the quorum is every replica of a shard (CheckCluster).
+// server i: the quorum is every replica of a shard (CheckCluster), as
+// testenv.ClusterDB.Config gives it.
 func (c testCluster) config(i int, db string) chclient.Config {
-	return chclient.Config{Addr: c.addrs[i], User: "default", Database: db, Cluster: c.name,
-		DialTimeout: 5 * time.Second, MaxOpenConns: 4, InsertQuorum: 2}
+	return testenv.ClusterDB{Name: c.name, Addrs: c.addrs, Database: db}.Config(i, 4)
 }
 
 // serverConn is a plain connection to server i, closed when the test

@@ -3,7 +3,6 @@ package chclient_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,27 +57,8 @@ func TestCopyOnClusterRetriesWhileAQuorumIsPending(t *testing.T) {
 	c, db := newClusterDatabase(t)
 	ctx := t.Context()
 	admin := migrateUpToOnCluster(t, c, db, 16)
-	cfg := c.config(1, db)
-	writer, err := cfg.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	const n = 200
-	batch, err := writer.PrepareBatch(writer.(*chclient.Conn).WithSessionSettings(ctx),
-		"INSERT INTO readings (org_id, meter_key, customer_id, event_id, time)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		month := time.Date(2026, time.Month(10+i%2), 15, 0, 0, 0, 0, time.UTC)
-		if err := batch.Append("org_1", "m", fmt.Sprintf("customer_%d", i%17), fmt.Sprintf("event_%d", i), month); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	const n = copyReadings
+	writeReadingsBeforeCopy(t, c, db)
 
 	// Shard 1's quorum for readings_by_day_local stays pending while its
 	// replica 2 does not fetch.
@@ -88,7 +68,7 @@ func TestCopyOnClusterRetriesWhileAQuorumIsPending(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = replica2.Exec(context.Background(), "SYSTEM START FETCHES "+db+".readings_by_day_local") })
 	quorum := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_quorum": 2, "insert_quorum_timeout": 500}))
-	err = serverConn(t, c, 0, db).Exec(quorum, "INSERT INTO readings_by_day_local (org_id, meter_key, customer_id, event_id, time) "+
+	err := serverConn(t, c, 0, db).Exec(quorum, "INSERT INTO readings_by_day_local (org_id, meter_key, customer_id, event_id, time) "+
 		"SELECT 'org_pending', 'm', 'customer', 'event', toDateTime('2026-10-15 00:00:00', 'UTC')")
 	if ex := (*clickhouse.Exception)(nil); !errors.As(err, &ex) || ex.Code != 319 {
 		t.Fatalf("a quorum insert on shard 1 while its replica 2 does not fetch: %v, want code 319 (its quorum pending)", err)

@@ -3,9 +3,7 @@ package meterstore
 import (
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -18,23 +16,8 @@ import (
 // they do on one server: catalog inserts retry transient failures
 // (chclient.RetryTransient) within the request's context.
 func TestClusterConcurrentCatalogWrites(t *testing.T) {
-	name, addrs, db := testenv.NewClusterDatabase(t)
 	ctx := t.Context()
-	cfg := chclient.Config{Addr: addrs[0], User: "default", Database: db, Cluster: name,
-		DialTimeout: 5 * time.Second, MaxOpenConns: 16, InsertQuorum: 2}
-	admin, err := cfg.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := cfg.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.NewMigratedClusterDatabase(t).Open(t, 0, 16)
 	s := New(pool)
 	const n = 16
 	errs := make(chan error, n)

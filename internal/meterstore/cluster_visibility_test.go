@@ -8,7 +8,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/testenv"
 )
 
@@ -33,28 +32,12 @@ import (
 // before the other replica has it, and stays so when the quorum times out
 // (code 319: the API answered 503, but R is live on A).
 func TestClusterMeterVisibilityIsMonotonic(t *testing.T) {
-	name, addrs, db := testenv.NewClusterDatabase(t)
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	addrs, db := cdb.Addrs, cdb.Database
 	ctx := t.Context()
-	cfg := func(i int) chclient.Config {
-		return chclient.Config{Addr: addrs[i], User: "default", Database: db, Cluster: name,
-			DialTimeout: 5 * time.Second, MaxOpenConns: 4, InsertQuorum: 2}
-	}
-	c0 := cfg(0)
-	admin, err := c0.OpenServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := chclient.Migrate(ctx, admin, db); err != nil {
-		t.Fatal(err)
-	}
 	pools := make([]driver.Conn, len(addrs))
 	for i := range addrs {
-		c := cfg(i)
-		if pools[i], err = c.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer pools[i].Close()
+		pools[i] = cdb.Open(t, i, 4)
 	}
 	// A lagging replica: every server stops fetching meters_local parts
 	// (only the org's shard matters; which one it is does not).
@@ -105,7 +88,7 @@ func TestClusterMeterVisibilityIsMonotonic(t *testing.T) {
 	for _, p := range pools {
 		_ = p.Exec(ctx, "SYSTEM START FETCHES "+db+".meters_local")
 	}
-	err = <-created
+	err := <-created
 	t.Logf("Create returned %v", err)
 	if len(saw) > 0 && len(missed) > 0 {
 		t.Errorf("while the meter's quorum insert waited, ListAll on servers %v returned it and ListAll on servers %v did not: "+

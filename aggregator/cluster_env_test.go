@@ -1,0 +1,49 @@
+package aggregator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/meterstore"
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+// Helpers of the cluster tests (testenv's shared 2x2 cluster).
+
+// newClickHouseClusterEnv is the env of a cluster test: the test's Kafka topic and
+// dead-letter topic of one partition, a writer producing to the topic,
+// and conn (a service's pool through the server at addr) for db.
+func newClickHouseClusterEnv(t *testing.T, addr, db string, conn driver.Conn) *env {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	testenv.CreateTopic(t, brokers, testTopic, 1)
+	testenv.CreateTopic(t, brokers, testDeadLetter, 1)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: testTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	t.Cleanup(func() { _ = w.Close() })
+	return &env{t: t, ctx: t.Context(), addr: addr, db: db, conn: conn, meters: meterstore.New(conn), writer: w, parts: 1,
+		kafka: &kafkaclient.Config{Brokers: brokers, Topic: testTopic, DeadLetterTopic: testDeadLetter, Partitions: 1, ReplicationFactor: 1}}
+}
+
+func exec(t *testing.T, conn driver.Conn, query string) {
+	t.Helper()
+	// Not t.Context(): cleanups run after it is canceled.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := conn.Exec(ctx, query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func count(t *testing.T, conn driver.Conn, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(t.Context(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
