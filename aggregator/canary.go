@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/tally-oss/tally/internal/chclient"
 )
 
 // On a cluster a table is Distributed: each row goes to the shard its
@@ -56,24 +58,15 @@ func (s *clickhouseStore) canaryCustomers(ctx context.Context, table string) ([]
 		return nil, nil // no key: ClickHouse inserts only into a cluster of one shard
 	}
 	cluster, key := strings.Trim(args[0], "'`\""), args[3]
-	var weights []uint64
-	rows, err := s.conn.Query(ctx, `SELECT shard_num, any(shard_weight) FROM system.clusters
-		WHERE cluster = ? GROUP BY shard_num ORDER BY shard_num`, cluster)
+	shardWeights, err := chclient.ShardWeights(ctx, s.conn, cluster)
 	if err != nil {
 		return nil, refusedCanary(fmt.Errorf("read the shards of cluster %s: %w", cluster, err))
 	}
-	defer rows.Close()
+	weights := make([]uint64, len(shardWeights))
 	total := uint64(0)
-	for rows.Next() {
-		var shard, weight uint32
-		if err := rows.Scan(&shard, &weight); err != nil {
-			return nil, fmt.Errorf("read the shards of cluster %s: %w", cluster, err)
-		}
-		weights = append(weights, uint64(weight))
-		total += uint64(weight)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, refusedCanary(fmt.Errorf("read the shards of cluster %s: %w", cluster, err))
+	for i, w := range shardWeights {
+		weights[i] = uint64(w)
+		total += uint64(w)
 	}
 	taking := 0 // shards that get rows
 	for _, w := range weights {

@@ -47,3 +47,19 @@ func count(t *testing.T, conn driver.Conn, query string) uint64 {
 	}
 	return n
 }
+
+// acceptLayout records shards of weights as cluster's accepted layout at
+// at, as an operator's INSERT into cluster_layout would.
+func acceptLayout(t *testing.T, conn driver.Conn, cluster string, shards uint32, weights []uint32, at time.Time) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(t.Context(), "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Append(cluster, shards, weights, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,7 +24,6 @@ import (
 func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
 	cdb := testenv.NewMigratedClusterDatabase(t)
 	name, addrs, db := cdb.Name, cdb.Addrs, cdb.Database
-	ctx := t.Context()
 	chCfg := cdb.Config(0, 4)
 	conn := cdb.Open(t, 0, 4)
 
@@ -37,16 +36,7 @@ func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
 	e.produce(event("c1", "e1", "api", t0, `{"n":1}`))
 	e.waitCommitted(cfg.GroupID)
 
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Append(name, uint32(3), []uint32{1, 1, 1}, time.Now().UTC().Truncate(time.Second).Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	acceptLayout(t, conn, name, 3, []uint32{1, 1, 1}, time.Now().UTC().Truncate(time.Second).Add(time.Hour))
 	e.waitFor("the partition halted for the layout", func() bool {
 		return metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "cluster_layout_changed"}) == 1
 	})
@@ -68,16 +58,7 @@ func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
 
 	// The layout accepted again (2 shards, later still): the halt ends and
 	// the paused backfill completes, e1's reading of calls2 stored once.
-	batch, err = conn.PrepareBatch(ctx, "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Append(name, uint32(2), []uint32{1, 1}, time.Now().UTC().Truncate(time.Second).Add(2*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	acceptLayout(t, conn, name, 2, []uint32{1, 1}, time.Now().UTC().Truncate(time.Second).Add(2*time.Hour))
 	e.waitFor("the backfill of calls2 after the halt", func() bool { return len(e.readings("calls2")) > 0 })
 	if rs := e.readings("calls2"); len(rs) != 1 || rs[0].EventID != "e1" {
 		t.Fatalf("after the halt, readings of calls2 = %+v, want e1's once", rs)

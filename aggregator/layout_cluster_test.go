@@ -23,7 +23,6 @@ import (
 func TestClusterLayoutChangeHaltsConsumption(t *testing.T) {
 	cdb := testenv.NewMigratedClusterDatabase(t)
 	name, addrs, db := cdb.Name, cdb.Addrs, cdb.Database
-	ctx := t.Context()
 	chCfg := cdb.Config(0, 4)
 	// Open records the cluster's layout: 2 shards of weight 1.
 	conn := cdb.Open(t, 0, 4)
@@ -40,21 +39,8 @@ func TestClusterLayoutChangeHaltsConsumption(t *testing.T) {
 
 	// A layout accepted later than the recorded one, as an operator's
 	// INSERT would record it.
-	accept := func(shards uint32, weights []uint32, at time.Time) {
-		t.Helper()
-		batch, err := conn.PrepareBatch(ctx, "INSERT INTO cluster_layout (cluster, shards, weights, recorded_at)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := batch.Append(name, shards, weights, at); err != nil {
-			t.Fatal(err)
-		}
-		if err := batch.Send(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	accept(3, []uint32{1, 1, 1}, now.Add(time.Hour))
+	acceptLayout(t, conn, name, 3, []uint32{1, 1, 1}, now.Add(time.Hour))
 
 	e.waitFor("readiness to name both layouts", func() bool {
 		code, body := readyz(t, r)
@@ -84,7 +70,7 @@ func TestClusterLayoutChangeHaltsConsumption(t *testing.T) {
 
 	// The current layout accepted again (remote_servers restored, or the
 	// data re-sharded): consumption resumes by itself.
-	accept(2, []uint32{1, 1}, now.Add(2*time.Hour))
+	acceptLayout(t, conn, name, 2, []uint32{1, 1}, now.Add(2*time.Hour))
 	e.waitCommitted(cfg.GroupID)
 	e.waitFor("readiness 200 again", func() bool { code, _ := readyz(t, r); return code == 200 })
 	if got := metricValue(t, r.reg, "tally_aggregator_halted_partitions", map[string]string{"reason": "cluster_layout_changed"}); got != 0 {

@@ -150,25 +150,36 @@ func storesEvents(ctx context.Context, conn driver.Conn) (bool, error) {
 // currentLayout reads the layout of cluster in the system.clusters of the
 // server conn reaches.
 func currentLayout(ctx context.Context, conn driver.Conn, cluster string) (clusterLayout, error) {
+	weights, err := ShardWeights(ctx, conn, cluster)
+	if err != nil {
+		return clusterLayout{}, err
+	}
+	return clusterLayout{shards: uint32(len(weights)), weights: weights}, nil
+}
+
+// ShardWeights returns the weight of each shard of cluster, in shard
+// order, as the system.clusters of the server conn reaches lists them:
+// what a Distributed table over the cluster routes by (a row's key modulo
+// the total weight, each shard taking as many slots as its weight).
+func ShardWeights(ctx context.Context, conn driver.Conn, cluster string) ([]uint32, error) {
 	rows, err := conn.Query(ctx, `SELECT shard_num, any(shard_weight) FROM system.clusters
 		WHERE cluster = ? GROUP BY shard_num ORDER BY shard_num`, cluster)
 	if err != nil {
-		return clusterLayout{}, fmt.Errorf("read system.clusters: %w", err)
+		return nil, fmt.Errorf("read system.clusters: %w", err)
 	}
 	defer rows.Close()
-	var l clusterLayout
+	var weights []uint32
 	for rows.Next() {
 		var shard, weight uint32
 		if err := rows.Scan(&shard, &weight); err != nil {
-			return clusterLayout{}, fmt.Errorf("read system.clusters: %w", err)
+			return nil, fmt.Errorf("read system.clusters: %w", err)
 		}
-		l.shards++
-		l.weights = append(l.weights, weight)
+		weights = append(weights, weight)
 	}
 	if err := rows.Err(); err != nil {
-		return clusterLayout{}, fmt.Errorf("read system.clusters: %w", err)
+		return nil, fmt.Errorf("read system.clusters: %w", err)
 	}
-	return l, nil
+	return weights, nil
 }
 
 // acceptedLayout reads the accepted layout of cluster and when it was
