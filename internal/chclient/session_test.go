@@ -166,16 +166,7 @@ func TestClusterSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]string{}
-			for rows.Next() {
-				var name, value string
-				if err := rows.Scan(&name, &value); err != nil {
-					t.Fatal(err)
-				}
-				got[name] = value
-			}
-			rows.Close()
-			check(fmt.Sprintf("pool (with session settings %v)", asked), got, quorum)
+			check(fmt.Sprintf("pool (with session settings %v)", asked), settingValues(t, rows), quorum)
 		}
 		sdb := pool.(*chclient.Conn).OpenSession()
 		defer sdb.Close()
@@ -183,15 +174,26 @@ func TestClusterSettings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
-		for rows.Next() {
-			var name, value string
-			if err := rows.Scan(&name, &value); err != nil {
-				t.Fatal(err)
-			}
-			got[name] = value
-		}
-		rows.Close()
-		check("session", got, "2")
+		check("session", settingValues(t, rows), "2")
 	}
+}
+
+// settingValues reads (name, value) rows of system.settings, from the
+// pool or a session, into a map, and closes them.
+func settingValues(t *testing.T, rows interface {
+	Next() bool
+	Scan(...any) error
+	Close() error
+}) map[string]string {
+	t.Helper()
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = value
+	}
+	return got
 }
