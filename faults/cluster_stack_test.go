@@ -52,11 +52,6 @@ func newClusterStack(t *testing.T, opts stackOptions) *stack {
 	}
 	t.Cleanup(func() { _ = chc.Stop() })
 	s.chCluster = chc
-	for _, a := range chc.Addrs() {
-		_, port, _ := net.SplitHostPort(a)
-		p, _ := strconv.Atoi(port)
-		reserve(p)
-	}
 	_, port, _ := net.SplitHostPort(chc.Addr(0, 0))
 	s.chTCP, _ = strconv.Atoi(port)
 
@@ -67,11 +62,6 @@ func newClusterStack(t *testing.T, opts stackOptions) *stack {
 	s.cluster = c
 	t.Cleanup(func() { s.withCluster(func(c *kfake.Cluster) { c.Close() }) })
 	s.kafkaAddrs = c.ListenAddrs()
-	for _, a := range s.kafkaAddrs {
-		_, port, _ := net.SplitHostPort(a)
-		p, _ := strconv.Atoi(port)
-		reserve(p)
-	}
 	t.Logf("zookeeper %s, clickhouse %v and kafka %v up in %s", zk.Addr(), chc.Addrs(), s.kafkaAddrs,
 		time.Since(began).Round(time.Millisecond))
 

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/tally-oss/tally/internal/testenv"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -239,42 +239,12 @@ func (b *tailBuffer) String() string {
 	return string(b.buf)
 }
 
-// handedOut remembers the ports freePort returned: the kernel may offer a
-// port again once its probe listener is closed, and two components of one
-// stack on one port would answer each other's requests.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-// freePort returns a loopback port that was free a moment ago and that
-// this test binary has not handed out before.
+// freePort returns a loopback port for a component of a stack. Components
+// are killed and restarted on their port, so it comes from below the
+// kernel's ephemeral range (testenv.StablePort): the ports the brokers and
+// ClickHouse servers are given by the kernel cannot take it meanwhile, and
+// StablePort never offers a port twice.
 func freePort(t *testing.T) int {
 	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if !handedOut.ports[port] {
-			handedOut.ports[port] = true
-			return port
-		}
-	}
-	t.Fatal("no fresh free port in 100 tries")
-	return 0
-}
-
-// reserve marks ports picked by others (the broker, ClickHouse) as handed
-// out, so that freePort never offers them while their owner restarts.
-func reserve(ports ...int) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for _, p := range ports {
-		handedOut.ports[p] = true
-	}
+	return testenv.StablePort(t)
 }

@@ -254,7 +254,6 @@ func (s *stack) startBroker() {
 	if s.kafkaPort == 0 {
 		_, port, _ := net.SplitHostPort(c.ListenAddrs()[0])
 		s.kafkaPort, _ = strconv.Atoi(port)
-		reserve(s.kafkaPort)
 	}
 }
 
@@ -303,7 +302,6 @@ func (s *stack) startClickHouse() {
 		_, http, _ := net.SplitHostPort(srv.HTTPAddr())
 		s.chTCP, _ = strconv.Atoi(tcp)
 		s.chHTTP, _ = strconv.Atoi(http)
-		reserve(s.chTCP, s.chHTTP)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
 // Deadlines of the process-level tests: generous, for a loaded 2-core CI
@@ -231,14 +231,12 @@ func newAllSetup(t *testing.T, devKey string) allSetup {
 	}
 }
 
+// allFreePort: each run of `tally all` in a test binds the same ports, so
+// they come from below the kernel's ephemeral range, where the embedded
+// ClickHouse's own free ports cannot land.
 func allFreePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testenv.StablePort(t)
 }
 
 // allProc is one run of `tally all`.

@@ -13,22 +13,16 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-oss/tally/internal/kafkaclient"
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
-// freePort returns a port nobody listened on a moment ago. The broker gets
-// a fixed port, as `tally all` gives it, so that a restart on the same
-// port can be tested.
+// freePort returns a port for a broker, which tests restart on the same
+// port, as `tally all` gives it one: from below the kernel's ephemeral
+// range (testenv.StablePort), so that no port the kernel hands out
+// meanwhile (another test's ClickHouse, say) can take it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
+	return testenv.StablePort(t)
 }
 
 func testLogger() *slog.Logger {
