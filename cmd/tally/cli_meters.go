@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,17 +20,28 @@ func runMeters(ctx context.Context, args []string) error {
 	return metersCommand(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 }
 
+// metersConfig is the configuration of `tally meters`.
+type metersConfig struct {
+	conn   connFlags
+	file   string
+	output string
+}
+
+func (c *metersConfig) register(fs *flag.FlagSet) {
+	c.conn.register(fs)
+	fs.StringVar(&c.file, "f", "", "create: file of one meter definition or a JSON array of them (\"-\": stdin)")
+	fs.StringVar(&c.output, "o", "table", "list: output as table or json")
+}
+
 const metersSynopsis = "meters list | get <key> | create -f <file.json> | delete <key>   (-f -: stdin; one meter or an array)"
 
 // metersCommand is `tally meters`: list, get, create (from a file of one
 // meter or an array of meters) and delete.
 func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var conn connFlags
-	var file, output string
+	var cfg metersConfig
 	fs := newCLIFlagSet("meters", metersSynopsis, stderr)
-	conn.register(fs)
-	fs.StringVar(&file, "f", "", "create: file of one meter definition or a JSON array of them (\"-\": stdin)")
-	fs.StringVar(&output, "o", "table", "list: output as table or json")
+	cfg.register(fs)
+	conn, file, output := &cfg.conn, &cfg.file, &cfg.output
 	rest, err := parseCLI(fs, args)
 	if err != nil {
 		return err
@@ -46,10 +58,10 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return fmt.Errorf("unknown verb %q: use list, get, create or delete", verb)
 	case len(rest) != n:
 		return fmt.Errorf("meters %s takes %d argument(s), got %d", verb, n, len(rest))
-	case verb == "create" && file == "":
+	case verb == "create" && *file == "":
 		return errors.New("meters create needs -f <file.json> (\"-\": stdin)")
-	case output != "table" && output != "json":
-		return fmt.Errorf("-o %q must be table or json", output)
+	case *output != "table" && *output != "json":
+		return fmt.Errorf("-o %q must be table or json", *output)
 	}
 	c, err := conn.client()
 	if err != nil {
@@ -61,7 +73,7 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		if err != nil {
 			return err
 		}
-		if output == "json" {
+		if *output == "json" {
 			return printJSON(stdout, meters)
 		}
 		return writeMetersTable(stdout, meters)
@@ -78,7 +90,7 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintf(stdout, "deleted %s\n", rest[0])
 		return nil
 	}
-	return createMeters(ctx, c, file, stdin, stdout)
+	return createMeters(ctx, c, *file, stdin, stdout)
 }
 
 // createMeters creates each meter of the file, in order, and stops at the
