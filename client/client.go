@@ -69,9 +69,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Code == "" {
-		return fmt.Sprintf("tally: HTTP %d: %s", e.Status, e.Message)
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
 	}
-	return fmt.Sprintf("tally: HTTP %d %s: %s", e.Status, e.Code, e.Message)
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
 }
 
 // IsNotFound reports whether err is a 404 answer.

@@ -9,7 +9,9 @@
 // attempt, encodes (and gzips) the request body once, and sends exactly
 // those bytes again on a 429, a 503 or a network error. A 503 from ingest
 // means the events may or may not have been recorded; sending the same ones
-// again counts each once. Other errors (400, 401, 413) are not retried.
+// again counts each once. Ingest answers a duplicate like any event (202,
+// counted in accepted); the aggregator keeps the first version of each
+// identity. Other errors (400, 401, 413) are not retried.
 //
 // Send posts one request. A Batcher gathers events into requests bounded in
 // events and in bytes, sends a partial batch after a linger time, and
