@@ -25,8 +25,9 @@ type BatcherConfig struct {
 	// Concurrency is the number of requests in flight at once (default 2).
 	Concurrency int
 	// OnResult, when set, is called after each request from the goroutine
-	// that sent it: with the ids of its events, ingest's answer and the
-	// error of a request that failed (after retries).
+	// that sent it (so from up to Concurrency goroutines at once): with the
+	// ids of its events, ingest's answer and the error of a request that
+	// failed (after retries).
 	OnResult func(BatchResult)
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -84,5 +85,56 @@ func TestBatcherReportsFailures(t *testing.T) {
 	err := b.Close(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "401") || b.Stats().Failed != 1 {
 		t.Fatalf("close: %v, stats %+v; want the 401 and one failed event", err, b.Stats())
+	}
+}
+
+// A partial batch goes out after Linger, without a Flush.
+func TestBatcherLinger(t *testing.T) {
+	stub := &ingestStub{}
+	c, _ := testClient(t, stub, fastPolicy())
+	sent := make(chan BatchResult, 1)
+	b := c.NewBatcher(context.Background(), BatcherConfig{Linger: 10 * time.Millisecond, OnResult: func(r BatchResult) { sent <- r }})
+	defer b.Close(context.Background())
+	id, err := b.Add(context.Background(), Event{Type: "t", CustomerID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-sent:
+		if len(r.IDs) != 1 || r.IDs[0] != id || r.Accepted != 1 {
+			t.Fatalf("result %+v, want the one event %s accepted", r, id)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the partial batch was not sent within a minute of a 10 ms linger")
+	}
+}
+
+// Retried requests of a Batcher re-send the same bytes, and its context
+// ending stops the retries.
+func TestBatcherRetriesAndContext(t *testing.T) {
+	stub := &ingestStub{statuses: []int{503, 429}}
+	c, waits := testClient(t, stub, fastPolicy())
+	b := c.NewBatcher(context.Background(), BatcherConfig{})
+	if _, err := b.Add(context.Background(), Event{Type: "t", CustomerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Accepted != 1 || st.Retries != 2 || len(*waits) != 2 || string(stub.bodies[0]) != string(stub.bodies[2]) {
+		t.Fatalf("stats %+v, waits %v", st, *waits)
+	}
+
+	stub = &ingestStub{statuses: []int{503, 503, 503}}
+	c, _ = testClient(t, stub, fastPolicy())
+	ctx, cancel := context.WithCancel(context.Background())
+	c.sleep = func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }
+	b = c.NewBatcher(ctx, BatcherConfig{})
+	if _, err := b.Add(context.Background(), Event{Type: "t", CustomerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Close(context.Background())
+	if !errors.Is(err, context.Canceled) || b.Stats().Failed != 1 || len(stub.bodies) != 1 {
+		t.Fatalf("close: %v, stats %+v, %d attempts; want one attempt, then canceled", err, b.Stats(), len(stub.bodies))
 	}
 }
