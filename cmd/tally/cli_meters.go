@@ -41,7 +41,6 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	var cfg metersConfig
 	fs := newCLIFlagSet("meters", metersSynopsis, stderr)
 	cfg.register(fs)
-	conn, file, output := &cfg.conn, &cfg.file, &cfg.output
 	rest, err := parseCLI(fs, args)
 	if err != nil {
 		return err
@@ -58,12 +57,12 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return fmt.Errorf("unknown verb %q: use list, get, create or delete", verb)
 	case len(rest) != n:
 		return fmt.Errorf("meters %s takes %d argument(s), got %d", verb, n, len(rest))
-	case verb == "create" && *file == "":
+	case verb == "create" && cfg.file == "":
 		return errors.New("meters create needs -f <file.json> (\"-\": stdin)")
-	case *output != "table" && *output != "json":
-		return fmt.Errorf("-o %q must be table or json", *output)
+	case cfg.output != "table" && cfg.output != "json":
+		return fmt.Errorf("-o %q must be table or json", cfg.output)
 	}
-	c, err := conn.client()
+	c, err := cfg.conn.client()
 	if err != nil {
 		return err
 	}
@@ -73,7 +72,7 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		if err != nil {
 			return err
 		}
-		if *output == "json" {
+		if cfg.output == "json" {
 			return printJSON(stdout, meters)
 		}
 		return writeMetersTable(stdout, meters)
@@ -90,7 +89,7 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		fmt.Fprintf(stdout, "deleted %s\n", rest[0])
 		return nil
 	}
-	return createMeters(ctx, c, *file, stdin, stdout)
+	return createMeters(ctx, c, cfg.file, stdin, stdout)
 }
 
 // createMeters creates each meter of the file, in order, and stops at the
