@@ -32,7 +32,7 @@ var connFlagNames = []string{"url", "key", "timeout"}
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", client.DefaultURL, "base URL of Tally's API")
-	fs.StringVar(&c.key, "key", "", "API key (default: the dev key `tally all` keeps in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
+	fs.StringVar(&c.key, "key", "", "API key (default: the dev key that tally all keeps in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "timeout of each HTTP request")
 }
 

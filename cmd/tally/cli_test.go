@@ -186,3 +186,37 @@ func TestCLIErrors(t *testing.T) {
 		t.Fatalf("send of broken NDJSON: %v\n%s", err, out)
 	}
 }
+
+// TALLY_URL and TALLY_KEY stand in for -url and -key, a flag wins over
+// them, and without a key the dev key of TALLY_DATA_DIR is used.
+func TestCLIEnvironment(t *testing.T) {
+	p := startPipeline(t, "-api-keys=dev:"+devKey)
+	t.Setenv("TALLY_URL", p.apiURL)
+	t.Setenv("TALLY_KEY", acmeKey)
+	meters := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		err := metersCommand(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+		return stdout.String(), err
+	}
+	if out, err := meters("list"); err != nil || !strings.HasPrefix(out, "key ") {
+		t.Fatalf("with TALLY_URL and TALLY_KEY: %v\n%s", err, out)
+	}
+	if _, err := meters("list", "-key=not-a-key-0123456789"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("-key over TALLY_KEY: %v, want 401", err)
+	}
+	t.Setenv("TALLY_KEY", "")
+	t.Setenv("TALLY_DATA_DIR", t.TempDir())
+	if _, err := meters("list"); err == nil || !strings.Contains(err.Error(), "no API key") {
+		t.Fatalf("without any key: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(os.Getenv("TALLY_DATA_DIR"), "dev-api-key"), []byte(devKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := meters("list"); err != nil || !strings.HasPrefix(out, "key ") {
+		t.Fatalf("with the dev key of TALLY_DATA_DIR: %v\n%s", err, out)
+	}
+	t.Setenv("TALLY_TIMEOUT", "soon")
+	if _, err := meters("list"); err == nil || !strings.Contains(err.Error(), "TALLY_TIMEOUT") {
+		t.Fatalf("a bad TALLY_TIMEOUT: %v", err)
+	}
+}
