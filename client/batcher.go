@@ -10,10 +10,11 @@ import (
 
 // BatcherConfig bounds the requests of a Batcher.
 type BatcherConfig struct {
-	// MaxEvents per request (default 1000, at most MaxEventsPerRequest).
+	// MaxEvents per request (default 1000, at most ingest's limit, see
+	// WithRequestLimits).
 	MaxEvents int
 	// MaxBytes of JSON per request before gzip (default 1 MiB, at most
-	// MaxRequestBytes). An event larger than this goes alone.
+	// ingest's limit). An event larger than this goes alone.
 	MaxBytes int
 	// Linger is how long a partial batch waits for more events (default
 	// 200 ms).
@@ -82,11 +83,11 @@ func (c *Client) NewBatcher(ctx context.Context, cfg BatcherConfig) *Batcher {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 1000
 	}
-	cfg.MaxEvents = min(cfg.MaxEvents, MaxEventsPerRequest)
+	cfg.MaxEvents = min(cfg.MaxEvents, c.maxEvents)
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 1 << 20
 	}
-	cfg.MaxBytes = min(cfg.MaxBytes, MaxRequestBytes)
+	cfg.MaxBytes = min(cfg.MaxBytes, c.maxBytes)
 	if cfg.Linger <= 0 {
 		cfg.Linger = 200 * time.Millisecond
 	}

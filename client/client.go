@@ -21,6 +21,9 @@ type Client struct {
 	key     string
 	http    *http.Client
 	retry   RetryPolicy
+	// Ingest's limits of one request: Send refuses more, a Batcher
+	// bounds its requests below them.
+	maxEvents, maxBytes int
 	// sleep waits between attempts; tests replace it to see the waits
 	// without taking them.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -36,6 +39,20 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // WithRetry sets how failed event requests are retried.
 func WithRetry(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
 
+// WithRequestLimits sets ingest's limits of one request, when a deployment
+// changed -ingest.max-events or -ingest.max-body-bytes (default
+// MaxEventsPerRequest and MaxRequestBytes).
+func WithRequestLimits(maxEvents, maxBytes int) Option {
+	return func(c *Client) {
+		if maxEvents > 0 {
+			c.maxEvents = maxEvents
+		}
+		if maxBytes > 0 {
+			c.maxBytes = maxBytes
+		}
+	}
+}
+
 // New returns a client of the API at baseURL (DefaultURL when empty),
 // authenticating with key.
 func New(baseURL, key string, opts ...Option) *Client {
@@ -43,11 +60,12 @@ func New(baseURL, key string, opts ...Option) *Client {
 		baseURL = DefaultURL
 	}
 	c := &Client{
-		baseURL: strings.TrimRight(baseURL, "/"),
-		key:     key,
-		http:    &http.Client{Timeout: 30 * time.Second},
-		retry:   DefaultRetryPolicy(),
-		sleep:   sleepContext,
+		baseURL:   strings.TrimRight(baseURL, "/"),
+		key:       key,
+		http:      &http.Client{Timeout: 30 * time.Second},
+		retry:     DefaultRetryPolicy(),
+		maxEvents: MaxEventsPerRequest, maxBytes: MaxRequestBytes,
+		sleep: sleepContext,
 	}
 	for _, o := range opts {
 		o(c)

@@ -13,8 +13,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Ingest's limits of one request (its defaults, -ingest.max-events and
-// -ingest.max-body-bytes); the body limit counts the JSON before gzip.
+// Ingest's default limits of one request (-ingest.max-events and
+// -ingest.max-body-bytes; WithRequestLimits for others); the body limit
+// counts the JSON before gzip.
 const (
 	MaxEventsPerRequest = 10_000
 	MaxRequestBytes     = 5 << 20
@@ -82,14 +83,14 @@ var ErrTooLarge = errors.New("tally: request over ingest's limits")
 // result's rejections name the ids sent). A request in which no event is
 // valid is a result with every event rejected, not an error. The error is
 // an *Error for answers that are not retried or once retries are spent,
-// and ErrTooLarge for more than MaxEventsPerRequest events or
-// MaxRequestBytes of JSON.
+// and ErrTooLarge for more events or bytes of JSON than ingest takes in a
+// request (WithRequestLimits).
 func (c *Client) Send(ctx context.Context, events ...Event) (SendResult, error) {
 	if len(events) == 0 {
 		return SendResult{Rejected: []Rejection{}}, nil
 	}
-	if len(events) > MaxEventsPerRequest {
-		return SendResult{}, fmt.Errorf("%w: %d events, at most %d", ErrTooLarge, len(events), MaxEventsPerRequest)
+	if len(events) > c.maxEvents {
+		return SendResult{}, fmt.Errorf("%w: %d events, at most %d", ErrTooLarge, len(events), c.maxEvents)
 	}
 	encoded := make([][]byte, len(events))
 	for i, ev := range events {
@@ -118,8 +119,8 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 	for _, e := range events {
 		size += len(e)
 	}
-	if size > MaxRequestBytes {
-		return SendResult{}, fmt.Errorf("%w: %d bytes of JSON, at most %d", ErrTooLarge, size, MaxRequestBytes)
+	if size > c.maxBytes {
+		return SendResult{}, fmt.Errorf("%w: %d bytes of JSON, at most %d", ErrTooLarge, size, c.maxBytes)
 	}
 	var body bytes.Buffer
 	zw := gzip.NewWriter(&body)

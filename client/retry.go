@@ -10,8 +10,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// RetryPolicy says how an event request is retried after a 429, a 503 or
-// a network error (a timeout included). Waits grow exponentially from
+// RetryPolicy says how an event request is retried after a 429, a 503 (a
+// 502 or 504 of a proxy) or a network error (a timeout included). Waits grow exponentially from
 // InitialInterval to MaxInterval, each randomized by ±Jitter (a fraction)
 // so that many clients do not retry in step, and never shorter than the
 // answer's Retry-After. Retrying stops after MaxAttempts attempts, after
@@ -65,9 +65,15 @@ func (p RetryPolicy) backOff() backoff.BackOff {
 // retryable reports whether an answer may be retried with the same body:
 // only when ingest took nothing (429, and 503 overloaded) or may have taken
 // the events without acknowledging them (503 unavailable), where sending
-// them again counts each once.
+// them again counts each once. A 502 or 504 comes from a proxy in front of
+// ingest that lost its answer: like a network error, the events may or may
+// not have been taken, and sending them again is as safe.
 func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // send sends r until it gets an answer that is not retried, and returns

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,10 +80,10 @@ func fastPolicy() RetryPolicy {
 	return RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond, Multiplier: 2, Jitter: 0.5, MaxAttempts: 10}
 }
 
-// A 503 then a 429 then 202: three attempts with byte-identical bodies,
-// the ids generated once, before the first attempt.
+// A 503, a 429, a proxy's 502 and 504, then 202: five attempts with
+// byte-identical bodies, the ids generated once, before the first attempt.
 func TestSendRetriesSameBytes(t *testing.T) {
-	stub := &ingestStub{statuses: []int{http.StatusServiceUnavailable, http.StatusTooManyRequests}}
+	stub := &ingestStub{statuses: []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout}}
 	c, waits := testClient(t, stub, fastPolicy())
 	res, err := c.Send(context.Background(),
 		Event{Type: "api.call", CustomerID: "acme", Properties: map[string]any{"n": 1}},
@@ -90,11 +91,16 @@ func TestSendRetriesSameBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Accepted != 2 || res.Attempts != 3 || len(*waits) != 2 {
-		t.Fatalf("result %+v after waits %v, want 2 accepted in 3 attempts", res, *waits)
+	if res.Accepted != 2 || res.Attempts != 5 || len(*waits) != 4 {
+		t.Fatalf("result %+v after waits %v, want 2 accepted in 5 attempts", res, *waits)
 	}
-	if len(stub.bodies) != 3 || !bytes.Equal(stub.bodies[0], stub.bodies[1]) || !bytes.Equal(stub.bodies[0], stub.bodies[2]) {
-		t.Fatalf("the attempts sent different bodies: %q", stub.bodies)
+	if len(stub.bodies) != 5 {
+		t.Fatalf("%d attempts, want 5", len(stub.bodies))
+	}
+	for i, b := range stub.bodies[1:] {
+		if !bytes.Equal(b, stub.bodies[0]) {
+			t.Fatalf("attempt %d sent other bytes than the first: %q", i+2, stub.bodies)
+		}
 	}
 	var sent []Event
 	if err := json.Unmarshal(gunzip(stub.bodies[0]), &sent); err != nil {
@@ -212,5 +218,37 @@ func TestSendGivesUpAfterMaxAttempts(t *testing.T) {
 	var apiErr *Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 503 || len(stub.bodies) != 3 {
 		t.Fatalf("error %v after %d attempts, want a 503 after 3", err, len(stub.bodies))
+	}
+}
+
+// Send refuses a request over ingest's limits without sending it, and a
+// Batcher keeps its requests within them.
+func TestRequestLimits(t *testing.T) {
+	stub := &ingestStub{}
+	srv := httptest.NewServer(stub)
+	t.Cleanup(srv.Close)
+	c := New(srv.URL, "test-key", WithRequestLimits(2, 300))
+	ev := Event{Type: "t", CustomerID: "c"}
+	if _, err := c.Send(context.Background(), ev, ev, ev); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("3 events over a limit of 2: %v", err)
+	}
+	big := Event{Type: "t", CustomerID: "c", Properties: map[string]string{"pad": strings.Repeat("x", 300)}}
+	if _, err := c.Send(context.Background(), big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an event over 300 bytes: %v", err)
+	}
+	if len(stub.bodies) != 0 {
+		t.Fatalf("%d requests sent, want none", len(stub.bodies))
+	}
+	b := c.NewBatcher(context.Background(), BatcherConfig{MaxEvents: 1000, Linger: time.Hour})
+	for range 5 {
+		if _, err := b.Add(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(stub.bodies) != 3 || b.Stats().Accepted != 5 {
+		t.Fatalf("%d requests, stats %+v; want 5 events in 3 requests of at most 2", len(stub.bodies), b.Stats())
 	}
 }
