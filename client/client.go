@@ -120,8 +120,12 @@ func (c *Client) attempt(ctx context.Context, r request) (*response, error) {
 		body = bytes.NewReader(r.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, c.baseURL+r.path, body)
+	if err == nil && req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		err = fmt.Errorf("base URL %q must start with http:// or https://", c.baseURL)
+	}
 	if err != nil {
-		return nil, err
+		// Nothing was sent, and another attempt would fail the same way.
+		return nil, &permanentError{err}
 	}
 	for k, v := range r.header {
 		req.Header[k] = v
@@ -139,6 +143,12 @@ func (c *Client) attempt(ctx context.Context, r request) (*response, error) {
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
+
+// permanentError is an attempt that cannot succeed when repeated.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
 
 // call sends r once and decodes a 2xx JSON answer into out (when not nil).
 // Reads and meter changes are not retried: the caller decides.

@@ -23,6 +23,9 @@ type RetryPolicy struct {
 	Jitter          float64
 	MaxAttempts     int           // 0: no limit but MaxElapsed
 	MaxElapsed      time.Duration // 0: no limit but MaxAttempts
+	// Notify, when set, is called before each wait with why the attempt
+	// failed (an *Error, or the network error) and how long the wait is.
+	Notify func(err error, wait time.Duration)
 }
 
 // DefaultRetryPolicy waits 200 ms, then about 1.5 times longer each time up
@@ -85,9 +88,12 @@ func (c *Client) send(ctx context.Context, r request) (resp *response, attempts 
 		attempts++
 		resp, err = c.attempt(ctx, r)
 		var wait time.Duration
+		var permanent *permanentError
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil, attempts, ctx.Err()
+		case errors.As(err, &permanent):
+			return nil, attempts, permanent.err
 		case err != nil:
 			// Connection refused or reset, a timeout of this attempt: the
 			// request may or may not have been served; the same body is
@@ -107,10 +113,13 @@ func (c *Client) send(ctx context.Context, r request) (resp *response, attempts 
 		if wait < next {
 			wait = next
 		}
+		if err == nil {
+			err = apiError(resp)
+		}
+		if c.retry.Notify != nil {
+			c.retry.Notify(err, wait)
+		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			if err == nil {
-				err = apiError(resp)
-			}
 			return nil, attempts, errors.Join(serr, err)
 		}
 	}

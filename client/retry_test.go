@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -250,5 +251,29 @@ func TestRequestLimits(t *testing.T) {
 	}
 	if len(stub.bodies) != 3 || b.Stats().Accepted != 5 {
 		t.Fatalf("%d requests, stats %+v; want 5 events in 3 requests of at most 2", len(stub.bodies), b.Stats())
+	}
+}
+
+// A base URL that cannot work is an error at once, not retried; Notify
+// sees each retried failure and its wait.
+func TestSendPermanentErrorAndNotify(t *testing.T) {
+	c := New("ftp://127.0.0.1:1", "test-key", WithRetry(fastPolicy()))
+	c.sleep = func(ctx context.Context, d time.Duration) error { t.Fatal("waited to retry a bad URL"); return nil }
+	if _, err := c.Send(context.Background(), Event{Type: "t", CustomerID: "c"}); err == nil || !strings.Contains(err.Error(), "http://") {
+		t.Fatalf("ftp base URL: %v", err)
+	}
+
+	stub := &ingestStub{statuses: []int{http.StatusServiceUnavailable}, header: http.Header{"Retry-After": {"2"}}}
+	policy := fastPolicy()
+	var notified []string
+	policy.Notify = func(err error, wait time.Duration) {
+		notified = append(notified, fmt.Sprint(wait >= 2*time.Second, " ", err))
+	}
+	c, _ = testClient(t, stub, policy)
+	if _, err := c.Send(context.Background(), Event{Type: "t", CustomerID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(notified) != 1 || notified[0] != "true HTTP 503 stub: answer Service Unavailable" {
+		t.Fatalf("notified %q", notified)
 	}
 }

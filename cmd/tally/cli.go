@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -36,14 +37,18 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "timeout of each HTTP request")
 }
 
-func (c *connFlags) client() (*client.Client, error) {
+func (c *connFlags) client(opts ...client.Option) (*client.Client, error) {
+	if u, err := url.Parse(c.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-url %q must be a URL such as %s", c.url, client.DefaultURL)
+	}
 	if c.key == "" {
 		c.key = devKeyFromDataDir()
 	}
 	if c.key == "" {
 		return nil, errors.New("no API key: set -key or TALLY_KEY (make run prints the dev key)")
 	}
-	return client.New(c.url, c.key, client.WithHTTPClient(&http.Client{Timeout: c.timeout})), nil
+	opts = append([]client.Option{client.WithHTTPClient(&http.Client{Timeout: c.timeout})}, opts...)
+	return client.New(c.url, c.key, opts...), nil
 }
 
 // parseCLI parses flags and positional arguments in any order (`tally

@@ -28,6 +28,7 @@ type sendConfig struct {
 	linger      time.Duration
 	concurrency int
 	showReasons int
+	retryFor    time.Duration
 }
 
 func (c *sendConfig) register(fs *flag.FlagSet) {
@@ -37,6 +38,7 @@ func (c *sendConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.linger, "linger", 200*time.Millisecond, "how long a partial request waits for more events")
 	fs.IntVar(&c.concurrency, "concurrency", 2, "requests in flight at once")
 	fs.IntVar(&c.showReasons, "show-rejections", 5, "rejections printed with the summary")
+	fs.DurationVar(&c.retryFor, "retry-for", 2*time.Minute, "how long a request is retried after a 429, a 503 or a network error (0: once only)")
 }
 
 func runSend(ctx context.Context, args []string) error {
@@ -55,7 +57,18 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return err
 	}
-	c, err := cfg.conn.client()
+	retry := client.DefaultRetryPolicy()
+	retry.MaxElapsed = cfg.retryFor
+	if cfg.retryFor <= 0 {
+		retry = client.NoRetry()
+	}
+	var notifyMu sync.Mutex
+	retry.Notify = func(err error, wait time.Duration) {
+		notifyMu.Lock()
+		defer notifyMu.Unlock()
+		fmt.Fprintf(stderr, "retrying in %s: %v\n", wait.Round(time.Millisecond), err)
+	}
+	c, err := cfg.conn.client(client.WithRetry(retry))
 	if err != nil {
 		return err
 	}

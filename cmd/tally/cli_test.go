@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,24 +100,16 @@ func TestCLIVerbs(t *testing.T) {
 
 	// Usage: e1 once, e4 in New York's March 2 but UTC's March 3.
 	march := []string{"-from=2026-03-01T00:00:00Z", "-to=2026-04-01T00:00:00Z"}
-	waitCLIUsage(t, p, "calls", "4")
-	out, err = cliRun(t, p, "", usageVerb, append([]string{"tokens", "-group-by", "customer_id,model"}, march...)...)
 	wantTable := "" +
 		"customer_id  model  value\n" +
 		"acme         a      0.000000000001\n" +
 		"acme         b      100.5\n" +
 		"initech      b      11\n"
-	if err != nil || out != wantTable {
-		t.Fatalf("usage table: %v\n%s\nwant\n%s", err, out, wantTable)
-	}
-	out, err = cliRun(t, p, "", usageVerb, append(march, "tokens", "-window-size=day", "-time-zone=America/New_York", "-customer=acme", "-o", "csv")...)
+	waitCLIOutput(t, p, wantTable, append([]string{"tokens", "-group-by", "customer_id,model"}, march...)...)
 	wantCSV := "" +
 		"window_start,window_end,value\n" +
 		"2026-03-02T00:00:00-05:00,2026-03-03T00:00:00-05:00,100.500000000001\n"
-	if err != nil || out != wantCSV {
-		t.Fatalf("usage csv: %v\n%s\nwant\n%s", err, out, wantCSV)
-	}
-	out, err = cliRun(t, p, "", usageVerb, append(march, "tokens", "-filter", "model=b", "-group-by=model", "-o", "json")...)
+	waitCLIOutput(t, p, wantCSV, append(march, "tokens", "-window-size=day", "-time-zone=America/New_York", "-customer=acme", "-o", "csv")...)
 	wantJSON := `{
   "meter": "tokens",
   "from": "2026-03-01T00:00:00Z",
@@ -135,9 +128,7 @@ func TestCLIVerbs(t *testing.T) {
   ]
 }
 `
-	if err != nil || out != wantJSON {
-		t.Fatalf("usage json: %v\n%s\nwant\n%s", err, out, wantJSON)
-	}
+	waitCLIOutput(t, p, wantJSON, append(march, "tokens", "-filter", "model=b", "-group-by=model", "-o", "json")...)
 	if _, err := cliRun(t, p, "", usageVerb, "tokens", "-group-by=colour"); err == nil || !strings.Contains(err.Error(), "400 validation_failed") {
 		t.Fatalf("usage with an unknown group key: %v", err)
 	}
@@ -151,21 +142,21 @@ func TestCLIVerbs(t *testing.T) {
 	}
 }
 
-// waitCLIUsage polls `tally usage` until the meter's total over 2026 is
-// want.
-func waitCLIUsage(t *testing.T, p *pipeline, meter, want string) {
+// waitCLIOutput runs `tally usage args...` until it prints want, for at
+// most a minute. Polling, because one INSERT of the aggregator becomes
+// visible part by part (ClickHouse writes a part per partition and per
+// copy of readings): right after the events are stored one query may
+// already see a row that another does not yet.
+func waitCLIOutput(t *testing.T, p *pipeline, want string, args ...string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		out, err := cliRun(t, p, "", usageVerb, meter, "-from=2026-01-01T00:00:00Z", "-to=2027-01-01T00:00:00Z", "-o=csv")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out == "value\n"+want+"\n" {
+		out, err := cliRun(t, p, "", usageVerb, args...)
+		if err == nil && out == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("usage of %s is %q after a minute, want %s", meter, out, want)
+			t.Fatalf("tally usage %s printed, after a minute:\n%s(error %v)\nwant\n%s", strings.Join(args, " "), out, err, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -181,6 +172,27 @@ func TestCLIErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401 unauthorized") || stdout.String() != "accepted 0, rejected 0, failed 1\n" {
 		t.Fatalf("send with a bad key: %v\n%s", err, stdout.String())
 	}
+	// Nothing listening: retried for -retry-for, each retry on stderr, then
+	// failed.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + ln.Addr().String()
+	ln.Close()
+	stdout.Reset()
+	stderr.Reset()
+	err = sendCommand(context.Background(), []string{"-url=" + deadURL, "-key=" + acmeKey, "-retry-for=500ms"},
+		strings.NewReader(`{"id": "e1", "type": "t", "customer_id": "c"}`), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || stdout.String() != "accepted 0, rejected 0, failed 1\n" ||
+		!strings.HasPrefix(stderr.String(), "retrying in ") {
+		t.Fatalf("send to nothing: %v\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
+	}
+	if err := sendCommand(context.Background(), []string{"-url=127.0.0.1:8000", "-key=" + acmeKey}, strings.NewReader(""), &stdout, &stderr); err == nil ||
+		!strings.Contains(err.Error(), "must be a URL") {
+		t.Fatalf("a -url without a scheme: %v", err)
+	}
+
 	out, err := cliRun(t, p, "{\"id\": \"e1\", \"type\": \"t\", \"customer_id\": \"c\"}\n{\"id\": oops}\n", sendVerb)
 	if err == nil || !strings.Contains(err.Error(), "stdin: event 2: invalid character") || out != "accepted 1, rejected 0\n" {
 		t.Fatalf("send of broken NDJSON: %v\n%s", err, out)
