@@ -194,29 +194,22 @@ func testAllGeneratedDevKey(t *testing.T, bin string) {
 	p.stop(syscall.SIGTERM)
 }
 
-// buildTallyBinary builds this package once for all subtests.
+// buildTallyBinary returns the tally binary, built once per test binary
+// (testenv.TallyBinary) for every test that runs it.
 func buildTallyBinary(t *testing.T) string {
 	t.Helper()
-	pkgDir, err := os.Getwd()
+	bin, err := testenv.TallyBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "tally")
-	began := time.Now()
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = pkgDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %s", bin, time.Since(began).Round(time.Millisecond))
 	return bin
 }
 
 // allSetup is what stays the same across restarts: data dir, ports, key.
 type allSetup struct {
-	dataDir                          string
-	ingest, query, aggregator, kafka int
-	devKey                           string
+	dataDir                               string
+	api, ingest, query, aggregator, kafka int
+	devKey                                string
 }
 
 func newAllSetup(t *testing.T, devKey string) allSetup {
@@ -227,7 +220,7 @@ func newAllSetup(t *testing.T, devKey string) allSetup {
 	}
 	return allSetup{
 		dataDir: dir, devKey: devKey,
-		ingest: allFreePort(t), query: allFreePort(t), aggregator: allFreePort(t), kafka: allFreePort(t),
+		api: allFreePort(t), ingest: allFreePort(t), query: allFreePort(t), aggregator: allFreePort(t), kafka: allFreePort(t),
 	}
 }
 
@@ -256,6 +249,7 @@ type allProc struct {
 func startAll(t *testing.T, bin string, s allSetup) *allProc {
 	t.Helper()
 	cmd := exec.Command(bin, "all",
+		"-api.listen-addr=127.0.0.1:"+strconv.Itoa(s.api), // never make run's :8000
 		"-ingest.listen-addr=127.0.0.1:"+strconv.Itoa(s.ingest),
 		"-query.listen-addr=127.0.0.1:"+strconv.Itoa(s.query),
 		"-aggregator.listen-addr=127.0.0.1:"+strconv.Itoa(s.aggregator),

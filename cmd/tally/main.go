@@ -8,6 +8,9 @@
 //	tally all          the three together, plus an embedded Kafka-protocol
 //	                   broker and ClickHouse server unless external ones are set
 //	tally migrate      apply the ClickHouse schema
+//	tally send         events from files or stdin to a running Tally
+//	tally usage        a usage query as a table, CSV or JSON
+//	tally meters       list, get, create and delete meters
 //
 // Every flag has an environment override: TALLY_<FLAG> with dots and dashes
 // as underscores (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).
@@ -41,6 +44,10 @@ var commands = []command{
 	{"loadgen", "send synthetic events to a running Tally and verify their usage", runLoadgen},
 	// bench starts its own Tally and measures it against its limits (bench.go).
 	{"bench", "measure ingest and end to end against their limits (make bench)", runBench},
+	// The client verbs use the client package against a running Tally (cli*.go).
+	{"send", "send events from files or stdin (JSON, NDJSON) to a running Tally", runSend},
+	{"usage", "query a meter's usage: a table, CSV or JSON", runUsage},
+	{"meters", "list, get, create (from a file) and delete meters", runMeters},
 }
 
 func main() {
@@ -82,5 +89,5 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).")
+	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).\nThe client verbs (send, usage, meters) take only -url, -key and -timeout from\nthe environment: TALLY_URL, TALLY_KEY, TALLY_TIMEOUT.")
 }

@@ -16,7 +16,8 @@ const devKey = "dev-readme-key-0123456789"
 // the end of "Coming from Measure", in order and as written, against the
 // whole pipeline: only the addresses of `make run` are replaced by the
 // test's, and TALLY_KEY is the dev organization's key. Each answer must be
-// a success, and the figures the README shows must come out.
+// a success, and the figures the README shows must come out. Then the
+// examples of the client verbs run (testREADMECLIExamples).
 func TestREADMEExamples(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "date"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -62,6 +63,8 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatalf("README examples failed: %v\n%s", err, out)
 	}
 	output := string(out)
+	// The client verbs continue where the curl examples end.
+	testREADMECLIExamples(t, p, text)
 	// Every answer is a success.
 	statuses := regexp.MustCompile(`(?m)^HTTP (\d{3})$`).FindAllStringSubmatch(output, -1)
 	// A curl piped into grep has its status line filtered out.

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -28,10 +29,19 @@ var stablePorts = struct {
 // the kernel never hands out ports by itself, and checks the port is free.
 func StablePort(t testing.TB) int {
 	t.Helper()
+	port, err := stablePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// stablePort is StablePort for callers without a testing.TB (a TestMain).
+func stablePort() (int, error) {
 	low := ephemeralLow()
 	const floor = 10000
 	if low <= floor+1000 {
-		t.Fatalf("ephemeral port range starts at %d: no room below it for stable ports", low)
+		return 0, fmt.Errorf("ephemeral port range starts at %d: no room below it for stable ports", low)
 	}
 	stablePorts.Lock()
 	defer stablePorts.Unlock()
@@ -45,13 +55,12 @@ func StablePort(t testing.TB) int {
 			continue // taken
 		}
 		if err := ln.Close(); err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		stablePorts.given[port] = true
-		return port
+		return port, nil
 	}
-	t.Fatalf("no free port in [%d, %d) after 1000 tries", floor, low)
-	return 0
+	return 0, fmt.Errorf("no free port in [%d, %d) after 1000 tries", floor, low)
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (32768,

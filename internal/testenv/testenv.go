@@ -48,9 +48,12 @@ var shared struct {
 // exits with the tests' status. Test binaries have no other hook that runs
 // after the last test. Without Main the servers still die with the test
 // binary (Pdeathsig), but their temporary directories stay.
-func Main(m *testing.M) {
+//
+// stops are run first, in order: what the package's tests started on
+// top of these (a `tally all` of StartTallyAll, say).
+func Main(m *testing.M, stops ...func() error) {
 	code := m.Run()
-	for _, stop := range []func() error{stopShared, stopSharedCluster} {
+	for _, stop := range append(stops, stopShared, stopSharedCluster, stopTallyBinary) {
 		if err := stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "testenv:", err)
 		}
