@@ -8,6 +8,8 @@
 //	tally all          the three together, plus an embedded Kafka-protocol
 //	                   broker and ClickHouse server unless external ones are set
 //	tally migrate      apply the ClickHouse schema
+//	tally health URL   exit 0 when URL answers 2xx (container healthchecks)
+//	tally help config  every setting: flag, environment variable, default
 //
 // Every flag has an environment override: TALLY_<FLAG> with dots and dashes
 // as underscores (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).
@@ -41,6 +43,8 @@ var commands = []command{
 	{"loadgen", "send synthetic events to a running Tally and verify their usage", runLoadgen},
 	// bench starts its own Tally and measures it against its limits (bench.go).
 	{"bench", "measure ingest and end to end against their limits (make bench)", runBench},
+	// health is the healthcheck of the distroless image (health.go).
+	{"health", "GET a URL; exit 0 on 2xx, 1 otherwise (container healthchecks)", runHealth},
 }
 
 func main() {
@@ -51,7 +55,10 @@ func main() {
 	name, args := os.Args[1], os.Args[2:]
 	switch name {
 	case "-h", "-help", "--help", "help":
-		usage()
+		if err := runHelp(os.Stdout, args); err != nil {
+			fmt.Fprintf(os.Stderr, "tally help: %v\n", err)
+			os.Exit(2)
+		}
 		return
 	case "version", "-version", "--version":
 		fmt.Println("tally", version)
@@ -82,5 +89,5 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).")
+	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR);\n'tally help config' lists them all.")
 }
