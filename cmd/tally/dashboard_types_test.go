@@ -1,0 +1,65 @@
+package main
+
+import "encoding/json"
+
+// dashboard is the part of a Grafana dashboard JSON the deploy and
+// observability tests read.
+type dashboard struct {
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []dashboardVar `json:"list"`
+	} `json:"templating"`
+	Panels []dashboardPanel `json:"panels"`
+}
+
+type dashboardVar struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"` // a string, or {"query": "..."}
+	Definition string          `json:"definition"`
+}
+
+// queryString is the variable's query, in either of its shapes.
+func (v dashboardVar) queryString() string {
+	var s string
+	if json.Unmarshal(v.Query, &s) == nil {
+		return s
+	}
+	var o struct {
+		Query string `json:"query"`
+	}
+	json.Unmarshal(v.Query, &o)
+	return o.Query
+}
+
+type datasourceRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type dashboardPanel struct {
+	Title      string         `json:"title"`
+	Type       string         `json:"type"`
+	Datasource *datasourceRef `json:"datasource"`
+	Targets    []struct {
+		RefID      string         `json:"refId"`
+		Expr       string         `json:"expr"`
+		Datasource *datasourceRef `json:"datasource"`
+	} `json:"targets"`
+	Panels []dashboardPanel `json:"panels"` // of a collapsed row
+}
+
+// allPanels lists every panel, those inside collapsed rows included.
+func (d *dashboard) allPanels() []dashboardPanel {
+	var out []dashboardPanel
+	var walk func([]dashboardPanel)
+	walk = func(ps []dashboardPanel) {
+		for _, p := range ps {
+			out = append(out, p)
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	return out
+}
