@@ -1,6 +1,9 @@
 package main
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"testing"
+)
 
 // dashboard is the part of a Grafana dashboard JSON the deploy and
 // observability tests read.
@@ -39,9 +42,11 @@ type datasourceRef struct {
 }
 
 type dashboardPanel struct {
-	Title      string         `json:"title"`
-	Type       string         `json:"type"`
-	Datasource *datasourceRef `json:"datasource"`
+	ID         int                      `json:"id"`
+	GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
+	Title      string                   `json:"title"`
+	Type       string                   `json:"type"`
+	Datasource *datasourceRef           `json:"datasource"`
 	Targets    []struct {
 		RefID      string         `json:"refId"`
 		Expr       string         `json:"expr"`
@@ -62,4 +67,27 @@ func (d *dashboard) allPanels() []dashboardPanel {
 	}
 	walk(d.Panels)
 	return out
+}
+
+// checkDashboardLayout: panel ids are unique (Grafana links and keeps
+// state by id) and no two panels of the grid overlap.
+func checkDashboardLayout(t *testing.T, where string, d *dashboard) {
+	ids := map[int]string{}
+	panels := d.allPanels()
+	for i, p := range panels {
+		if other, ok := ids[p.ID]; ok {
+			t.Errorf("%s: panels %q and %q share id %d", where, other, p.Title, p.ID)
+		}
+		ids[p.ID] = p.Title
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("%s: panel %q has gridPos %+v outside the 24-column grid", where, p.Title, g)
+		}
+		for _, q := range panels[:i] {
+			o := q.GridPos
+			if g.X < o.X+o.W && o.X < g.X+g.W && g.Y < o.Y+o.H && o.Y < g.Y+g.H {
+				t.Errorf("%s: panels %q and %q overlap", where, q.Title, p.Title)
+			}
+		}
+	}
 }

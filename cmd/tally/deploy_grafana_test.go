@@ -189,6 +189,7 @@ func checkDashboardDatasources(t *testing.T, where string, data []byte, datasour
 	if d.UID == "" || d.Title == "" {
 		t.Errorf("%s: a provisioned dashboard needs a uid and a title", where)
 	}
+	checkDashboardLayout(t, where, &d)
 	vars := map[string]string{} // datasource variable -> plugin type
 	for _, v := range d.Templating.List {
 		if v.Type == "datasource" {
