@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -125,5 +126,56 @@ func TestConfigReferenceHasEveryCommand(t *testing.T) {
 	}
 	if err := runHelp(&out, []string{"nonsense"}); err == nil {
 		t.Error("tally help nonsense: want an error naming the topics")
+	}
+}
+
+// The README's table of the compose stack names every service of
+// docker-compose.yml with the host ports it publishes, and nothing else.
+func TestREADMEComposeTable(t *testing.T) {
+	data, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n### The compose stack\n")
+	if !ok {
+		t.Fatal("README has no section ### The compose stack")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	rows := map[string]string{} // service -> port cell
+	what := map[string]string{} // service -> what cell
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) > 3 && strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			name := strings.Trim(strings.TrimSpace(cells[1]), "`")
+			rows[name], what[name] = strings.TrimSpace(cells[2]), cells[3]
+		}
+	}
+	f := readCompose(t, "docker-compose.yml")
+	// The credentials the README gives are Grafana's.
+	env := f.Services["grafana"].env()
+	if want := fmt.Sprintf("user `%s`, password `%s`", env["GF_SECURITY_ADMIN_USER"], env["GF_SECURITY_ADMIN_PASSWORD"]); !strings.Contains(what["grafana"], want) {
+		t.Errorf("README's compose table: Grafana's row does not say %q", want)
+	}
+	for name, s := range f.Services {
+		cell, ok := rows[name]
+		if !ok {
+			t.Errorf("README's compose table has no row for service %s", name)
+			continue
+		}
+		var published []string
+		for _, p := range s.Ports {
+			host, _, _ := strings.Cut(p, ":")
+			published = append(published, host)
+		}
+		if len(published) > 0 && cell != strings.Join(published, ", ") {
+			t.Errorf("README's compose table gives %s the port %q; it publishes %v", name, cell, published)
+		}
+		if len(published) == 0 && cell != "" && !strings.Contains(cell, "inside") {
+			t.Errorf("README's compose table gives %s the port %q; it publishes none", name, cell)
+		}
+		delete(rows, name)
+	}
+	for name := range rows {
+		t.Errorf("README's compose table has a row for %s, which is not a service of docker-compose.yml", name)
 	}
 }
