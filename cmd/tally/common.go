@@ -131,7 +131,7 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, nargs int, validators ...fu
 	if flagSetSeen != nil {
 		// `tally help config` collects the flag set instead of running
 		// the command (config_reference.go).
-		flagSetSeen(fs)
+		flagSetSeen(fs, nil)
 		return errFlagsCollected
 	}
 	if err := fs.Parse(args); err != nil {

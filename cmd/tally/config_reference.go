@@ -22,8 +22,9 @@ import (
 var (
 	// flagSetSeen, when set, receives the flag set a command registered
 	// and parseFlagsArgs returns errFlagsCollected instead of parsing:
-	// the command stops before it does anything.
-	flagSetSeen       func(*flag.FlagSet)
+	// the command stops before it does anything. hasEnv says which flags
+	// have a TALLY_* override (nil: every flag, as parseFlags applies).
+	flagSetSeen       func(fs *flag.FlagSet, hasEnv func(name string) bool)
 	flagSetSeenMu     sync.Mutex
 	errFlagsCollected = errors.New("flags collected")
 )
@@ -32,7 +33,12 @@ var (
 type commandFlags struct {
 	command string
 	flags   []*flag.Flag // sorted by name
+	hasEnv  func(name string) bool
 }
+
+// envOverride reports whether the command reads the flag's TALLY_*
+// variable.
+func (cf commandFlags) envOverride(name string) bool { return cf.hasEnv == nil || cf.hasEnv(name) }
 
 // collectFlags returns the flags of every command, in the order of
 // commands. A command that returns without registering its flags through
@@ -45,13 +51,14 @@ func collectFlags() ([]commandFlags, error) {
 	var errs []error
 	for _, c := range commands {
 		var seen *flag.FlagSet
-		flagSetSeen = func(fs *flag.FlagSet) { seen = fs }
+		var hasEnv func(string) bool
+		flagSetSeen = func(fs *flag.FlagSet, env func(string) bool) { seen, hasEnv = fs, env }
 		err := c.run(context.Background(), nil)
 		if !errors.Is(err, errFlagsCollected) || seen == nil {
 			errs = append(errs, fmt.Errorf("tally %s did not register its flags through parseFlags (got %v)", c.name, err))
 			continue
 		}
-		cf := commandFlags{command: c.name}
+		cf := commandFlags{command: c.name, hasEnv: hasEnv}
 		seen.VisitAll(func(f *flag.Flag) { cf.flags = append(cf.flags, f) })
 		out = append(out, cf)
 	}
@@ -62,21 +69,23 @@ func collectFlags() ([]commandFlags, error) {
 // have it with this default and meaning.
 type configRow struct {
 	flag     *flag.Flag
+	env      bool // TALLY_* overrides it
 	commands []string
 }
 
 // configRows merges the commands' flags into rows sorted by flag name; a
-// flag whose default or meaning differs between commands gets a row per
-// variant.
+// flag whose default, meaning or environment override differs between
+// commands gets a row per variant.
 func configRows(sets []commandFlags) []configRow {
 	var rows []configRow
 	for _, cf := range sets {
 		for _, f := range cf.flags {
+			env := cf.envOverride(f.Name)
 			i := slices.IndexFunc(rows, func(r configRow) bool {
-				return r.flag.Name == f.Name && r.flag.DefValue == f.DefValue && r.flag.Usage == f.Usage
+				return r.flag.Name == f.Name && r.flag.DefValue == f.DefValue && r.flag.Usage == f.Usage && r.env == env
 			})
 			if i < 0 {
-				rows = append(rows, configRow{flag: f})
+				rows = append(rows, configRow{flag: f, env: env})
 				i = len(rows) - 1
 			}
 			rows[i].commands = append(rows[i].commands, cf.command)
@@ -92,6 +101,12 @@ func writeConfigReference(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	formatConfigReference(w, sets)
+	return nil
+}
+
+// formatConfigReference writes the table of the commands' flags.
+func formatConfigReference(w io.Writer, sets []commandFlags) {
 	fmt.Fprintln(w, "| flag | environment | default | commands | meaning |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, r := range configRows(sets) {
@@ -103,10 +118,13 @@ func writeConfigReference(w io.Writer) error {
 		if len(r.commands) < len(sets) {
 			cmds = strings.Join(r.commands, ", ")
 		}
-		fmt.Fprintf(w, "| `-%s` | `%s` | `%s` | %s | %s |\n",
-			r.flag.Name, config.EnvName(r.flag.Name), def, cmds, strings.ReplaceAll(r.flag.Usage, "|", `\|`))
+		env := "(none)"
+		if r.env {
+			env = "`" + config.EnvName(r.flag.Name) + "`"
+		}
+		fmt.Fprintf(w, "| `-%s` | %s | `%s` | %s | %s |\n",
+			r.flag.Name, env, def, cmds, strings.ReplaceAll(r.flag.Usage, "|", `\|`))
 	}
-	return nil
 }
 
 // runHelp is `tally help [config]`.

@@ -13,26 +13,38 @@ import (
 var (
 	allFlagsOnce   sync.Once
 	allFlagsByName map[string]*flag.Flag
+	allFlagsEnv    map[string]bool // some command reads the flag's TALLY_* variable
 )
 
-// allFlagSets returns the flags of every command, by flag name (the first
-// command's variant where commands differ).
-func allFlagSets() map[string]*flag.Flag {
+func collectAllFlags() {
 	allFlagsOnce.Do(func() {
 		sets, err := collectFlags()
 		if err != nil {
 			panic(err)
 		}
-		allFlagsByName = map[string]*flag.Flag{}
+		allFlagsByName, allFlagsEnv = map[string]*flag.Flag{}, map[string]bool{}
 		for _, cf := range sets {
 			for _, f := range cf.flags {
 				if _, ok := allFlagsByName[f.Name]; !ok {
 					allFlagsByName[f.Name] = f
 				}
+				allFlagsEnv[f.Name] = allFlagsEnv[f.Name] || cf.envOverride(f.Name)
 			}
 		}
 	})
+}
+
+// allFlagSets returns the flags of every command, by flag name (the first
+// command's variant where commands differ).
+func allFlagSets() map[string]*flag.Flag {
+	collectAllFlags()
 	return allFlagsByName
+}
+
+// flagHasEnv reports whether some command reads the flag's TALLY_* variable.
+func flagHasEnv(name string) bool {
+	collectAllFlags()
+	return allFlagsEnv[name]
 }
 
 const readmePath = "../../README.md"
