@@ -102,6 +102,35 @@ func TestAlertRulesAndRunbooks(t *testing.T) {
 	if len(alerts) == 0 {
 		t.Fatalf("%s has no alerts", rulesFile)
 	}
+	checkRunbookReferences(t)
+}
+
+// runbookFile is where the alerts' sections are.
+const runbookFile = "RUNBOOK.md"
+
+// checkRunbookReferences: what the runbook sends an operator to exists. A
+// quoted name ("Consumer lag by partition") is a panel or the dashboard's
+// title, or a heading of the README.
+func checkRunbookReferences(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(readRepoFile(t, tallyDashboard, tallyDashboard), &d); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{d.Title: true}
+	for _, p := range d.allPanels() {
+		names[p.Title] = true
+	}
+	for _, line := range strings.Split(string(readRepoFile(t, "README.md", "README.md")), "\n") {
+		if h, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " "); ok && strings.HasPrefix(line, "#") {
+			names[h] = true
+		}
+	}
+	space := regexp.MustCompile(`\s+`)
+	for _, m := range regexp.MustCompile(`"([A-Z][^"]*)"`).FindAllStringSubmatch(string(readRepoFile(t, runbookFile, runbookFile)), -1) {
+		if name := space.ReplaceAllString(m[1], " "); !names[name] {
+			t.Errorf("%s refers to %q, which is no panel of %s and no heading of the README", runbookFile, name, tallyDashboard)
+		}
+	}
 }
 
 // markdownSections splits a repository Markdown file into its "## "
@@ -191,6 +220,22 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	for component, base := range map[string]string{"ingest": p.ingestURL, "aggregator": p.aggURL, "query": p.queryURL} {
 		for name, f := range scrapeMetrics(t, component, base+"/metrics") {
 			exported[name] = f
+		}
+	}
+	// The metrics the runbook names exist too: exported now, or defined
+	// by the code for an event this run does not provoke (a partition's
+	// records deleted before they were metered, a failed ClickHouse call
+	// of query). The rules and panels are held to what is exported.
+	runbook := string(readRepoFile(t, runbookFile, runbookFile))
+	defined := metricNamesInCode(t)
+	for _, name := range regexp.MustCompile(`tally_[a-z0-9_]+`).FindAllString(runbook, -1) {
+		if !defined[name] {
+			used = append(used, usedMetric{where: runbookFile, name: name})
+		}
+	}
+	for _, name := range regexp.MustCompile(`tally:[a-z0-9_:]+`).FindAllString(runbook, -1) {
+		if !recorded[name] {
+			t.Errorf("%s names %s, which is no recording rule of %s", runbookFile, name, rulesFile)
 		}
 	}
 	jobs := scrapeJobs(t)
@@ -350,4 +395,35 @@ func scrapeJobs(t *testing.T) []string {
 		jobs = append(jobs, sc.JobName)
 	}
 	return jobs
+}
+
+// metricNamesInCode are the metric names the packages' code defines as
+// string literals (Name: "tally_..."), test files excepted.
+func metricNamesInCode(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	literal := regexp.MustCompile(`Name:\s+"(tally_[a-z0-9_]+)"`)
+	err := filepath.WalkDir(repoRoot, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "data" || strings.HasPrefix(d.Name(), ".")) && path != repoRoot {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range literal.FindAllStringSubmatch(string(src), -1) {
+			names[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
