@@ -228,3 +228,40 @@ func checkTallyDependencies(t *testing.T, where string, f *composeFile, s compos
 		}
 	}
 }
+
+// checkComposeEnvironment: a TALLY_* variable a service's command ignores
+// (it has no such flag) is allowed only as part of the environment every
+// Tally service of the file shares; set on one service alone, it is a
+// setting that silently does nothing. Unused named volumes are reported
+// too.
+func checkComposeEnvironment(t *testing.T, name string, f *composeFile, procs map[string]*tallyProc) {
+	byEnv := flagOfEnv()
+	shared := func(env, value string) bool {
+		for svcName, s := range f.Services {
+			if _, ok := procs[svcName]; ok && s.env()[env] != value {
+				return false
+			}
+		}
+		return true
+	}
+	for svcName, p := range procs {
+		for env, value := range f.Services[svcName].env() {
+			flagName, ok := byEnv[env]
+			if ok && !hasFlag(p.component, flagName) && !shared(env, value) {
+				t.Errorf("%s service %s: %s is not a setting of tally %s (and not shared by every Tally service)", name, svcName, env, p.component)
+			}
+		}
+	}
+	used := map[string]bool{}
+	for _, s := range f.Services {
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			used[src] = true
+		}
+	}
+	for v := range f.Volumes {
+		if !used[v] {
+			t.Errorf("%s: volume %s is declared but no service mounts it", name, v)
+		}
+	}
+}

@@ -111,6 +111,7 @@ func TestComposeFilesMatchTheCode(t *testing.T) {
 			// cluster's Keeper nodes have none (nothing waits on them).
 			checkComposeHealth(t, name, f, procs, name == "docker-compose.yml")
 			checkComposeGrafana(t, name, f)
+			checkComposeEnvironment(t, name, f, procs)
 		})
 	}
 }
