@@ -175,6 +175,10 @@ func githubAnchor(heading string) string {
 // job prometheus.yml scrapes.
 var promSeries = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 
+// alertSeries are the series Prometheus adds for the alerts it evaluates;
+// a selector of them must name an alert of the rules file.
+var alertSeries = []string{"ALERTS", "ALERTS_FOR_STATE"}
+
 // usedMetric is a vector selector of a rule or a panel.
 type usedMetric struct {
 	where    string
@@ -189,9 +193,13 @@ type usedMetric struct {
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	var used []usedMetric
 	recorded := map[string]bool{}
+	var alertNames []string
 	for _, g := range parseRules(t).Groups {
 		for _, r := range g.Rules {
 			name := r.Alert
+			if r.Alert != "" {
+				alertNames = append(alertNames, r.Alert)
+			}
 			if r.Record != "" {
 				name = r.Record
 				recorded[r.Record] = true
@@ -242,6 +250,12 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	for _, u := range used {
 		switch {
 		case recorded[u.name]:
+		case slices.Contains(alertSeries, u.name):
+			for _, m := range u.matchers {
+				if m.Name == "alertname" && !slices.ContainsFunc(alertNames, m.Matches) {
+					t.Errorf("%s: %s matches no alert of %s", u.where, m, rulesFile)
+				}
+			}
 		case slices.Contains(promSeries, u.name):
 			for _, m := range u.matchers {
 				if m.Name == "job" && !slices.ContainsFunc(jobs, m.Matches) {
