@@ -3,6 +3,8 @@ package aggregator
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tally-oss/tally/schemas"
 )
 
 // Outcomes of tally_aggregator_events_total, one per record.
@@ -61,6 +63,47 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	m := newMetricSet(reg)
+	m.initLabels()
+	return m
+}
+
+// deadLetterReasons are the reasons a dead letter can carry.
+var deadLetterReasons = []string{
+	schemas.ReasonValueMissing, schemas.ReasonValueNotNumber, schemas.ReasonValueOutOfRange,
+	schemas.ReasonValueTooPrecise, schemas.ReasonValueNotScalar, schemas.ReasonGroupNotScalar,
+	schemas.ReasonPropertiesJSON, schemas.ReasonRecordMalformed, schemas.ReasonMeterInvalid,
+	schemas.ReasonUnwritable, reasonEvaluationFailed,
+}
+
+// initLabels exports every known label value at 0 from the start. A
+// series that appears only with its first event hides that first
+// increase from rate() and increase(), and leaves the dashboard and the
+// alerts on a metric that does not exist yet (observability_test.go in
+// cmd/tally checks they only use exported metrics).
+func (m *metrics) initLabels() {
+	for _, o := range []string{outcomeMetered, outcomeDuplicate, outcomeDeadLettered, outcomeUnmatched} {
+		m.events.WithLabelValues(o)
+	}
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(r)
+	}
+	for _, table := range []string{tableEvents, tableReadings, tableDeadLetters} {
+		m.insertRetries.WithLabelValues(table)
+		m.insertDuration.WithLabelValues(table)
+		m.insertRows.WithLabelValues(table)
+		m.systemic.WithLabelValues("insert_" + table)
+	}
+	m.systemic.WithLabelValues(opPublishDeadLetters)
+	for _, op := range []string{opLookupEvents, opLoadMeters, opPublishDeadLetters, opBackfill} {
+		m.otherRetries.WithLabelValues(op)
+	}
+	for _, r := range []string{parkedEvent, parkedReading, parkedDeadLetter, parkedUnpublished, parkedLoggedOnly} {
+		m.parked.WithLabelValues(r)
+	}
+}
+
+func newMetricSet(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{

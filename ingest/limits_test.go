@@ -66,7 +66,7 @@ func TestEventLimitsOnTheNativeRoute(t *testing.T) {
 			}
 			checkRejections(t, resp.Rejected, []Rejection{{Index: 1, Line: 2, ID: "e", Field: tt.field}})
 			_, metrics := gather(t, s)
-			if want := `tally_ingest_events_rejected_total{reason="invalid_other"}`; tt.field[0] >= 'a' && tt.field[:2] != "id" && strings.Contains(metrics, want) {
+			if want := `tally_ingest_events_rejected_total{reason="invalid_other"} 1`; tt.field[0] >= 'a' && tt.field[:2] != "id" && strings.Contains(metrics, want) {
 				t.Errorf("a property's problem is counted as invalid_other:\n%s", metrics)
 			}
 		})

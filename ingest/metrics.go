@@ -29,6 +29,30 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	m := newMetricSet(reg)
+	m.initLabels()
+	return m
+}
+
+// initLabels exports every known label value at 0 from the start, so that
+// the first rejection is an increase rate() sees and the dashboard's and
+// alerts' series exist before anything went wrong.
+func (m *metrics) initLabels() {
+	m.eventsRejected.WithLabelValues(reasonInvalidJSON)
+	m.eventsRejected.WithLabelValues(reasonTooLarge)
+	m.eventsRejected.WithLabelValues("invalid_other")
+	for field := range knownFields {
+		m.eventsRejected.WithLabelValues("invalid_" + field)
+	}
+	for _, r := range []string{requestTooLarge, requestTooMany, requestUnsupported, requestMalformed, requestEmpty, requestOverloaded} {
+		m.requestRejected.WithLabelValues(r)
+	}
+	for _, l := range []string{limitInflightRequests, limitInflightBytes, limitRate} {
+		m.requestsLimited.WithLabelValues(l)
+	}
+}
+
+func newMetricSet(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		http: telemetry.NewHTTPMetrics(reg, "ingest"),

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,10 @@ func (c *connFlags) client(opts ...client.Option) (*client.Client, error) {
 // usage tokens -o csv` as well as `tally usage -o csv tokens`), then sets
 // the connection flags not given from the environment.
 func parseCLI(fs *flag.FlagSet, args []string) ([]string, error) {
+	if flagSetSeen != nil { // tally help config: collect, do nothing
+		flagSetSeen(fs, func(name string) bool { return slices.Contains(connFlagNames, name) })
+		return nil, errFlagsCollected
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

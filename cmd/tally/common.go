@@ -122,11 +122,26 @@ func (k *keyFlags) load(keys *httpapi.Keys) error {
 // parseFlags parses args, applies TALLY_* overrides and reports every
 // invalid setting at once.
 func parseFlags(fs *flag.FlagSet, args []string, validators ...func() error) error {
+	return parseFlagsArgs(fs, args, 0, validators...)
+}
+
+// parseFlagsArgs is parseFlags for a command that takes exactly nargs
+// arguments after its flags.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, nargs int, validators ...func() error) error {
+	if flagSetSeen != nil {
+		// `tally help config` collects the flag set instead of running
+		// the command (config_reference.go).
+		flagSetSeen(fs, nil)
+		return errFlagsCollected
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if fs.NArg() != nargs {
+		if nargs == 0 {
+			return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		}
+		return fmt.Errorf("want %d argument(s) after the flags, got %d: %q", nargs, fs.NArg(), fs.Args())
 	}
 	if err := config.ApplyEnv(fs); err != nil {
 		return err

@@ -19,13 +19,15 @@ var composeFiles = []string{"docker-compose.yml", "docker-compose.cluster.yml"}
 const repoRoot = "../.."
 
 type composeService struct {
-	Image       string         `yaml:"image"`
-	Build       map[string]any `yaml:"build"`
-	Command     []string       `yaml:"command"`
-	Environment map[string]any `yaml:"environment"`
-	Ports       []string       `yaml:"ports"`
-	DependsOn   any            `yaml:"depends_on"`
-	Volumes     []string       `yaml:"volumes"`
+	Image       string              `yaml:"image"`
+	Build       map[string]any      `yaml:"build"`
+	Command     []string            `yaml:"command"`
+	Environment map[string]any      `yaml:"environment"`
+	Ports       []string            `yaml:"ports"`
+	DependsOn   any                 `yaml:"depends_on"`
+	Volumes     []string            `yaml:"volumes"`
+	Restart     string              `yaml:"restart"`
+	Healthcheck *composeHealthcheck `yaml:"healthcheck"`
 }
 
 type composeFile struct {
@@ -93,7 +95,10 @@ func readRepoFile(t *testing.T, where, path string) []byte {
 // TALLY_* variables the code has, with values it accepts, publishes the port
 // it listens on, and names brokers and ClickHouse servers of the same file;
 // the cluster variant's ClickHouse, Keeper and Kafka agree with Tally's
-// cluster settings (deploy_topology_test.go).
+// cluster settings (deploy_topology_test.go). Images are pinned, every
+// healthcheck can run (deploy_compose_health_test.go), every depends_on
+// condition can be met, Prometheus scrapes each Tally service and Grafana's
+// provisioning resolves (deploy_grafana_test.go).
 func TestComposeFilesMatchTheCode(t *testing.T) {
 	for _, name := range composeFiles {
 		t.Run(name, func(t *testing.T) {
@@ -102,6 +107,11 @@ func TestComposeFilesMatchTheCode(t *testing.T) {
 			topo.check(t)
 			checkComposeWiring(t, name, f)
 			checkComposePrometheus(t, name, f, procs)
+			// Every service of the main file has a healthcheck; the
+			// cluster's Keeper nodes have none (nothing waits on them).
+			checkComposeHealth(t, name, f, procs, name == "docker-compose.yml")
+			checkComposeGrafana(t, name, f)
+			checkComposeEnvironment(t, name, f, procs)
 		})
 	}
 }

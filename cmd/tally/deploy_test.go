@@ -84,7 +84,9 @@ func hasFlag(component, name string) bool {
 func flagOfEnv() map[string]string {
 	m := map[string]string{}
 	for name := range allFlagSets() {
-		m[config.EnvName(name)] = name
+		if flagHasEnv(name) {
+			m[config.EnvName(name)] = name
+		}
 	}
 	return m
 }

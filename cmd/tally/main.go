@@ -11,6 +11,8 @@
 //	tally send         events from files or stdin to a running Tally
 //	tally usage        a usage query as a table, CSV or JSON
 //	tally meters       list, get, create and delete meters
+//	tally health URL   exit 0 when URL answers 2xx (container healthchecks)
+//	tally help config  every setting: flag, environment variable, default
 //
 // Every flag has an environment override: TALLY_<FLAG> with dots and dashes
 // as underscores (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).
@@ -48,6 +50,8 @@ var commands = []command{
 	{"send", "send events from files or stdin (JSON, NDJSON) to a running Tally", runSend},
 	{"usage", "query a meter's usage: a table, CSV or JSON", runUsage},
 	{"meters", "list, get, create (from a file) and delete meters", runMeters},
+	// health is the healthcheck of the distroless image (health.go).
+	{"health", "GET a URL; exit 0 on 2xx, 1 otherwise (container healthchecks)", runHealth},
 }
 
 func main() {
@@ -58,7 +62,10 @@ func main() {
 	name, args := os.Args[1], os.Args[2:]
 	switch name {
 	case "-h", "-help", "--help", "help":
-		usage()
+		if err := runHelp(os.Stdout, args); err != nil {
+			fmt.Fprintf(os.Stderr, "tally help: %v\n", err)
+			os.Exit(2)
+		}
 		return
 	case "version", "-version", "--version":
 		fmt.Println("tally", version)
@@ -89,5 +96,5 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR).\nThe client verbs (send, usage, meters) take only -url, -key and -timeout from\nthe environment: TALLY_URL, TALLY_KEY, TALLY_TIMEOUT.")
+	fmt.Fprintln(os.Stderr, "\nRun 'tally <command> -h' for the flags of a command; every flag can be set\nwith an environment variable TALLY_<FLAG> (clickhouse.addr -> TALLY_CLICKHOUSE_ADDR);\n'tally help config' lists them all. The client verbs (send, usage, meters) take\nonly -url, -key and -timeout from the environment: TALLY_URL, TALLY_KEY, TALLY_TIMEOUT.")
 }
