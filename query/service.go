@@ -33,6 +33,7 @@ import (
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
 	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/inspect"
 	"github.com/tally-oss/tally/query/lago"
 	"github.com/tally-oss/tally/query/measure"
 	"github.com/tally-oss/tally/query/priceops"
@@ -138,6 +139,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	handle(MeterRoute, MeterRoute, methodNotAllowed("GET, DELETE"))
 	handle("GET "+UsageRoute, UsageRoute, usageH.ServeHTTP)
 	handle(UsageRoute, UsageRoute, methodNotAllowed("GET"))
+	// What the pipeline did with the organization's events: dead letters
+	// and the status at a glance.
+	inspector := inspect.NewReader(conn, m)
+	deadLetters := &deadLettersHandler{reader: inspector, timeout: cfg.Timeout, logger: logger, now: time.Now}
+	handle("GET "+DeadLettersRoute, DeadLettersRoute, deadLetters.ServeHTTP)
+	handle(DeadLettersRoute, DeadLettersRoute, methodNotAllowed("GET"))
+	status := &statusHandler{reader: inspector, meters: meterStore, timeout: cfg.Timeout, logger: logger, now: time.Now}
+	handle("GET "+StatusRoute, StatusRoute, status.ServeHTTP)
+	handle(StatusRoute, StatusRoute, methodNotAllowed("GET"))
 	// The catalog with usage priced, then the APIs of the products Tally
 	// is a drop-in for, each mapping its shapes onto the same services.
 	var routes []httpapi.Route
