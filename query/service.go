@@ -33,6 +33,7 @@ import (
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
 	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/console"
 	"github.com/tally-oss/tally/query/inspect"
 	"github.com/tally-oss/tally/query/lago"
 	"github.com/tally-oss/tally/query/measure"
@@ -164,6 +165,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		handle(r.Pattern, r.Path(), r.Handler)
 	}
 	handle("/api/", "other", notFound)
+	// The usage console: pages that call the API above from the browser
+	// with the key the user enters; no data of its own, so no key here.
+	consoleHandler, err := console.New()
+	if err != nil {
+		return nil, err // the embedded pages do not parse: a build mistake
+	}
+	s.server.Mux.Handle(console.Path, m.http.Wrap(console.Path, consoleHandler))
+	s.server.Mux.Handle(console.Path+"/", m.http.Wrap(console.Path, consoleHandler))
 	return s, nil
 }
 
