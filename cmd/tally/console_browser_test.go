@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/tally-oss/tally/internal/testenv"
+)
+
+// readmeMeter is the meter of the README's "Try it".
+const readmeMeter = `{"key": "tokens", "name": "LLM tokens", "event_type": "llm.completion",
+	"aggregation": "SUM", "value_property": "$.usage.tokens",
+	"group_by": {"model": "$.model"}, "filter": {"status": {"eq": "ok"}}}`
+
+// readmeEvents are the README's evt-1..3.
+func readmeEvents() []map[string]any {
+	return []map[string]any{
+		ev("evt-1", "llm.completion", "acme", "", map[string]any{"model": "gpt-4o", "status": "ok", "usage": map[string]any{"tokens": json.Number("1200.5")}}),
+		ev("evt-2", "llm.completion", "acme", "", map[string]any{"model": "gpt-4o-mini", "status": "ok", "usage": map[string]any{"tokens": 300}}),
+		ev("evt-3", "llm.completion", "acme", "", map[string]any{"model": "gpt-4o", "status": "error", "usage": map[string]any{"tokens": 999}}),
+	}
+}
+
+// TestConsole loads every page of the usage console in headless Chromium
+// against the real pipeline, with the README's example: the key is
+// entered once (a wrong one is asked for again), the usage table shows
+// the API's totals exactly and the chart has a series per group, the CSV
+// download is the API's, the subscription's charges have their group
+// lines, the dead letter created here is listed with its record (a
+// 22-digit decimal shown as sent), the status has the counts, and
+// another organization's console shows none of it. A screenshot of each
+// page is saved (testenv.ArtifactsDir).
+func TestConsole(t *testing.T) {
+	p := startPipeline(t)
+	p.mustAPI(acmeKey, "POST", "/api/v1/meters", readmeMeter, http.StatusCreated)
+	p.mustAPI(globexKey, "POST", "/api/v1/meters", readmeMeter, http.StatusCreated)
+	poison := ev("evt-4", "llm.completion", "acme", "", map[string]any{"model": "gpt-4o", "status": "ok",
+		"usage": map[string]any{"tokens": "lots"}, "cost": json.Number("0.1000000000000000000001")})
+	p.postEvents(acmeKey, append(readmeEvents(), poison)...)
+	p.postEvents(globexKey,
+		ev("g-1", "llm.completion", "globex-cust", "", map[string]any{"model": "gpt-4o", "status": "ok", "usage": map[string]any{"tokens": 777}}),
+		ev("g-2", "llm.completion", "globex-cust", "", map[string]any{"model": "gpt-4o", "status": "ok", "usage": map[string]any{"tokens": true}}))
+	// The README's catalog steps 4-6.
+	p.mustAPI(acmeKey, "POST", "/api/v1/customers", `{"external_id": "acme", "name": "Acme Inc.", "email": "billing@acme.example",
+		"currency": "USD", "timezone": "America/New_York"}`, http.StatusCreated)
+	p.mustAPI(acmeKey, "POST", "/api/v1/plans", `{"code": "pro", "name": "Pro", "interval": "monthly", "amount_cents": 4900, "amount_currency": "USD",
+		"minimum_commitment_cents": 10000,
+		"charges": [{"id": "ch_tokens", "meter": "tokens", "charge_model": "graduated", "invoice_display_name": "LLM tokens",
+			"properties": {"graduated_ranges": [
+				{"from_value": 0, "to_value": 1000, "per_unit_amount": "0", "flat_amount": "0"},
+				{"from_value": 1000, "to_value": null, "per_unit_amount": "0.002", "flat_amount": "1"}]}}]}`, http.StatusCreated)
+	p.mustAPI(acmeKey, "POST", "/api/v1/subscriptions", `{"external_id": "sub_acme", "external_customer_id": "acme", "plan_code": "pro",
+		"subscription_at": "2026-01-01T00:00:00-05:00"}`, http.StatusCreated)
+	p.waitUsage(acmeKey, "tokens", params("group_by", "customer_id", "group_by", "model"),
+		"customer_id=acme model=gpt-4o => 1200.5", "customer_id=acme model=gpt-4o-mini => 300")
+	for _, key := range []string{acmeKey, globexKey} {
+		waitFor(t, func() bool {
+			return strings.Contains(string(p.mustAPI(key, "GET", "/api/v1/dead_letters", "", 200)), `"total":1`)
+		},
+			func() string {
+				return "dead letters: " + string(p.mustAPI(key, "GET", "/api/v1/dead_letters", "", 200))
+			})
+	}
+
+	ctx := testenv.Browser(t)
+	b := &consoleBrowser{t: t, ctx: ctx, dir: testenv.ArtifactsDir(t)}
+	base := p.apiURL + "/console" // `tally all`'s one base URL
+
+	t.Run("Key", func(t *testing.T) {
+		b.t = t
+		b.open(base, false)
+		b.enterKey("wrong-key-0123456789")
+		testenv.Within(t, ctx, 10*time.Second, "the refused key is asked for again",
+			chromedp.WaitVisible(chromedp.CSS("#key-problem")))
+		if msg := b.text("#key-problem"); !strings.Contains(msg, "refused") {
+			t.Errorf("key problem: %q", msg)
+		}
+		if stored := testenv.Eval[bool](t, ctx, `sessionStorage.length === 0 && localStorage.length === 0 && document.cookie === ""`); !stored {
+			t.Error("a refused key is kept somewhere")
+		}
+		b.enterKey(acmeKey)
+		b.waitReady("usage")
+		if kept := testenv.Eval[string](t, ctx, `sessionStorage.getItem("tally.apiKey") + "|" + localStorage.length + "|" + document.cookie`); kept != acmeKey+"|0|" {
+			t.Errorf("key kept as %q, want in sessionStorage only", kept)
+		}
+	})
+
+	t.Run("Usage", func(t *testing.T) {
+		b.t = t
+		b.open(base, true)
+		wantRows(t, "totals", b.rows("#totals-table"), "acme|gpt-4o|1200.5", "acme|gpt-4o-mini|300")
+		wantRows(t, "windows", b.rows("#windows-table", 2, 3, 4), "acme|gpt-4o|1200.5", "acme|gpt-4o-mini|300")
+		chart := testenv.Eval[string](t, ctx, `(() => { const c = document.getElementById("chart");
+			return c.dataset.rendered + "|" + c.dataset.series + "|" + c.dataset.points + "|" + c.querySelectorAll("canvas").length +
+				"|" + [...c.querySelectorAll(".u-legend .u-series th")].map(th => th.textContent).join(";"); })()`)
+		if chart != "true|2|1|1|window;customer_id=acme, model=gpt-4o;customer_id=acme, model=gpt-4o-mini" {
+			t.Errorf("chart: %s", chart)
+		}
+		b.screenshot("usage")
+
+		// The CSV download is the API's own text/csv.
+		downloads := t.TempDir()
+		if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Within(t, ctx, 10*time.Second, "download CSV", chromedp.Click(chromedp.CSS("#csv")))
+		csvPath := filepath.Join(downloads, "tokens-usage.csv")
+		waitFor(t, func() bool { _, err := os.Stat(csvPath); return err == nil }, func() string { return "no CSV downloaded" })
+		got, err := os.ReadFile(csvPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, want := p.do("GET", p.queryURL+"/api/v1/meters/tokens/query?"+b.usageParams(), acmeKey, "", nil, "Accept", "text/csv")
+		if code != 200 || string(got) != string(want) || !strings.Contains(string(got), ",acme,gpt-4o,1200.5\n") {
+			t.Errorf("downloaded CSV:\n%s\nthe API's (%d):\n%s", got, code, want)
+		}
+
+		// Another window and range: the same numbers, no chart without a window.
+		b.setValue("#window", "")
+		b.setValue("#range", "7d")
+		b.submit("#query")
+		wantRows(t, "totals over 7 days", b.rows("#totals-table"), "acme|gpt-4o|1200.5", "acme|gpt-4o-mini|300")
+		if n := testenv.Eval[int](t, ctx, `document.querySelectorAll("#chart canvas").length`); n != 0 {
+			t.Errorf("%d charts without a window", n)
+		}
+	})
+
+	t.Run("Customers", func(t *testing.T) {
+		b.t = t
+		b.open(base+"/customers", true)
+		wantRows(t, "subscriptions", b.rows("#subscriptions-table", 0, 1, 2, 3), "sub_acme|acme|pro|active")
+		wantRows(t, "charges", b.rows("#charges-table"),
+			"LLM tokens|tokens|graduated|1500.5|2|2.00",
+			"model=gpt-4o|||1200.5|1|1.60",
+			"model=gpt-4o-mini|||300|1|0.40")
+		wantRows(t, "totals", b.rows("#usage-totals-table"),
+			"Charges|2.00", "Fixed fee|49.00", "Minimum commitment|100.00", "Minimum commitment true-up|49.00", "Total|100.00")
+		wantRows(t, "customers", b.rows("#customers-table", 0, 1, 2), "acme|Acme Inc.|billing@acme.example")
+		b.screenshot("customers")
+	})
+
+	t.Run("DeadLetters", func(t *testing.T) {
+		b.t = t
+		b.open(base+"/dead-letters", true)
+		wantRows(t, "by reason", b.rows("#reasons-table"), "value_not_number|1")
+		wantRows(t, "latest", b.rows("#latest-table", 1, 3, 4), "acme|tokens|value_not_number")
+		record := testenv.Eval[string](t, ctx, `document.querySelector("#latest-table details pre").textContent`)
+		if !strings.Contains(record, `"cost": 0.1000000000000000000001`) || !strings.Contains(record, `"tokens": "lots"`) || !strings.Contains(record, `"id": "evt-4"`) {
+			t.Errorf("the record of evt-4 as shown:\n%s", record)
+		}
+		b.screenshot("dead-letters")
+	})
+
+	t.Run("Status", func(t *testing.T) {
+		b.t = t
+		b.open(base+"/status", true)
+		got := testenv.Eval[string](t, ctx, `["organization", "clickhouse", "events-hour", "events-day", "dead-letters", "meters"]
+			.map(id => document.getElementById(id).textContent).join("|")`)
+		if got != "acme|OK|4|4|1|1" {
+			t.Errorf("status: %s", got)
+		}
+		b.screenshot("status")
+	})
+
+	t.Run("MetersOnQueryPort", func(t *testing.T) {
+		b.t = t
+		// Another origin: the key is asked for again there.
+		b.open(p.queryURL+"/console/meters", false)
+		b.enterKey(acmeKey)
+		b.waitReady("meters")
+		wantRows(t, "meters", b.rows("#meters-table", 0, 1, 2, 3, 4, 5),
+			"tokens|LLM tokens|llm.completion|SUM|$.usage.tokens|model ← $.model")
+		b.screenshot("meters")
+	})
+
+	t.Run("OtherOrganization", func(t *testing.T) {
+		b.t = t
+		b.open(base, true)
+		testenv.Within(t, ctx, 10*time.Second, "forget the key", chromedp.Click(chromedp.CSS("#forget-key")),
+			chromedp.WaitVisible(chromedp.CSS("#key-form")))
+		b.enterKey(globexKey)
+		b.waitReady("usage as globex")
+		wantRows(t, "globex totals", b.rows("#totals-table"), "globex-cust|gpt-4o|777")
+		b.noAcme("usage")
+		b.screenshot("globex-usage")
+		b.open(base+"/dead-letters", true)
+		wantRows(t, "globex dead letters", b.rows("#latest-table", 1, 3, 4), "globex-cust|tokens|value_not_number")
+		b.noAcme("dead letters")
+		for _, page := range []string{"/customers", "/status"} {
+			b.open(base+page, true)
+			b.noAcme(page)
+		}
+		if got := b.text("#organization") + "|" + b.text("#events-day"); got != "globex|2" {
+			t.Errorf("globex status: %s", got)
+		}
+	})
+
+	// No page threw, and the Content-Security-Policy refused nothing (the
+	// wrong key's 401 is the one failed request expected).
+	for _, problem := range testenv.BrowserProblems(ctx) {
+		if !strings.Contains(problem, "status of 401") {
+			t.Errorf("in the browser: %s", problem)
+		}
+	}
+}
+
+// consoleBrowser drives one tab of the console.
+type consoleBrowser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+// open navigates to url; with ready, it waits for the page's data.
+func (b *consoleBrowser) open(url string, ready bool) {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 15*time.Second, "open "+url, chromedp.Navigate(url))
+	if ready {
+		b.waitReady(url)
+	} else {
+		testenv.Within(b.t, b.ctx, 10*time.Second, "key form of "+url, chromedp.WaitVisible(chromedp.CSS("#key-form")))
+	}
+}
+
+func (b *consoleBrowser) enterKey(key string) {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 10*time.Second, "enter the key",
+		chromedp.WaitVisible(chromedp.CSS("#key-input")),
+		chromedp.SendKeys(chromedp.CSS("#key-input"), key),
+		chromedp.Click(chromedp.CSS("#key-form button[type=submit]")))
+}
+
+// waitReady waits until the page has loaded its data, and fails with the
+// error it shows if it could not.
+func (b *consoleBrowser) waitReady(what string) {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 20*time.Second, what+": wait for the page's data",
+		chromedp.Poll[chromedp.Void](`document.body.dataset.state === "ready" || document.body.dataset.state === "error"`,
+			chromedp.WithPollingInterval(20*time.Millisecond)))
+	if state := testenv.Eval[string](b.t, b.ctx, `document.body.dataset.state`); state != "ready" {
+		b.t.Fatalf("%s: %s: %s", what, state, b.text("#error"))
+	}
+}
+
+func (b *consoleBrowser) text(css string) string {
+	b.t.Helper()
+	return testenv.Eval[string](b.t, b.ctx, fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(no %s)"}).textContent`, css, css))
+}
+
+// rows returns the rows of a table's body as "cell|cell|..." lines, of
+// the given columns only when some are given.
+func (b *consoleBrowser) rows(table string, columns ...int) []string {
+	b.t.Helper()
+	cells := testenv.Eval[[][]string](b.t, b.ctx, fmt.Sprintf(
+		`[...document.querySelectorAll(%q)].map(tr => [...tr.cells].map(td => td.textContent))`, table+" tbody tr"))
+	out := []string{}
+	for _, row := range cells {
+		if len(columns) > 0 {
+			var picked []string
+			for _, c := range columns {
+				if c < len(row) {
+					picked = append(picked, row[c])
+				}
+			}
+			row = picked
+		}
+		out = append(out, strings.Join(row, "|"))
+	}
+	return out
+}
+
+func (b *consoleBrowser) setValue(css, value string) {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 10*time.Second, "set "+css, chromedp.SetValue(chromedp.CSS(css), value))
+}
+
+// submit submits a form of the page and waits for its data.
+func (b *consoleBrowser) submit(form string) {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 10*time.Second, "submit "+form, chromedp.Click(chromedp.CSS(form+" button[type=submit]")))
+	b.waitReady("submit " + form)
+}
+
+func (b *consoleBrowser) screenshot(name string) {
+	b.t.Helper()
+	testenv.Screenshot(b.t, b.ctx, b.dir, name)
+}
+
+// noAcme fails if the page shows anything of acme's.
+func (b *consoleBrowser) noAcme(what string) {
+	b.t.Helper()
+	if text := testenv.Eval[string](b.t, b.ctx, `document.body.innerText`); strings.Contains(strings.ToLower(text), "acme") {
+		b.t.Errorf("globex's %s shows acme's data:\n%s", what, text)
+	}
+}
+
+// usageParams are the usage query parameters of the page's form, as the
+// page keeps them in its address, without meter and range, which are not
+// API parameters (with a range of this month, from and to are left to
+// the API's defaults).
+func (b *consoleBrowser) usageParams() string {
+	b.t.Helper()
+	v, err := url.ParseQuery(strings.TrimPrefix(testenv.Eval[string](b.t, b.ctx, `location.search`), "?"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if v.Get("range") != "month" {
+		b.t.Fatalf("range %q: the download's from and to are not in the address", v.Get("range"))
+	}
+	v.Del("meter")
+	v.Del("range")
+	return v.Encode()
+}
+
+func wantRows(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
