@@ -97,6 +97,21 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("ExactJSON", func(t *testing.T) {
+		b.t = t
+		// The pages parse the API's JSON numbers into their text, and a
+		// member named __proto__ is data, not the object's prototype.
+		got := testenv.Eval[string](t, ctx, `(() => {
+			const v = Tally.parseExact('{"a": [1e400, -0.5, 12345678901234567890.123456789012, 0.1000000000000000000001], "__proto__": {"polluted": 1}, "s": "x\\"y"}');
+			return [v.a.map(String).join(","), Object.getPrototypeOf(v) === Object.prototype, ({}).polluted === undefined, v.s,
+				Tally.pretty(v.a)].join("|"); })()`)
+		want := `1e400,-0.5,12345678901234567890.123456789012,0.1000000000000000000001|true|true|x"y|[` +
+			"\n  1e400,\n  -0.5,\n  12345678901234567890.123456789012,\n  0.1000000000000000000001\n]"
+		if got != want {
+			t.Errorf("parseExact:\n got %s\nwant %s", got, want)
+		}
+	})
+
 	t.Run("Usage", func(t *testing.T) {
 		b.t = t
 		b.open(base, true)

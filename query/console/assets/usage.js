@@ -8,6 +8,7 @@
   const { h, $, api, fill, table, guard, query, groupText, Exact } = window.Tally;
   const palette = ["#2457c5", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0b7285", "#e67700", "#5c940d", "#862e9c", "#495057"];
   const maxSeries = 20;
+  const maxTableRows = 2000; // more rows than a page shows well; the CSV has them all
   let meters = [];
   let chart = null;
 
@@ -86,11 +87,15 @@
     fill("totals", table([...groupColumns, valueColumn], totals.data,
       "No usage in this range.", { id: "totals-table", "data-rows": totals.data.length }));
     $("windows-title").hidden = !windowed;
-    fill("windows", windowed ? table([
-      { title: "window start", value: (r) => r.window_start },
-      { title: "window end", value: (r) => r.window_end },
-      ...groupColumns, valueColumn,
-    ], windowed.data, "No usage in this range.", { id: "windows-table", "data-rows": windowed.data.length }) : []);
+    fill("windows", windowed ? [
+      table([
+        { title: "window start", value: (r) => r.window_start },
+        { title: "window end", value: (r) => r.window_end },
+        ...groupColumns, valueColumn,
+      ], windowed.data.slice(0, maxTableRows), "No usage in this range.", { id: "windows-table", "data-rows": windowed.data.length }),
+      windowed.data.length > maxTableRows ? h("p", { class: "note" },
+        "The first " + maxTableRows + " of " + windowed.data.length + " rows are shown; Download CSV has them all.") : null,
+    ] : []);
     drawChart(windowed, totals, keys);
   }
 
@@ -105,14 +110,18 @@
     box.dataset.rendered = "false";
     if (!windowed) { box.append(h("p", { class: "note" }, "Pick a window size to chart usage over time.")); return; }
     if (windowed.data.length === 0) { box.append(h("p", { class: "empty" }, "No usage in this range.")); return; }
-    const label = (r) => groupText(r.group_by, keys);
-    const ranked = [...totals.data].sort((a, b) => b.value - a.value).map(label); // ranking only; nothing is added
+    // A group is identified by its values (a label could be the same for
+    // two groups whose values hold ", ").
+    const id = (r) => JSON.stringify(keys.map((k) => r.group_by[k]));
+    const ranked = [...totals.data].sort((a, b) => b.value - a.value); // ranking only; nothing is added
     const groups = ranked.slice(0, maxSeries);
+    const series = new Map(groups.map((r, i) => [id(r), i]));
     const xs = [...new Set(windowed.data.map((r) => Date.parse(r.window_start) / 1000))].sort((a, b) => a - b);
+    const column = new Map(xs.map((x, i) => [x, i]));
     const exact = groups.map(() => new Array(xs.length).fill(null));
     for (const r of windowed.data) {
-      const g = groups.indexOf(label(r));
-      if (g >= 0) exact[g][xs.indexOf(Date.parse(r.window_start) / 1000)] = r.value;
+      const g = series.get(id(r));
+      if (g !== undefined) exact[g][column.get(Date.parse(r.window_start) / 1000)] = r.value;
     }
     const tz = totals.window_time_zone;
     // The x axis spans the query's range (and the windows that reach
@@ -126,8 +135,8 @@
         x: { time: true, range: () => [xMin, xMax] },
         y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
       },
-      series: [{ label: "window" }, ...groups.map((g, i) => ({
-        label: g, stroke: palette[i % palette.length], width: 2, points: { show: true, size: 6 },
+      series: [{ label: "window" }, ...groups.map((r, i) => ({
+        label: groupText(r.group_by, keys), stroke: palette[i % palette.length], width: 2, points: { show: true, size: 6 },
         value: (u, v, si, idx) => idx === null || exact[si - 1][idx] === null ? "–" : exact[si - 1][idx].text,
       }))],
     };
