@@ -43,7 +43,8 @@ func readmeEvents() []map[string]any {
 // another organization's console shows none of it. A screenshot of each
 // page is saved (testenv.ArtifactsDir).
 func TestConsole(t *testing.T) {
-	p := startPipeline(t)
+	const newKey = "initech-key-0123456789" // an organization with nothing yet
+	p := startPipeline(t, "-api-keys=initech:"+newKey)
 	p.mustAPI(acmeKey, "POST", "/api/v1/meters", readmeMeter, http.StatusCreated)
 	p.mustAPI(globexKey, "POST", "/api/v1/meters", readmeMeter, http.StatusCreated)
 	poison := ev("evt-4", "llm.completion", "acme", "", map[string]any{"model": "gpt-4o", "status": "ok",
@@ -220,6 +221,28 @@ func TestConsole(t *testing.T) {
 		}
 		if got := b.text("#organization") + "|" + b.text("#events-day"); got != "globex|2" {
 			t.Errorf("globex status: %s", got)
+		}
+	})
+
+	t.Run("NewOrganization", func(t *testing.T) {
+		b.t = t
+		b.open(base, true)
+		testenv.Within(t, ctx, 10*time.Second, "forget the key", chromedp.Click(chromedp.CSS("#forget-key")),
+			chromedp.WaitVisible(chromedp.CSS("#key-form")))
+		b.enterKey(newKey)
+		b.waitReady("usage without meters")
+		testenv.Within(t, ctx, 5*time.Second, "the usage page says there are no meters",
+			chromedp.WaitVisible(chromedp.CSS("#no-meters")), chromedp.WaitNotVisible(chromedp.CSS("#results")))
+		b.screenshot("new-organization-usage")
+		b.open(base+"/status", true)
+		got := testenv.Eval[string](t, ctx, `["organization", "events-hour", "latest-event", "dead-letters", "meters"]
+			.map(id => document.getElementById(id).textContent).join("|")`)
+		if got != "initech|0|none yet|0|0" {
+			t.Errorf("status of a new organization: %s", got)
+		}
+		for _, page := range []string{"/meters", "/customers", "/dead-letters"} {
+			b.open(base+page, true)
+			b.noAcme(page)
 		}
 	})
 

@@ -170,12 +170,11 @@
 
   async function load() {
     meters = (await api("/meters")).data;
-    if (meters.length === 0) {
-      $("query").hidden = true;
-      fill("chart", h("p", {}, "No meters yet. Create one with the meters API (README, \"Try it\"), send events, and come back."));
-      return;
-    }
-    $("query").hidden = false;
+    const none = meters.length === 0;
+    $("query").hidden = none;
+    $("results").hidden = none;
+    $("no-meters").hidden = !none;
+    if (none) return;
     fill("meter", meters.map((m) => h("option", { value: m.key }, m.name ? m.key + " (" + m.name + ")" : m.key)));
     const first = !wired;
     if (first) {
