@@ -132,10 +132,10 @@ func (r *Reader) DeadLetters(ctx context.Context, q DeadLetterQuery) (DeadLetter
 }
 
 // deadLetterWhere is the condition of q's dead letters and its arguments.
-// The time condition is on dead_lettered_at, which is not in the sort key:
-// it applies after FINAL has folded a row's copies (those written by a
-// backfill and by the live stream differ in it), so each dead letter is
-// counted once whichever copy is kept.
+// The time condition is on dead_lettered_at, which is not in the sort key
+// and differs between the copies of a dead letter written by the live
+// stream and by a backfill: whichever of its copies match, FINAL folds
+// them into one row, so a dead letter counts once.
 func deadLetterWhere(q DeadLetterQuery) (string, []any) {
 	conds := []string{"org_id = ?", "dead_lettered_at >= toDateTime(?)"}
 	args := []any{q.OrgID, q.Since.Unix()}
