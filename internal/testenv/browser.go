@@ -28,14 +28,21 @@ const EnvChromium = "TALLY_TEST_CHROMIUM"
 // directory, and the test logs where.
 const EnvArtifacts = "TALLY_TEST_ARTIFACTS"
 
+// debianChromium is where Debian's chromium package puts the browser.
+var debianChromium = "/usr/bin/chromium"
+
 // chromiumPath finds the browser: EnvChromium, Debian's chromium, or a
 // chromium or Chrome on PATH.
 func chromiumPath() (string, error) {
 	if p := os.Getenv(EnvChromium); p != "" {
-		return exec.LookPath(p)
+		path, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("%s=%s: %w", EnvChromium, p, err)
+		}
+		return path, nil
 	}
-	if isExecutable("/usr/bin/chromium") {
-		return "/usr/bin/chromium", nil
+	if isExecutable(debianChromium) {
+		return debianChromium, nil
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
