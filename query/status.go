@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/tally-oss/tally/internal/chclient"
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/query/inspect"
+	"github.com/tally-oss/tally/schemas"
 )
 
 // StatusRoute is the pipeline's health at a glance, for the caller's
@@ -74,8 +77,15 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	counts, err := h.reader.Counts(ctx, org, now)
 	var meters int
 	if err == nil {
-		ms, listErr := h.meters.List(ctx, org)
-		meters, err = len(ms), listErr
+		var ms []schemas.Meter
+		ms, err = h.meters.List(ctx, org)
+		meters = len(ms)
+		// A stored definition that no longer decodes is still a meter (its
+		// events are dead-lettered as meter_invalid), not a failure of
+		// ClickHouse.
+		if invalid := (*meterstore.InvalidMetersError)(nil); errors.As(err, &invalid) {
+			meters, err = meters+len(invalid.Meters), nil
+		}
 	}
 	if err != nil {
 		body.ClickHouse.Error = h.failure(r.WithContext(ctx), err)

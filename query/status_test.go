@@ -105,6 +105,28 @@ func TestStatusNoEvents(t *testing.T) {
 	}
 }
 
+// TestStatusInvalidMeter: a stored meter definition that no longer
+// decodes is counted as a meter, not reported as ClickHouse failing.
+func TestStatusInvalidMeter(t *testing.T) {
+	e := newEnv(t)
+	e.createMeter(keyAcme, `{"key": "calls", "event_type": "llm", "aggregation": "COUNT"}`)
+	batch, err := e.conn.PrepareBatch(t.Context(), "INSERT INTO meters (org_id, key, revision, definition, deleted, version, updated_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Append("acme", "broken", uint64(1), `{"key": "broken", "aggregation": "NOPE"}`, uint8(0), uint64(1), time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	var s statusBody
+	e.getJSON("/api/v1/status", keyAcme, http.StatusOK, &s)
+	if !s.ClickHouse.OK || s.Meters == nil || *s.Meters != 2 {
+		t.Errorf("status with an invalid meter: %s", mustMarshal(t, s))
+	}
+}
+
 // TestStatusClickHouseDown: when ClickHouse cannot answer, the status
 // says so with 503 and null figures, never zeros that look like a quiet
 // day, and without ClickHouse's own error text.
