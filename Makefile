@@ -7,7 +7,8 @@ GO ?= go
 
 # deps installs ClickHouse (Debian 12: 18.16) unless a server binary is
 # already there, ZooKeeper (Debian's zookeeper 3.8, which brings Java)
-# unless its jar is there, and curl, which the test of the README's
+# unless its jar is there, Chromium, which the usage console's browser
+# tests drive headless, and curl, which the test of the README's
 # examples runs. Tests and `tally all` start their own private servers from
 # them (the cluster tests a ZooKeeper and a 2x2 ClickHouse cluster), so
 # nothing is configured or started here. /usr/sbin is checked by path
@@ -20,6 +21,9 @@ deps:
 	fi; \
 	if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then \
 		pkgs="$$pkgs zookeeper"; \
+	fi; \
+	if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then \
+		pkgs="$$pkgs chromium"; \
 	fi; \
 	command -v curl >/dev/null 2>&1 || pkgs="$$pkgs curl"; \
 	[ -n "$$pkgs" ] || exit 0; \
@@ -43,8 +47,9 @@ run: deps build
 	exec ./bin/tally all
 
 # The timeout stays under CI's limit so a hung test fails with a stack dump.
+# Screenshots of the usage console's pages land in ./artifacts.
 test: deps vet
-	$(GO) test -count=1 -timeout 14m ./...
+	TALLY_TEST_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -count=1 -timeout 14m ./...
 
 # test-faults runs the whole fault suite (faults/): every fault with larger
 # loads, against the built binary, a private ClickHouse and an in-process
@@ -88,7 +93,7 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin data
+	rm -rf bin data artifacts
 
 # loadgen drives a running `make run` (in another terminal) with synthetic
 # events and checks their usage is exact; LOADGEN_FLAGS adds flags, e.g.

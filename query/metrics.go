@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		http: telemetry.NewHTTPMetrics(reg, "query"),
 		clickhouseDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tally_query_clickhouse_duration_seconds",
-			Help:    "Time spent in ClickHouse by operation: read_usage, meters_get, meters_list, meters_create, meters_delete, ping.",
+			Help:    "Time spent in ClickHouse by operation: read_usage, meters_get, meters_list, meters_create, meters_delete, read_dead_letters, read_status, ping.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"operation"}),
 		clickhouseErrors: f.NewCounterVec(prometheus.CounterOpts{

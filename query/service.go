@@ -33,6 +33,8 @@ import (
 	"github.com/tally-oss/tally/internal/meterstore"
 	"github.com/tally-oss/tally/internal/telemetry"
 	"github.com/tally-oss/tally/query/billing"
+	"github.com/tally-oss/tally/query/console"
+	"github.com/tally-oss/tally/query/inspect"
 	"github.com/tally-oss/tally/query/lago"
 	"github.com/tally-oss/tally/query/measure"
 	"github.com/tally-oss/tally/query/priceops"
@@ -138,6 +140,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	handle(MeterRoute, MeterRoute, methodNotAllowed("GET, DELETE"))
 	handle("GET "+UsageRoute, UsageRoute, usageH.ServeHTTP)
 	handle(UsageRoute, UsageRoute, methodNotAllowed("GET"))
+	// What the pipeline did with the organization's events: dead letters
+	// and the status at a glance.
+	inspector := inspect.NewReader(conn, m)
+	deadLetters := &deadLettersHandler{reader: inspector, timeout: cfg.Timeout, logger: logger, now: time.Now}
+	handle("GET "+DeadLettersRoute, DeadLettersRoute, deadLetters.ServeHTTP)
+	handle(DeadLettersRoute, DeadLettersRoute, methodNotAllowed("GET"))
+	status := &statusHandler{reader: inspector, meters: meterStore, timeout: cfg.Timeout, logger: logger, now: time.Now}
+	handle("GET "+StatusRoute, StatusRoute, status.ServeHTTP)
+	handle(StatusRoute, StatusRoute, methodNotAllowed("GET"))
 	// The catalog with usage priced, then the APIs of the products Tally
 	// is a drop-in for, each mapping its shapes onto the same services.
 	var routes []httpapi.Route
@@ -154,6 +165,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		handle(r.Pattern, r.Path(), r.Handler)
 	}
 	handle("/api/", "other", notFound)
+	// The usage console: pages that call the API above from the browser
+	// with the key the user enters; no data of its own, so no key here.
+	consoleHandler, err := console.New()
+	if err != nil {
+		return nil, err // the embedded pages do not parse: a build mistake
+	}
+	s.server.Mux.Handle(console.Path, m.http.Wrap(console.Path, consoleHandler))
+	s.server.Mux.Handle(console.Path+"/", m.http.Wrap(console.Path, consoleHandler))
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/telemetry"
+	"github.com/tally-oss/tally/query/console"
 )
 
 // defaultAPIAddr is the one base URL of `tally all`: every public route of
@@ -30,12 +31,16 @@ func newAPIGateway(addr string, ingestPatterns []string, ingest, query http.Hand
 		g.server.Mux.Handle(p, ingest)
 	}
 	g.server.Mux.Handle("/api/", query)
+	// The usage console is the query service's; it calls the API on this
+	// same address.
+	g.server.Mux.Handle(console.Path, query)
+	g.server.Mux.Handle(console.Path+"/", query)
 	// /metrics and /readyz stay on the components' own ports, and Go's
 	// profiles on the admin address if any: they are for operators, not
 	// for the public base URL.
 	g.server.Mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound,
-			"no route "+r.URL.Path+" here: the API is under /api/; metrics and health are on each component's port")
+			"no route "+r.URL.Path+" here: the API is under /api/, the usage console at "+console.Path+"; metrics and health are on each component's port")
 	})
 	return g
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // TestAPIGatewayRoutes: the one base URL sends the write routes to ingest
-// and the rest of /api/ to query, and serves nothing else: the
-// components' metrics, health and profiles are not public.
+// and the rest of /api/ and the usage console to query, and serves
+// nothing else: the components' metrics, health and profiles are not
+// public.
 func TestAPIGatewayRoutes(t *testing.T) {
 	named := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) })
@@ -29,6 +30,12 @@ func TestAPIGatewayRoutes(t *testing.T) {
 		{"GET", "/api/v1/customers/c1/current_usage", "query"},
 		{"POST", "/api/v1/companies/cmp_acme/subscriptions/s1/usage", "query"},
 		{"GET", "/api/v1/nothing", "query"}, // query's JSON 404
+		{"GET", "/api/v1/dead_letters", "query"},
+		{"GET", "/api/v1/status", "query"},
+		{"GET", "/console", "query"}, // the usage console
+		{"GET", "/console/dead-letters", "query"},
+		{"GET", "/console/assets/console.js", "query"},
+		{"GET", "/consoles", "404"},
 		{"GET", "/metrics", "404"},
 		{"GET", "/readyz", "404"},
 		{"GET", "/debug/pprof/", "404"},

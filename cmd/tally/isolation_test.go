@@ -30,6 +30,12 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 		"charges": [{"id": "acme_charge", "meter": "acme_calls", "charge_model": "standard", "properties": {"amount": "1"}}]}`, http.StatusCreated)
 	must(acmeKey, "POST", "/api/v1/subscriptions", `{"external_id": "acme-sub", "external_customer_id": "acme-cust", "plan_code": "acme-plan", "name": "acme-secret sub"}`, http.StatusCreated)
 	p.postEvents(acmeKey, ev("acme-e1", "call", "acme-cust", "", nil))
+	// A dead letter of acme's: a value that is not a number.
+	must(acmeKey, "POST", "/api/v1/meters", `{"key": "acme_tokens", "event_type": "tokens", "aggregation": "SUM", "value_property": "$.n"}`, http.StatusCreated)
+	p.postEvents(acmeKey, ev("acme-e2", "tokens", "acme-cust", "", map[string]any{"n": "acme-secret"}))
+	deadLetters := func() string { return must(acmeKey, "GET", "/api/v1/dead_letters", "", http.StatusOK) }
+	waitFor(t, func() bool { return strings.Contains(deadLetters(), `"total":1`) },
+		func() string { return "acme's dead letters: " + deadLetters() })
 	usageBefore := func() string {
 		return must(acmeKey, "GET", "/api/v1/subscriptions/acme-sub/usage", "", http.StatusOK)
 	}
@@ -68,6 +74,8 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 			`{"usage_record_id": "g1", "customer_id": "acme-cust", "usage_data": [{"resource": "acme_calls", "quantity": 1}]}`, []int{403}},
 		{"POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", "POST", "/api/v1/companies/cmp_acme/subscriptions/acme-sub/usage",
 			`{"product_metric_pricing_id": "acme_charge", "period": {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-02-01T00:00:00Z"}}`, []int{404}},
+		{"GET /api/v1/dead_letters", "GET", "/api/v1/dead_letters?customer_id=acme-cust", "", []int{200}},
+		{"GET /api/v1/status", "GET", "/api/v1/status", "", []int{200}},
 		{"POST /api/v1/events", "POST", "/api/v1/events", lagoEvent, []int{422}},
 		{"POST /api/v1/events/batch", "POST", "/api/v1/events/batch", `{"events": [` + strings.TrimSuffix(strings.TrimPrefix(lagoEvent, `{"event": `), "}") + `]}`, []int{422}},
 		// Writes land in globex's own organization, whatever they name.
@@ -92,6 +100,17 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 		}
 	}
 
+	// globex has no events and no dead letters, whatever acme has.
+	if got := must(globexKey, "GET", "/api/v1/dead_letters", "", http.StatusOK); got != `{"data":[],"by_reason":[],"total":0}`+"\n" {
+		t.Errorf("globex's dead letters: %s", got)
+	}
+	if got := must(globexKey, "GET", "/api/v1/status", "", http.StatusOK); !strings.Contains(got, `"events":{"last_hour":0,"last_24h":0,"latest_ingested_at":null},"dead_letters":{"last_24h":0}`) {
+		t.Errorf("globex's status: %s", got)
+	}
+	if got := must(acmeKey, "GET", "/api/v1/status", "", http.StatusOK); !strings.Contains(got, `"events":{"last_hour":2,"last_24h":2,`) || !strings.Contains(got, `"dead_letters":{"last_24h":1}`) {
+		t.Errorf("acme's status: %s", got)
+	}
+
 	// acme's data is as it was.
 	for path, marker := range map[string]string{
 		"/api/v1/meters/acme_calls":       `"name":"acme-secret meter"`,
@@ -99,6 +118,7 @@ func TestOrganizationIsolationEveryRoute(t *testing.T) {
 		"/api/v1/plans/acme-plan":         `"name":"acme-secret plan"`,
 		"/api/v1/subscriptions/acme-sub":  `"status":"active"`,
 		"/api/v1/meters/acme_calls/query": `"value":1`,
+		"/api/v1/dead_letters":            `"n":"acme-secret"`,
 	} {
 		if resp := must(acmeKey, "GET", path, "", http.StatusOK); !strings.Contains(resp, marker) {
 			t.Errorf("acme's %s changed: %s, want %s", path, resp, marker)
