@@ -1,0 +1,278 @@
+package schemas_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tally-oss/tally/internal/apispec"
+)
+
+func loadSpec(t *testing.T) *apispec.Spec {
+	t.Helper()
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// The description is a valid OpenAPI 3.1 document: it validates against
+// the OpenAPI Initiative's schema of 3.1 documents (testdata, with its
+// licence), and each of its schemas is valid JSON Schema 2020-12 (the
+// compiler validates a schema against the draft's meta-schema).
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	spec := loadSpec(t)
+	raw, err := os.ReadFile("testdata/openapi-3.1-schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := apispec.YAMLToJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	id := meta.(map[string]any)["$id"].(string)
+	if err := c.AddResource(id, meta); err != nil {
+		t.Fatal(err)
+	}
+	oas, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oas.Validate(spec.Doc); err != nil {
+		t.Errorf("openapi.yaml is not a valid OpenAPI 3.1 document:\n%v", err)
+	}
+	if v := spec.Doc["openapi"]; v != "3.1.0" {
+		t.Errorf("openapi = %v, want 3.1.0", v)
+	}
+
+	components := spec.Doc["components"].(map[string]any)["schemas"].(map[string]any)
+	for name := range components {
+		if _, err := spec.Schema(apispec.Pointer("components", "schemas", name)); err != nil {
+			t.Errorf("components/schemas/%s: %v", name, err)
+		}
+	}
+	if _, err := spec.EventSchema(); err != nil {
+		t.Errorf("event.schema.json: %v", err)
+	}
+}
+
+// What the meta-schema leaves open: operation ids, responses, path
+// parameters, references, security.
+func TestOpenAPIOperations(t *testing.T) {
+	spec := loadSpec(t)
+	ids := map[string]string{}
+	template := regexp.MustCompile(`\{([^}]+)\}`)
+	for _, op := range spec.Operations() {
+		name := op.Method + " " + op.Path
+		id, _ := op.Op["operationId"].(string)
+		if id == "" {
+			t.Errorf("%s has no operationId", name)
+		} else if other, dup := ids[id]; dup {
+			t.Errorf("%s and %s share operationId %s", name, other, id)
+		}
+		ids[id] = name
+		if s, _ := op.Op["summary"].(string); s == "" {
+			t.Errorf("%s has no summary", name)
+		}
+		if tags, _ := op.Op["tags"].([]any); len(tags) == 0 {
+			t.Errorf("%s has no tag", name)
+		}
+
+		responses, _ := op.Op["responses"].(map[string]any)
+		success := false
+		for code, r := range responses {
+			resp, _, err := spec.Resolve(r.(map[string]any))
+			if err != nil {
+				t.Errorf("%s response %s: %v", name, code, err)
+				continue
+			}
+			if code[0] == '2' {
+				success = true
+			}
+			if code[0] >= '4' && resp["content"] == nil {
+				t.Errorf("%s response %s describes no error body", name, code)
+			}
+		}
+		if !success {
+			t.Errorf("%s has no 2xx response", name)
+		}
+		security, hasSecurity := op.Op["security"].([]any)
+		public := hasSecurity && len(security) == 0
+		if _, has401 := responses["401"]; !public && !has401 {
+			t.Errorf("%s needs an API key but describes no 401", name)
+		}
+
+		// Every {param} of the path is a path parameter of the operation
+		// or its path item, and every path parameter is in the path.
+		declared := map[string]bool{}
+		item, _ := spec.Doc["paths"].(map[string]any)[op.Path].(map[string]any)
+		for _, list := range []any{item["parameters"], op.Op["parameters"]} {
+			params, _ := list.([]any)
+			for _, p := range params {
+				param, _, err := spec.Resolve(p.(map[string]any))
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				if param["in"] == "path" {
+					declared[param["name"].(string)] = true
+					if param["required"] != true {
+						t.Errorf("%s: path parameter %s is not required", name, param["name"])
+					}
+				}
+			}
+		}
+		var inPath []string
+		for _, m := range template.FindAllStringSubmatch(op.Path, -1) {
+			inPath = append(inPath, m[1])
+			if !declared[m[1]] {
+				t.Errorf("%s: {%s} is not declared as a path parameter", name, m[1])
+			}
+		}
+		for p := range declared {
+			if !slices.Contains(inPath, p) {
+				t.Errorf("%s: path parameter %s is not in the path", name, p)
+			}
+		}
+	}
+	if len(ids) < 30 {
+		t.Errorf("%d operations; the description has lost some", len(ids))
+	}
+
+	// Every reference resolves: local ones to a value of the
+	// description, the event schema to its file.
+	refs := 0
+	walk(spec.Doc, "", func(ptr string, obj map[string]any) {
+		ref, ok := obj["$ref"].(string)
+		if !ok {
+			return
+		}
+		refs++
+		if local, ok := strings.CutPrefix(ref, "#"); ok {
+			if _, err := spec.Lookup(local); err != nil {
+				t.Errorf("%s: $ref %s: %v", ptr, ref, err)
+			}
+			return
+		}
+		if ref != "event.schema.json" {
+			t.Errorf("%s: $ref %s is neither local nor event.schema.json", ptr, ref)
+		}
+	})
+	if refs == 0 {
+		t.Error("no $ref found: the walk is broken")
+	}
+}
+
+// walk calls f for every object in v, with its JSON pointer.
+func walk(v any, ptr string, f func(string, map[string]any)) {
+	switch c := v.(type) {
+	case map[string]any:
+		f(ptr, c)
+		for k, e := range c {
+			walk(e, ptr+apispec.Pointer(k), f)
+		}
+	case []any:
+		for i, e := range c {
+			walk(e, fmt.Sprintf("%s/%d", ptr, i), f)
+		}
+	}
+}
+
+// Every example validates against its schema: request and response
+// bodies (media type examples), parameters, and the event schema's own.
+func TestOpenAPIExamples(t *testing.T) {
+	spec := loadSpec(t)
+	count := 0
+	validate := func(where, schemaPtr string, value any) {
+		t.Helper()
+		count++
+		sch, err := spec.Schema(schemaPtr)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			return
+		}
+		if err := sch.Validate(value); err != nil {
+			t.Errorf("%s does not validate against %s:\n%v", where, schemaPtr, err)
+		}
+	}
+	walk(spec.Doc, "", func(ptr string, obj map[string]any) {
+		if strings.HasPrefix(ptr, "/components/schemas") {
+			return // schema keywords, not media types
+		}
+		examples, _ := obj["examples"].(map[string]any)
+		single, hasSingle := obj["example"]
+		if examples == nil && !hasSingle {
+			return
+		}
+		if _, ok := obj["schema"]; !ok {
+			t.Errorf("%s has examples but no schema", ptr)
+			return
+		}
+		schemaPtr := ptr + "/schema"
+		mediaType := ptr[strings.LastIndex(ptr, "/")+1:]
+		check := func(where string, value any) {
+			switch {
+			case strings.Contains(ptr, "/parameters/"):
+				validate(where, schemaPtr, value)
+			case mediaType == "application~1x-ndjson":
+				// Each line is one event.
+				sc := bufio.NewScanner(strings.NewReader(value.(string)))
+				for n := 1; sc.Scan(); n++ {
+					var ev any
+					if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+						t.Errorf("%s line %d: %v", where, n, err)
+						continue
+					}
+					line, _ := jsonValue(sc.Bytes())
+					validate(fmt.Sprintf("%s line %d", where, n), "/components/schemas/Event", line)
+				}
+			case strings.HasPrefix(mediaType, "text~1"):
+				if _, ok := value.(string); !ok {
+					t.Errorf("%s: a %s example must be a string", where, mediaType)
+				}
+				count++
+			default:
+				validate(where, schemaPtr, value)
+			}
+		}
+		if hasSingle {
+			check(ptr+"/example", single)
+		}
+		for name, e := range examples {
+			ex, _ := e.(map[string]any)
+			value, ok := ex["value"]
+			if !ok {
+				t.Errorf("%s/examples/%s has no value", ptr, name)
+				continue
+			}
+			check(ptr+"/examples/"+name, value)
+		}
+	})
+	eventSchema, err := spec.EventSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range spec.Event["examples"].([]any) {
+		count++
+		if err := eventSchema.Validate(ex); err != nil {
+			t.Errorf("event.schema.json examples[%d]: %v", i, err)
+		}
+	}
+	if count < 40 {
+		t.Errorf("only %d examples checked; the walk is broken or examples were lost", count)
+	}
+	t.Logf("%d examples validated", count)
+}
+
+func jsonValue(raw []byte) (any, error) {
+	return apispec.YAMLToJSON(raw) // JSON is YAML; numbers come back as json.Number
+}
