@@ -61,6 +61,7 @@ func TestEventJSONSchema(t *testing.T) {
 		{"subject empty", `{"id":"e","type":"t","subject":""}`, false, ""},
 		{"source empty", `{"id":"e","type":"t","customer_id":"c1","source":""}`, false, ""},
 		{"time not RFC 3339", `{"id":"e","type":"t","customer_id":"c1","time":"yesterday"}`, false, ""},
+		{"time with a lowercase t and z", `{"id":"e","type":"t","customer_id":"c1","time":"` + strings.ToLower(recent) + `"}`, false, ""},
 		{"time a number", `{"id":"e","type":"t","customer_id":"c1","time":1700000000}`, false, ""},
 		{"properties an array", `{"id":"e","type":"t","customer_id":"c1","properties":[1]}`, false, ""},
 		{"properties a string", `{"id":"e","type":"t","customer_id":"c1","properties":"x"}`, false, ""},
@@ -74,6 +75,7 @@ func TestEventJSONSchema(t *testing.T) {
 		{"a number of 101 characters", `{"id":"e","type":"t","customer_id":"c1","properties":{"n":1` + strings.Repeat("0", 100) + `}}`, false, "numbers of at most 100 characters"},
 		{"a number of 10^26", `{"id":"e","type":"t","customer_id":"c1","properties":{"n":1e26}}`, false, "magnitude below 10^26"},
 		{"a member name twice", `{"id":"e","type":"t","customer_id":"c1","properties":{"a":1,"a":2}}`, false, "each member name once"},
+		{"a leap second", `{"id":"e","type":"t","customer_id":"c1","time":"` + now.AddDate(0, 0, -1).Format(time.DateOnly) + `T23:59:60Z"}`, false, "RFC 3339 has leap seconds; Go's time.Parse does not"},
 		{"an unpaired surrogate", `{"id":"e\ud800","type":"t","customer_id":"c1"}`, false, "no unpaired surrogate escapes"},
 	}
 	pub := &recordingPublisher{}
