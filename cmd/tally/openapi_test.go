@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -133,6 +135,7 @@ type liveStep struct {
 	body        string // a body written here, when no example
 	contentType string // default application/json when there is a body
 	header      []string
+	gzip        bool   // send the body gzip-compressed
 	base        string // "ingest" or "query" for the operations routes; default the :8000 base URL
 	want        int
 }
@@ -175,8 +178,12 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/plans", example: "starter", want: 201},
 		{op: "GET /api/v1/plans", want: 200},
 		{op: "GET /api/v1/plans/{code}", target: "/api/v1/plans/pro", want: 200},
+		{op: "GET /api/v1/plans/{code}", target: "/api/v1/plans/nope", want: 404},
+		{op: "GET /api/v1/plans", target: "/api/v1/plans?cursor=!", want: 400},
 		{op: "PUT /api/v1/plans/{code}", target: "/api/v1/plans/pro", example: "pro", exampleOf: "POST /api/v1/plans", want: 200},
+		{op: "POST /api/v1/subscriptions", body: `{"external_id": "sub_x", "external_customer_id": "acme", "plan_code": "nope"}`, want: 400},
 		{op: "POST /api/v1/subscriptions", example: "acme", want: 201},
+		{op: "PUT /api/v1/subscriptions/{external_id}", target: "/api/v1/subscriptions/nope", example: "end", want: 404},
 		{op: "GET /api/v1/subscriptions", target: "/api/v1/subscriptions?external_customer_id=acme&status=active", want: 200},
 		{op: "GET /api/v1/subscriptions/{external_id}", target: "/api/v1/subscriptions/sub_acme", want: 200},
 		{op: "PUT /api/v1/subscriptions/{external_id}", target: "/api/v1/subscriptions/sub_acme", example: "end", want: 200},
@@ -184,6 +191,9 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/events", example: "array", want: 202},
 		{op: "POST /api/v1/events", example: "single", want: 202},
 		{op: "POST /api/v1/events", example: "ndjson", contentType: "application/x-ndjson", want: 202},
+		{op: "POST /api/v1/events", example: "ndjson", contentType: "application/x-ndjson", gzip: true, want: 202},
+		{op: "POST /api/v1/events", example: "array", gzip: true, want: 202},
+		{op: "POST /api/v1/events", example: "array", header: []string{"Authorization", ""}, want: 401},
 		{op: "POST /api/v1/events", example: "cloudEvent", contentType: "application/cloudevents+json", want: 202},
 		{op: "POST /api/v1/events", example: "lagoEvent", want: 200},
 		{op: "POST /api/v1/events", body: partlyInvalid, want: 202},
@@ -193,6 +203,7 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/events", body: `a,b`, contentType: "text/csv", want: 415},
 		{op: "POST /api/v1/events/batch", example: "batch", want: 200},
 		{op: "POST /api/v1/events/batch", body: `{"events": []}`, want: 422},
+		{op: "POST /api/v1/events/batch", body: `{"events": `, want: 400},
 		{op: "POST /api/v1/integration/organization/{org_id}/usage", target: "/api/v1/integration/organization/" + org + "/usage",
 			example: "record", header: []string{"Authorization", acmeKey}, want: 202},
 		{op: "POST /api/v1/integration/organization/{org_id}/usage", target: "/api/v1/integration/organization/globex/usage",
@@ -203,6 +214,7 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "GET /api/v1/meters/{key}/query", target: "/api/v1/meters/tokens/query?customer_id=acme&window_size=DAY&window_time_zone=America/New_York",
 			header: []string{"Accept", "text/csv"}, want: 200},
 		{op: "GET /api/v1/meters/{key}/query", target: "/api/v1/meters/tokens/query?window_size=WEEK", want: 400},
+		{op: "GET /api/v1/meters/{key}/query", target: "/api/v1/meters/nope/query", want: 404},
 		{op: "GET /api/v1/subscriptions/{external_id}/usage", target: "/api/v1/subscriptions/sub_acme/usage", want: 200},
 		{op: "GET /api/v1/subscriptions/{external_id}/usage", target: "/api/v1/subscriptions/sub_acme/usage?period=next", want: 400},
 		{op: "GET /api/v1/customers/{external_customer_id}/current_usage", target: "/api/v1/customers/acme/current_usage?external_subscription_id=sub_acme", want: 200},
@@ -210,16 +222,20 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "GET /api/v1/customers/{external_customer_id}/current_usage", target: "/api/v1/customers/nobody/current_usage?external_subscription_id=sub_acme", want: 404},
 		{op: "GET /api/v1/integration/organization/{org_id}/customers", target: "/api/v1/integration/organization/" + org + "/customers",
 			header: []string{"Authorization", acmeKey}, want: 200},
+		{op: "GET /api/v1/integration/organization/{org_id}/customers", target: "/api/v1/integration/organization/globex/customers", want: 403},
 		{op: "POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", target: "/api/v1/companies/cmp_" + org + "/subscriptions/sub_acme/usage",
 			example: "month", want: 200},
 		{op: "POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", target: "/api/v1/companies/cmp_" + org + "/subscriptions/nope/usage",
 			example: "month", want: 404},
+		{op: "POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", target: "/api/v1/companies/cmp_" + org + "/subscriptions/sub_acme/usage",
+			body: `{"period": {}}`, want: 400},
 		{op: "GET /api/v1/dead_letters", target: "/api/v1/dead_letters?limit=10", want: 200},
 		{op: "GET /api/v1/status", want: 200},
 
 		{op: "DELETE /api/v1/meters/{key}", target: "/api/v1/meters/calls", want: 204},
 		{op: "DELETE /api/v1/meters/{key}", target: "/api/v1/meters/tokens", want: 409},
 		{op: "DELETE /api/v1/subscriptions/{external_id}", target: "/api/v1/subscriptions/sub_acme", want: 200},
+		{op: "GET /api/v1/customers/{external_customer_id}/current_usage", target: "/api/v1/customers/acme/current_usage?external_subscription_id=sub_acme", want: 405},
 		{op: "DELETE /api/v1/plans/{code}", target: "/api/v1/plans/pro", want: 409},
 		{op: "DELETE /api/v1/plans/{code}", target: "/api/v1/plans/starter", want: 204},
 		{op: "DELETE /api/v1/customers/{external_id}", target: "/api/v1/customers/acme", want: 204},
@@ -294,6 +310,18 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	if body != nil && contentType == "" {
 		contentType = "application/json"
 	}
+	if s.gzip {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		body = buf.Bytes()
+		name += " (gzip)"
+	}
 	base := p.apiURL
 	switch s.base {
 	case "ingest":
@@ -306,7 +334,7 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	if slices.Contains(header, "Authorization") {
 		key = "" // the step's own Authorization header
 	}
-	req, err := http.NewRequest(method, base+target, strings.NewReader(string(body)))
+	req, err := http.NewRequest(method, base+target, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +346,9 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
+	}
+	if s.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
