@@ -205,8 +205,8 @@ func TestOpenAPIExamples(t *testing.T) {
 		}
 	}
 	walk(spec.Doc, "", func(ptr string, obj map[string]any) {
-		if strings.HasPrefix(ptr, "/components/schemas") {
-			return // schema keywords, not media types
+		if strings.HasPrefix(ptr, "/components/schemas") || ptr == "/components" {
+			return // schema keywords and the shared examples, not media types
 		}
 		examples, _ := obj["examples"].(map[string]any)
 		single, hasSingle := obj["example"]
@@ -248,7 +248,11 @@ func TestOpenAPIExamples(t *testing.T) {
 			check(ptr+"/example", single)
 		}
 		for name, e := range examples {
-			ex, _ := e.(map[string]any)
+			ex, _, err := spec.Resolve(e.(map[string]any))
+			if err != nil {
+				t.Errorf("%s/examples/%s: %v", ptr, name, err)
+				continue
+			}
 			value, ok := ex["value"]
 			if !ok {
 				t.Errorf("%s/examples/%s has no value", ptr, name)
@@ -265,6 +269,15 @@ func TestOpenAPIExamples(t *testing.T) {
 		count++
 		if err := eventSchema.Validate(ex); err != nil {
 			t.Errorf("event.schema.json examples[%d]: %v", i, err)
+		}
+	}
+	// Every shared example is used.
+	for name := range spec.Doc["components"].(map[string]any)["examples"].(map[string]any) {
+		ref := "#/components/examples/" + name
+		used := false
+		walk(spec.Doc["paths"], "", func(_ string, obj map[string]any) { used = used || obj["$ref"] == ref })
+		if !used {
+			t.Errorf("%s is used nowhere", ref)
 		}
 	}
 	if count < 40 {

@@ -206,11 +206,19 @@ func (s *Spec) ResponseSchema(path, method string, status int, mediaType string)
 // Example returns the value of a named example of the request body of
 // method path, in mediaType.
 func (s *Spec) Example(path, method, mediaType, name string) (any, error) {
-	v, err := s.Lookup(Pointer("paths", path, strings.ToLower(method), "requestBody", "content", mediaType, "examples", name, "value"))
+	v, err := s.Lookup(Pointer("paths", path, strings.ToLower(method), "requestBody", "content", mediaType, "examples", name))
+	example, _ := v.(map[string]any)
+	if err == nil {
+		example, _, err = s.Resolve(example)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s has no %s request example %q: %w", method, path, mediaType, name, err)
 	}
-	return v, nil
+	value, ok := example["value"]
+	if !ok {
+		return nil, fmt.Errorf("%s %s %s request example %q has no value", method, path, mediaType, name)
+	}
+	return value, nil
 }
 
 // ValidateJSON validates a JSON text against sch.
