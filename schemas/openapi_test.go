@@ -289,3 +289,97 @@ func TestOpenAPIExamples(t *testing.T) {
 func jsonValue(raw []byte) (any, error) {
 	return apispec.YAMLToJSON(raw) // JSON is YAML; numbers come back as json.Number
 }
+
+// The compatible routes are described as their seeds (the API documents
+// Tally started from, kept as contract tests in query/*/testdata) write
+// them: their payloads validate where their values are real, and where the
+// seed's values are placeholders ("<string>"), every member it names is
+// described at the same place and every member the description requires
+// is in the seed.
+func TestOpenAPIMatchesSeeds(t *testing.T) {
+	spec := loadSpec(t)
+	validate := func(name string, sch *jsonschema.Schema, err error, value any) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := sch.Validate(value); err != nil {
+			t.Errorf("%s does not validate:\n%v", name, err)
+		}
+	}
+	load := func(path string) any {
+		t.Helper()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := jsonValue(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	sch, err := spec.ResponseSchema("/api/v1/integration/organization/{org_id}/customers", "GET", 200, "application/json")
+	validate("PriceOps' customers", sch, err, load("../query/priceops/testdata/seed-customers.json"))
+	record, _ := jsonValue([]byte(`{"usage_record_id": "123457", "customer_id": "1008", "usage_data": [{"resource": "API", "quantity": 5000}]}`))
+	sch, err = spec.Schema("/components/schemas/PriceOpsUsageRecord")
+	validate("PriceOps' usage record", sch, err, record)
+	sch, err = spec.Schema("/components/schemas/MeasureUsageRequest")
+	validate("Measure's request", sch, err, load("../query/measure/testdata/seed-request.json"))
+
+	// Lago's document, but for lago_invoice_id, which Tally always answers
+	// null: current usage is not invoiced.
+	lago, _ := jsonValue([]byte(`{"customer_usage": {"amount_cents": 123, "charges_usage": [], "currency": "EUR",
+		"from_datetime": "2022-07-01T00:00:00Z", "issuing_date": "2022-08-01T23:59:59Z",
+		"lago_invoice_id": null, "taxes_amount_cents": 200, "to_datetime": "2022-07-31T23:59:59Z", "total_amount_cents": 123}}`))
+	sch, err = spec.ResponseSchema("/api/v1/customers/{external_customer_id}/current_usage", "GET", 200, "application/json")
+	validate("Lago's current usage", sch, err, lago)
+
+	measure := load("../query/measure/testdata/seed-response.json")
+	root, err := spec.Lookup("/components/schemas/MeasureUsageResponse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameNames(t, spec, "measure", root.(map[string]any), measure)
+}
+
+// sameNames compares the member names of value with those schema
+// describes, recursively; a schema that describes no members (an open
+// object) ends the comparison there.
+func sameNames(t *testing.T, spec *apispec.Spec, at string, schema map[string]any, value any) {
+	t.Helper()
+	schema, _, err := spec.Resolve(schema)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	switch v := value.(type) {
+	case map[string]any:
+		props, _ := schema["properties"].(map[string]any)
+		if props == nil {
+			return
+		}
+		for name, member := range v {
+			sub, ok := props[name].(map[string]any)
+			if !ok {
+				t.Errorf("%s.%s is in the seed but not described", at, name)
+				continue
+			}
+			sameNames(t, spec, at+"."+name, sub, member)
+		}
+		required, _ := schema["required"].([]any)
+		for _, name := range required {
+			if _, ok := v[name.(string)]; !ok {
+				t.Errorf("%s.%s is required by the description but not in the seed", at, name)
+			}
+		}
+	case []any:
+		items, _ := schema["items"].(map[string]any)
+		if items == nil {
+			return
+		}
+		for i, e := range v {
+			sameNames(t, spec, fmt.Sprintf("%s[%d]", at, i), items, e)
+		}
+	}
+}
