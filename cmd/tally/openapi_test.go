@@ -155,6 +155,8 @@ func TestOpenAPILive(t *testing.T) {
 	const org = "acme"
 	partlyInvalid := `[{"id": "evt-x1", "type": "llm.completion", "customer_id": "acme", "properties": {"model": "gpt-4o", "status": "ok", "usage": {"tokens": 1}}},
 		{"id": "evt-x2", "type": "llm.completion", "properties": {}}]`
+	// Accepted, and not metered: its tokens are not a number.
+	deadLetter := `{"id": "evt-dl", "type": "llm.completion", "customer_id": "acme", "properties": {"model": "gpt-4o", "status": "ok", "usage": {"tokens": "many"}}}`
 	steps := []liveStep{
 		{op: "POST /api/v1/meters", example: "tokens", want: 201},
 		{op: "POST /api/v1/meters", example: "calls", want: 201},
@@ -197,6 +199,7 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/events", example: "cloudEvent", contentType: "application/cloudevents+json", want: 202},
 		{op: "POST /api/v1/events", example: "lagoEvent", want: 200},
 		{op: "POST /api/v1/events", body: partlyInvalid, want: 202},
+		{op: "POST /api/v1/events", body: deadLetter, want: 202},
 		{op: "POST /api/v1/events", body: `[{"id": "evt-x3"}]`, want: 400},
 		{op: "POST /api/v1/events", body: `[{"id": `, want: 400},
 		{op: "POST /api/v1/events", body: `{"event": {"code": "llm.completion"}}`, want: 422},
@@ -231,6 +234,8 @@ func TestOpenAPILive(t *testing.T) {
 			body: `{"period": {}}`, want: 400},
 		{op: "GET /api/v1/dead_letters", target: "/api/v1/dead_letters?limit=10", want: 200},
 		{op: "GET /api/v1/status", want: 200},
+		{op: "GET /api/v1/status", target: "/api/v1/status?org=globex", want: 400},
+		{op: "GET /api/v1/dead_letters", target: "/api/v1/dead_letters?limit=0", want: 400},
 
 		{op: "DELETE /api/v1/meters/{key}", target: "/api/v1/meters/calls", want: 204},
 		{op: "DELETE /api/v1/meters/{key}", target: "/api/v1/meters/tokens", want: 409},
@@ -260,8 +265,9 @@ func TestOpenAPILive(t *testing.T) {
 	// The usage routes answer what the aggregator has stored: wait for
 	// the events above, so that their rows are in the answers checked.
 	waitFor(t, func() bool {
-		return len(p.usage(acmeKey, "tokens", params("group_by", "customer_id"))) > 0
-	}, func() string { return "the events sent never reached the tokens meter" })
+		return len(p.usage(acmeKey, "tokens", params("group_by", "customer_id"))) > 0 &&
+			p.count("SELECT count() FROM dead_letters WHERE org_id = ? AND event_id = 'evt-dl'", org) > 0
+	}, func() string { return "the events sent never reached the tokens meter and the dead letters" })
 	run(usageSteps)
 
 	for _, op := range spec.Operations() {
