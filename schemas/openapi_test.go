@@ -188,10 +188,13 @@ func walk(v any, ptr string, f func(string, map[string]any)) {
 }
 
 // Every example validates against its schema: request and response
-// bodies (media type examples), parameters, and the event schema's own.
+// bodies (media type examples), parameters, and the event schema's own;
+// an example of a request the route refuses is marked x-invalid: true
+// and must not validate.
 func TestOpenAPIExamples(t *testing.T) {
 	spec := loadSpec(t)
 	count := 0
+	invalid := false // the example at hand is marked x-invalid: true
 	validate := func(where, schemaPtr string, value any) {
 		t.Helper()
 		count++
@@ -200,7 +203,11 @@ func TestOpenAPIExamples(t *testing.T) {
 			t.Errorf("%s: %v", where, err)
 			return
 		}
-		if err := sch.Validate(value); err != nil {
+		err = sch.Validate(value)
+		switch {
+		case invalid && err == nil:
+			t.Errorf("%s is marked x-invalid but validates against %s", where, schemaPtr)
+		case !invalid && err != nil:
 			t.Errorf("%s does not validate against %s:\n%v", where, schemaPtr, err)
 		}
 	}
@@ -258,7 +265,10 @@ func TestOpenAPIExamples(t *testing.T) {
 				t.Errorf("%s/examples/%s has no value", ptr, name)
 				continue
 			}
+			// An example of a request the route refuses says so.
+			invalid = ex["x-invalid"] == true
 			check(ptr+"/examples/"+name, value)
+			invalid = false
 		}
 	})
 	eventSchema, err := spec.EventSchema()

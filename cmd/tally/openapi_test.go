@@ -133,6 +133,7 @@ type liveStep struct {
 	example     string // name of a request example of op (or of exampleOf)
 	exampleOf   string // the operation whose example it is, when not op's
 	body        string // a body written here, when no example
+	invalid     bool   // the body is invalid for the described request schema
 	contentType string // default application/json when there is a body
 	header      []string
 	gzip        bool   // send the body gzip-compressed
@@ -161,7 +162,7 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/meters", example: "tokens", want: 201},
 		{op: "POST /api/v1/meters", example: "calls", want: 201},
 		{op: "POST /api/v1/meters", example: "api", want: 201},
-		{op: "POST /api/v1/meters", example: "invalid", want: 400},
+		{op: "POST /api/v1/meters", example: "invalid", invalid: true, want: 400},
 		{op: "POST /api/v1/meters", example: "tokens", want: 409},
 		{op: "POST /api/v1/meters", body: `{}`, contentType: "text/plain", want: 415},
 		{op: "GET /api/v1/meters", want: 200},
@@ -171,7 +172,7 @@ func TestOpenAPILive(t *testing.T) {
 
 		{op: "POST /api/v1/customers", example: "acme", want: 201},
 		{op: "POST /api/v1/customers", example: "acme", want: 200},
-		{op: "POST /api/v1/customers", body: `{"name": "no id"}`, want: 400},
+		{op: "POST /api/v1/customers", body: `{"name": "no id"}`, invalid: true, want: 400},
 		{op: "GET /api/v1/customers", target: "/api/v1/customers?limit=10", want: 200},
 		{op: "GET /api/v1/customers", target: "/api/v1/customers?limit=0", want: 400},
 		{op: "GET /api/v1/customers/{external_id}", target: "/api/v1/customers/acme", want: 200},
@@ -198,14 +199,14 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/events", example: "array", header: []string{"Authorization", ""}, want: 401},
 		{op: "POST /api/v1/events", example: "cloudEvent", contentType: "application/cloudevents+json", want: 202},
 		{op: "POST /api/v1/events", example: "lagoEvent", want: 200},
-		{op: "POST /api/v1/events", body: partlyInvalid, want: 202},
+		{op: "POST /api/v1/events", body: partlyInvalid, invalid: true, want: 202},
 		{op: "POST /api/v1/events", body: deadLetter, want: 202},
-		{op: "POST /api/v1/events", body: `[{"id": "evt-x3"}]`, want: 400},
+		{op: "POST /api/v1/events", body: `[{"id": "evt-x3"}]`, invalid: true, want: 400},
 		{op: "POST /api/v1/events", body: `[{"id": `, want: 400},
-		{op: "POST /api/v1/events", body: `{"event": {"code": "llm.completion"}}`, want: 422},
+		{op: "POST /api/v1/events", body: `{"event": {"code": "llm.completion"}}`, invalid: true, want: 422},
 		{op: "POST /api/v1/events", body: `a,b`, contentType: "text/csv", want: 415},
 		{op: "POST /api/v1/events/batch", example: "batch", want: 200},
-		{op: "POST /api/v1/events/batch", body: `{"events": []}`, want: 422},
+		{op: "POST /api/v1/events/batch", body: `{"events": []}`, invalid: true, want: 422},
 		{op: "POST /api/v1/events/batch", body: `{"events": `, want: 400},
 		{op: "POST /api/v1/integration/organization/{org_id}/usage", target: "/api/v1/integration/organization/" + org + "/usage",
 			example: "record", header: []string{"Authorization", acmeKey}, want: 202},
@@ -231,7 +232,7 @@ func TestOpenAPILive(t *testing.T) {
 		{op: "POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", target: "/api/v1/companies/cmp_" + org + "/subscriptions/nope/usage",
 			example: "month", want: 404},
 		{op: "POST /api/v1/companies/{company_id}/subscriptions/{id}/usage", target: "/api/v1/companies/cmp_" + org + "/subscriptions/sub_acme/usage",
-			body: `{"period": {}}`, want: 400},
+			body: `{"period": {}}`, invalid: true, want: 400},
 		{op: "GET /api/v1/dead_letters", target: "/api/v1/dead_letters?limit=10", want: 200},
 		{op: "GET /api/v1/status", want: 200},
 		{op: "GET /api/v1/status", target: "/api/v1/status?org=globex", want: 400},
@@ -315,6 +316,22 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	}
 	if body != nil && contentType == "" {
 		contentType = "application/json"
+	}
+	// What the description calls a valid body is one the route takes,
+	// unless a step says why not; bodies the steps mark invalid are
+	// invalid for the description too.
+	if mt, _, _ := mime.ParseMediaType(contentType); body != nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		sch, err := spec.RequestSchema(path, method, mt)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		err = apispec.ValidateJSON(sch, body)
+		switch {
+		case s.invalid && err == nil:
+			t.Errorf("%s: the body is marked invalid but validates against the described request schema", name)
+		case !s.invalid && err != nil && s.want < 300:
+			t.Errorf("%s: the body does not validate against the described request schema:\n%v", name, err)
+		}
 	}
 	if s.gzip {
 		var buf bytes.Buffer

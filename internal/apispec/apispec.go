@@ -203,6 +203,16 @@ func (s *Spec) ResponseSchema(path, method string, status int, mediaType string)
 	return s.Schema(pointer + Pointer("content", mediaType, "schema"))
 }
 
+// RequestSchema compiles the schema of the request body of method path
+// in mediaType.
+func (s *Spec) RequestSchema(path, method, mediaType string) (*jsonschema.Schema, error) {
+	pointer := Pointer("paths", path, strings.ToLower(method), "requestBody", "content", mediaType, "schema")
+	if _, err := s.Lookup(pointer); err != nil {
+		return nil, fmt.Errorf("%s %s takes no %s body: %w", method, path, mediaType, err)
+	}
+	return s.Schema(pointer)
+}
+
 // Example returns the value of a named example of the request body of
 // method path, in mediaType.
 func (s *Spec) Example(path, method, mediaType, name string) (any, error) {
