@@ -393,3 +393,58 @@ func sameNames(t *testing.T, spec *apispec.Spec, at string, schema map[string]an
 		}
 	}
 }
+
+// schemaKeywords are the keywords of JSON Schema 2020-12 and those OpenAPI
+// 3.1 adds to it. A schema member outside them is ignored by validators,
+// so it is a mistake: a misspelt keyword, or YAML that split a
+// description at a comma.
+var schemaKeywords = strings.Fields(`$schema $id $ref $anchor $dynamicRef $dynamicAnchor $vocabulary $comment $defs
+	allOf anyOf oneOf not if then else dependentSchemas prefixItems items contains properties patternProperties
+	additionalProperties propertyNames unevaluatedItems unevaluatedProperties type enum const multipleOf maximum
+	exclusiveMaximum minimum exclusiveMinimum maxLength minLength pattern maxItems minItems uniqueItems maxContains
+	minContains maxProperties minProperties required dependentRequired format contentEncoding contentMediaType
+	contentSchema title description default deprecated readOnly writeOnly examples discriminator xml externalDocs example`)
+
+func TestOpenAPISchemaKeywords(t *testing.T) {
+	spec := loadSpec(t)
+	checked := 0
+	var check func(at string, schema any)
+	check = func(at string, schema any) {
+		obj, ok := schema.(map[string]any)
+		if !ok {
+			return // true or false
+		}
+		checked++
+		for k, v := range obj {
+			switch {
+			case strings.HasPrefix(k, "x-"):
+			case !slices.Contains(schemaKeywords, k):
+				t.Errorf("%s: %q is not a schema keyword", at, k)
+			case k == "properties" || k == "patternProperties" || k == "$defs" || k == "dependentSchemas":
+				members, _ := v.(map[string]any)
+				for name, sub := range members {
+					check(at+"/"+k+"/"+name, sub)
+				}
+			case k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems":
+				list, _ := v.([]any)
+				for i, sub := range list {
+					check(fmt.Sprintf("%s/%s/%d", at, k, i), sub)
+				}
+			case slices.Contains(strings.Fields("additionalProperties items contains not if then else propertyNames unevaluatedItems unevaluatedProperties contentSchema"), k):
+				check(at+"/"+k, v)
+			}
+		}
+	}
+	for name, schema := range spec.Doc["components"].(map[string]any)["schemas"].(map[string]any) {
+		check("components/schemas/"+name, schema)
+	}
+	walk(spec.Doc["paths"], "paths", func(ptr string, obj map[string]any) {
+		if schema, ok := obj["schema"]; ok {
+			check(ptr+"/schema", schema)
+		}
+	})
+	check("event.schema.json", spec.Event)
+	if checked < 200 {
+		t.Errorf("only %d schemas checked; the walk is broken", checked)
+	}
+}
