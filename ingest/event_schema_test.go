@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -104,5 +105,25 @@ func TestEventJSONSchema(t *testing.T) {
 				t.Errorf("the schema accepts an event ingest rejects for its shape (%s)", body)
 			}
 		})
+	}
+}
+
+// The limits the description states are ingest's.
+func TestOpenAPILimits(t *testing.T) {
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pointer, want := range map[string]int{
+		"/components/schemas/LagoEventBatch/properties/events/maxItems":          LagoMaxBatch,
+		"/components/schemas/PriceOpsUsageRecord/properties/usage_data/maxItems": MaxUsageItems,
+	} {
+		v, err := spec.Lookup(pointer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(v); got != fmt.Sprint(want) {
+			t.Errorf("%s = %s, want %d", pointer, got, want)
+		}
 	}
 }
