@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -402,8 +403,18 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 		t.Errorf("%s: the answer %d %s is not described: %v", name, resp.StatusCode, respBody, err)
 		return resp.StatusCode
 	}
+	if mediaType == "text/csv" {
+		// The columns the description names: window_start, window_end,
+		// the group_by keys, value.
+		records, err := csv.NewReader(bytes.NewReader(respBody)).ReadAll()
+		if err != nil || len(records) < 2 || len(records[0]) < 3 || records[0][0] != "window_start" ||
+			records[0][1] != "window_end" || records[0][len(records[0])-1] != "value" {
+			t.Errorf("%s: the CSV is not as described (%v):\n%s", name, err, respBody)
+		}
+		return resp.StatusCode
+	}
 	if mediaType != "application/json" {
-		return resp.StatusCode // text: CSV and metrics; their schema is a string
+		return resp.StatusCode // metrics; its schema is a string
 	}
 	if err := apispec.ValidateJSON(sch, respBody); err != nil {
 		t.Errorf("%s: the answer %d does not match the description:\n%s\n%v", name, resp.StatusCode, respBody, err)
