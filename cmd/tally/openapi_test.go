@@ -385,23 +385,31 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	}
 	if resp.StatusCode != s.want {
 		t.Errorf("%s: %d %s, want %d", name, resp.StatusCode, respBody, s.want)
-		return resp.StatusCode
+	} else {
+		checkAnswer(t, spec, name, method, path, resp, respBody)
 	}
+	return resp.StatusCode
+}
+
+// checkAnswer validates the answer to method path against the
+// description of its status and content type.
+func checkAnswer(t *testing.T, spec *apispec.Spec, name, method, path string, resp *http.Response, respBody []byte) {
+	t.Helper()
 	if len(respBody) == 0 {
 		if _, err := spec.Lookup(apispec.Pointer("paths", path, strings.ToLower(method), "responses", fmt.Sprint(resp.StatusCode), "content")); err == nil {
 			t.Errorf("%s: %d with no body, but the description gives it content", name, resp.StatusCode)
 		}
-		return resp.StatusCode
+		return
 	}
 	mediaType, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil {
 		t.Errorf("%s: Content-Type %q: %v", name, resp.Header.Get("Content-Type"), err)
-		return resp.StatusCode
+		return
 	}
 	sch, err := spec.ResponseSchema(path, method, resp.StatusCode, mediaType)
 	if err != nil {
 		t.Errorf("%s: the answer %d %s is not described: %v", name, resp.StatusCode, respBody, err)
-		return resp.StatusCode
+		return
 	}
 	if mediaType == "text/csv" {
 		// The columns the description names: window_start, window_end,
@@ -411,13 +419,12 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 			records[0][1] != "window_end" || records[0][len(records[0])-1] != "value" {
 			t.Errorf("%s: the CSV is not as described (%v):\n%s", name, err, respBody)
 		}
-		return resp.StatusCode
+		return
 	}
 	if mediaType != "application/json" {
-		return resp.StatusCode // metrics; its schema is a string
+		return // metrics; its schema is a string
 	}
 	if err := apispec.ValidateJSON(sch, respBody); err != nil {
 		t.Errorf("%s: the answer %d does not match the description:\n%s\n%v", name, resp.StatusCode, respBody, err)
 	}
-	return resp.StatusCode
 }
