@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -427,4 +428,49 @@ func checkAnswer(t *testing.T, spec *apispec.Spec, name, method, path string, re
 	if err := apispec.ValidateJSON(sch, respBody); err != nil {
 		t.Errorf("%s: the answer %d does not match the description:\n%s\n%v", name, resp.StatusCode, respBody, err)
 	}
+}
+
+// The answers the README shows are answers the description allows: each
+// JSON block of the README that holds every member a described answer
+// requires validates against that answer's schema.
+func TestREADMEAnswersMatchOpenAPI(t *testing.T) {
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := []string{"UsageResponse", "SubscriptionUsage", "LagoCurrentUsage", "IngestResponse", "Meter", "Customer", "Plan", "Subscription"}
+	checked := 0
+	for _, block := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		var members map[string]any
+		if json.Unmarshal([]byte(block[1]), &members) != nil {
+			continue // an excerpt or an annotated shape, not an answer
+		}
+		for _, name := range answers {
+			pointer := "/components/schemas/" + name
+			schema, err := spec.Lookup(pointer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			required, _ := schema.(map[string]any)["required"].([]any)
+			if len(required) == 0 || slices.ContainsFunc(required, func(r any) bool { _, ok := members[r.(string)]; return !ok }) {
+				continue
+			}
+			checked++
+			sch, err := spec.Schema(pointer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := apispec.ValidateJSON(sch, []byte(block[1])); err != nil {
+				t.Errorf("the README's answer does not match %s:\n%s\n%v", name, block[1], err)
+			}
+		}
+	}
+	if checked < 3 {
+		t.Errorf("only %d README answers checked; the usage, subscription usage and Lago answers were expected", checked)
+	}
+	t.Logf("%d README answers match the description", checked)
 }
