@@ -267,6 +267,7 @@ func printBanner(apiAddr, ingestAddr, queryAddr, aggAddr, key string, generated 
 	fmt.Fprintf(os.Stderr, `
 Tally is running.
   API         http://%s/api/v1/...  (every route: events, meters, usage, catalog, Lago, PriceOps, Measure)
+  console     http://%s/console     (usage in the browser; paste the key below)
   ingest      http://%s/metrics
   query       http://%s/metrics
   aggregator  http://%s/metrics
@@ -274,7 +275,7 @@ Tally is running.
     %s
   Try: export TALLY_KEY=%s
 
-`, apiAddr, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
+`, apiAddr, apiAddr, ingestAddr, queryAddr, aggAddr, devOrgID, source, key, key)
 }
 
 // validateDev checks the dev.* flags that can be wrong.
