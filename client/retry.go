@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,7 +15,8 @@ import (
 // 502 or 504 of a proxy) or a network error (a timeout included). Waits grow exponentially from
 // InitialInterval to MaxInterval, each randomized by ±Jitter (a fraction)
 // so that many clients do not retry in step, and never shorter than the
-// answer's Retry-After. Retrying stops after MaxAttempts attempts, after
+// answer's Retry-After (one that would pass MaxElapsed ends retrying at
+// once). Retrying stops after MaxAttempts attempts, after
 // MaxElapsed, or when the context ends, whichever is first.
 type RetryPolicy struct {
 	InitialInterval time.Duration
@@ -84,6 +86,7 @@ func retryable(status int) bool {
 // attempt's timeout, unless ctx itself has ended.
 func (c *Client) send(ctx context.Context, r request) (resp *response, attempts int, err error) {
 	bo := c.retry.backOff()
+	start := time.Now()
 	for {
 		attempts++
 		resp, err = c.attempt(ctx, r)
@@ -104,7 +107,11 @@ func (c *Client) send(ctx context.Context, r request) (resp *response, attempts 
 			return resp, attempts, nil
 		}
 		next := bo.NextBackOff()
-		if next == backoff.Stop {
+		// A Retry-After beyond what is left of MaxElapsed (a proxy's hour,
+		// a value too large for a Duration) ends retrying now rather than
+		// sleeping past the budget.
+		overBudget := c.retry.MaxElapsed > 0 && wait > c.retry.MaxElapsed-time.Since(start)
+		if next == backoff.Stop || overBudget {
 			if err != nil {
 				return nil, attempts, err
 			}
@@ -131,7 +138,11 @@ func retryAfter(h http.Header) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	s, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || (err == nil && s > uint64(math.MaxInt64/time.Second)):
+		return math.MaxInt64 // later than any retry budget, not an overflow
+	case err == nil:
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
