@@ -78,14 +78,36 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	bar := newSendProgress(stderr)
 	var mu sync.Mutex
 	var reasons []string
+	// Where each event waiting for its answer is in the input ("stdin
+	// line 3"), by id: a rejection names it, as an id the client made up
+	// means nothing to the user.
+	var posMu sync.Mutex
+	positions := map[string][]string{}
 	b := c.NewBatcher(ctx, client.BatcherConfig{
 		MaxEvents: cfg.batchEvents, MaxBytes: cfg.batchBytes, Linger: cfg.linger, Concurrency: cfg.concurrency,
 		OnResult: func(r client.BatchResult) {
+			posMu.Lock()
+			where := make([]string, len(r.IDs))
+			for i, id := range r.IDs {
+				if q := positions[id]; len(q) > 0 {
+					where[i] = q[0]
+					if len(q) == 1 {
+						delete(positions, id)
+					} else {
+						positions[id] = q[1:]
+					}
+				}
+			}
+			posMu.Unlock()
 			mu.Lock()
 			defer mu.Unlock()
 			for _, rej := range r.Rejected {
 				if len(reasons) < cfg.showReasons {
-					reasons = append(reasons, fmt.Sprintf("  %q: %s: %s", rej.ID, rej.Field, rej.Error))
+					at := ""
+					if rej.Index >= 0 && rej.Index < len(where) && where[rej.Index] != "" {
+						at = " (" + where[rej.Index] + ")"
+					}
+					reasons = append(reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
 				}
 			}
 			if bar != nil {
@@ -95,7 +117,11 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	})
 	var readErr error
 	for _, name := range files {
-		if readErr = sendFile(ctx, b, name, stdin); readErr != nil {
+		if readErr = sendFile(ctx, b, name, stdin, func(id, where string) {
+			posMu.Lock()
+			positions[id] = append(positions[id], where)
+			posMu.Unlock()
+		}); readErr != nil {
 			break
 		}
 	}
@@ -143,8 +169,9 @@ func newSendProgress(stderr io.Writer) *progressbar.ProgressBar {
 	)
 }
 
-// sendFile queues the events of one file ("-": stdin).
-func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Reader) error {
+// sendFile queues the events of one file ("-": stdin), telling queued
+// the id and the place ("events.ndjson line 3") of each.
+func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Reader, queued func(id, where string)) error {
 	var r io.Reader = stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -157,9 +184,12 @@ func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Read
 		name = "stdin"
 	}
 	n := 0
-	err := readEvents(r, func(event json.RawMessage) error {
+	err := readEvents(r, func(event json.RawMessage, line int) error {
 		n++
-		_, err := b.AddJSON(ctx, event)
+		id, err := b.AddJSON(ctx, event)
+		if err == nil {
+			queued(id, fmt.Sprintf("%s line %d", name, line))
+		}
 		return err
 	})
 	if err != nil {
@@ -168,10 +198,10 @@ func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Read
 	return nil
 }
 
-// readEvents calls add for each event of r: a JSON array of objects, or
-// one or more JSON objects separated by whitespace (one object, NDJSON).
-// Gzipped input is read through gzip.
-func readEvents(r io.Reader, add func(json.RawMessage) error) error {
+// readEvents calls add for each event of r, with the line it starts on: a
+// JSON array of objects, or one or more JSON objects separated by
+// whitespace (one object, NDJSON). Gzipped input is read through gzip.
+func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
@@ -181,14 +211,20 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
 	}
-	dec := json.NewDecoder(br)
-	dec.UseNumber()
-	first, err := firstByte(br)
+	first, skipped, err := firstByte(br)
 	if err == io.EOF {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	lines := &lineCounter{r: br, before: skipped}
+	dec := json.NewDecoder(lines)
+	dec.UseNumber()
+	lineOf := func(event json.RawMessage) int {
+		// The decoder's offset is the end of the event; RawMessage is its
+		// bytes exactly.
+		return lines.lineAt(dec.InputOffset() - int64(len(event)))
 	}
 	if first == '[' {
 		if _, err := dec.Token(); err != nil {
@@ -199,7 +235,7 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 			if err := dec.Decode(&event); err != nil {
 				return err
 			}
-			if err := add(event); err != nil {
+			if err := add(event, lineOf(event)); err != nil {
 				return err
 			}
 		}
@@ -218,24 +254,59 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 		} else if err != nil {
 			return err
 		}
-		if err := add(event); err != nil {
+		if err := add(event, lineOf(event)); err != nil {
 			return err
 		}
 	}
 }
 
 // firstByte returns the first byte that is not JSON whitespace, leaving
-// it unread.
-func firstByte(br *bufio.Reader) (byte, error) {
+// it unread, and the newlines before it.
+func firstByte(br *bufio.Reader) (c byte, newlines int, err error) {
 	for {
 		c, err := br.ReadByte()
 		if err != nil {
-			return 0, err
+			return 0, newlines, err
 		}
 		switch c {
-		case ' ', '\t', '\r', '\n':
+		case '\n':
+			newlines++
+			continue
+		case ' ', '\t', '\r':
 			continue
 		}
-		return c, br.UnreadByte()
+		return c, newlines, br.UnreadByte()
 	}
+}
+
+// lineCounter reads r and keeps the offsets of the newlines read but not
+// yet passed, so that lineAt (called with offsets that never decrease)
+// gives the line of an offset in memory bounded by the read-ahead.
+type lineCounter struct {
+	r      io.Reader
+	off    int64
+	nl     []int64
+	before int // newlines passed
+}
+
+func (l *lineCounter) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i, c := range p[:n] {
+		if c == '\n' {
+			l.nl = append(l.nl, l.off+int64(i))
+		}
+	}
+	l.off += int64(n)
+	return n, err
+}
+
+// lineAt returns the 1-based line of offset off.
+func (l *lineCounter) lineAt(off int64) int {
+	i := 0
+	for i < len(l.nl) && l.nl[i] < off {
+		i++
+	}
+	l.before += i
+	l.nl = append(l.nl[:0], l.nl[i:]...)
+	return l.before + 1
 }

@@ -1,6 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/tally-oss/tally/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +36,84 @@ func TestCLIDevKeyOnlyForLocalURL(t *testing.T) {
 		c := connFlags{url: u}
 		if _, err := c.client(); err != nil || c.key != "tally_dev_0123456789abcdef" {
 			t.Errorf("-url %s without -key: err %v and key %q; want the dev key", u, err, c.key)
+		}
+	}
+}
+
+// stubIngest stands in for ingest: it rejects an event whose customer_id
+// is empty, naming its index and id as ingest does, and accepts the rest.
+func stubIngest(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var events []map[string]any
+		if err := json.NewDecoder(zr).Decode(&events); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		res := client.SendResult{Rejected: []client.Rejection{}}
+		for i, ev := range events {
+			if ev["customer_id"] == "" {
+				id, _ := ev["id"].(string)
+				res.Rejected = append(res.Rejected, client.Rejection{Index: i, ID: id, Field: "customer_id", Error: "is required"})
+				continue
+			}
+			res.Accepted++
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(res)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// review9a F3: a rejected event that had no id in the input is reported
+// by the UUID the client made up, which the user has never seen: the
+// summary must say where in the input the event is (file and line).
+func TestCLISendRejectionNamesInputLine(t *testing.T) {
+	url := stubIngest(t)
+	input := `{"id": "a", "type": "t", "customer_id": "c"}` + "\n\n" +
+		`{"type": "t", "customer_id": ""}` + "\n" +
+		`{"type": "t", "customer_id": "c"}` + "\n"
+	var stdout, stderr bytes.Buffer
+	err := sendCommand(context.Background(), []string{"-url=" + url, "-key=k", "-linger=1ms"}, strings.NewReader(input), &stdout, &stderr)
+	if err == nil || !strings.Contains(stdout.String(), "accepted 2, rejected 1\n") {
+		t.Fatalf("send: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "stdin line 3") {
+		t.Errorf("the rejection of the id-less event on line 3 does not say where it is:\n%s", stdout.String())
+	}
+}
+
+// The line of each event, in NDJSON with blank lines, a pretty-printed
+// array and gzip.
+func TestReadEventsLines(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("\n\n{\"id\":\"a\"}\n{\"id\":\"b\"}"))
+	_ = zw.Close()
+	for _, c := range []struct {
+		in   string
+		want []int
+	}{
+		{"{\"id\":\"a\"}\n\n\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n", []int{1, 4, 5}},
+		{"\n\n[\n  {\"id\": \"a\",\n   \"x\": 1},\n  {\"id\": \"b\"}\n]\n", []int{4, 6}},
+		{"{\n \"id\": \"a\"\n}\n{\n \"id\": \"b\"\n}", []int{1, 4}},
+		{gz.String(), []int{3, 4}},
+	} {
+		var got []int
+		if err := readEvents(strings.NewReader(c.in), func(_ json.RawMessage, line int) error {
+			got = append(got, line)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("lines %v, want %v, of %q", got, c.want, c.in)
 		}
 	}
 }
