@@ -73,6 +73,11 @@ type SendResult struct {
 	Accepted int         `json:"accepted"`
 	Rejected []Rejection `json:"rejected"`
 	Attempts int         `json:"-"`
+	// IDs are the ids of the events sent, in order, generated ones
+	// included; Send sets them also when it fails. After a timeout or
+	// spent retries ingest may have recorded the events: send them again
+	// with these ids (an event sent again with a new id counts twice).
+	IDs []string `json:"-"`
 }
 
 // ErrTooLarge is a request over ingest's limits, refused before sending.
@@ -80,7 +85,9 @@ var ErrTooLarge = errors.New("tally: request over ingest's limits")
 
 // Send posts events in one request and returns ingest's answer. Events
 // without an ID get a UUID first (the caller's slice is not changed; the
-// result's rejections name the ids sent). A request in which no event is
+// result's rejections and IDs name the ids sent: on an error that may
+// hide a recorded request, a timeout or spent retries, send the events
+// again with those ids). A request in which no event is
 // valid is a result with every event rejected, not an error. The error is
 // an *Error for answers that are not retried or once retries are spent,
 // and ErrTooLarge for more events or bytes of JSON than ingest takes in a
@@ -93,14 +100,17 @@ func (c *Client) Send(ctx context.Context, events ...Event) (SendResult, error) 
 		return SendResult{}, fmt.Errorf("%w: %d events, at most %d", ErrTooLarge, len(events), c.maxEvents)
 	}
 	encoded := make([][]byte, len(events))
+	ids := make([]string, len(events))
 	for i, ev := range events {
-		_, b, err := encodeEvent(ev)
+		id, b, err := encodeEvent(ev)
 		if err != nil {
 			return SendResult{}, fmt.Errorf("tally: event %d: %w", i, err)
 		}
-		encoded[i] = b
+		encoded[i], ids[i] = b, id
 	}
-	return c.sendEncoded(ctx, encoded)
+	res, err := c.sendEncoded(ctx, encoded)
+	res.IDs = ids
+	return res, err
 }
 
 // encodeEvent gives ev an id when it has none and encodes it.

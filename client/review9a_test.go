@@ -1,8 +1,12 @@
 package client
 
 import (
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 )
@@ -29,5 +33,56 @@ func TestSendRetryAfterBeyondBudgetGivesUp(t *testing.T) {
 				t.Errorf("Retry-After %s: no error; want the 429 once waiting would pass MaxElapsed", ra)
 			}
 		})
+	}
+}
+
+// review9a F4: Send gives an event without an id a UUID, and a timeout
+// (or retries spent on 503s) is an error although ingest may have recorded
+// the events. The caller cannot send them again safely unless it learns
+// the ids that were sent: sending the same id-less Event again makes a
+// new id, and ingest counts the event twice. The result of a failed Send
+// must carry the ids it sent.
+func TestSendFailureTellsTheIDsSent(t *testing.T) {
+	var mu sync.Mutex
+	recorded := map[string]int{}
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, _ := gzip.NewReader(r.Body)
+		var events []Event
+		_ = json.NewDecoder(zr).Decode(&events)
+		mu.Lock()
+		for _, ev := range events {
+			recorded[ev.ID]++ // ingest recorded it (Kafka acknowledged) ...
+		}
+		requests++
+		first := requests == 1
+		mu.Unlock()
+		if first {
+			time.Sleep(300 * time.Millisecond) // ... but the answer is too late
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k", WithRetry(NoRetry()), WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}))
+	events := []Event{{Type: "t", CustomerID: "c"}, {ID: "mine", Type: "t", CustomerID: "c"}}
+	res, err := c.Send(context.Background(), events...)
+	if err == nil {
+		t.Fatal("no error after the timeout")
+	}
+	// The caller sends the same events again, with the ids of the first try.
+	if len(res.IDs) != len(events) {
+		t.Fatalf("a failed Send returned ids %q: the caller cannot send the same events again", res.IDs)
+	}
+	for i := range events {
+		events[i].ID = res.IDs[i]
+	}
+	if _, err := c.Send(context.Background(), events...); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recorded) != 2 {
+		t.Fatalf("ingest got %d distinct ids for 2 events: %v", len(recorded), recorded)
 	}
 }
