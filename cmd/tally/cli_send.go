@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -77,7 +78,8 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	bar := newSendProgress(stderr)
 	var mu sync.Mutex
-	var reasons []string
+	var reasons, unanswered []string
+	var uncertain int64
 	// Where each event waiting for its answer is in the input ("stdin
 	// line 3"), by id: a rejection names it, as an id the client made up
 	// means nothing to the user.
@@ -108,6 +110,14 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 						at = " (" + where[rej.Index] + ")"
 					}
 					reasons = append(reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
+				}
+			}
+			if r.Err != nil && mayBeRecorded(r.Err) {
+				uncertain += int64(len(r.IDs))
+				for i, id := range r.IDs {
+					if len(unanswered) < cfg.showReasons {
+						unanswered = append(unanswered, fmt.Sprintf("  %q (%s)", id, where[i]))
+					}
 				}
 			}
 			if bar != nil {
@@ -141,6 +151,19 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if more := st.Rejected - int64(len(reasons)); more > 0 {
 		fmt.Fprintf(stdout, "  ... and %d more\n", more)
 	}
+	if uncertain > 0 {
+		// A request without an answer (a timeout, retries spent) may have
+		// been recorded: sending its events again counts each once only
+		// with the ids they were sent with, made-up ones included.
+		fmt.Fprintf(stdout, "%d of the failed events got no clear answer: ingest may have recorded them. "+
+			"Send them again only with the ids they were sent with; an event without an id in the input got the one shown:\n", uncertain)
+		for _, u := range unanswered {
+			fmt.Fprintln(stdout, u)
+		}
+		if more := uncertain - int64(len(unanswered)); more > 0 {
+			fmt.Fprintf(stdout, "  ... and %d more\n", more)
+		}
+	}
 	switch {
 	case readErr != nil || sendErr != nil:
 		return errors.Join(readErr, sendErr)
@@ -148,6 +171,22 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return fmt.Errorf("%d of %d events rejected", st.Rejected, st.Events)
 	}
 	return nil
+}
+
+// mayBeRecorded reports whether a failed request may have been recorded
+// all the same: no answer (a timeout, a lost connection, the context's
+// end) or retries spent on a 503 or a proxy's 502 or 504. A request refused
+// before sending or answered 400, 401, 413 or 429 was not.
+func mayBeRecorded(err error) bool {
+	var e *client.Error
+	if errors.As(err, &e) {
+		switch e.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	return !errors.Is(err, client.ErrTooLarge)
 }
 
 // newSendProgress is a spinner counting answered events, on stderr when

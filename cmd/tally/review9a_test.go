@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // review9a F2: the dev key that `tally all` writes into the local data
@@ -115,5 +117,46 @@ func TestReadEventsLines(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("lines %v, want %v, of %q", got, c.want, c.in)
 		}
+	}
+}
+
+// review9a F5: when a request gets no answer in time, ingest may have
+// recorded its events, but `tally send` reported them as "failed" (the
+// README: "could not be sent") and never showed the ids it made up for
+// events without one, so the only way to finish the job, sending the
+// input again, counts those events twice. The summary must say that the
+// events may be recorded and show the ids they were sent with.
+func TestCLISendTimeoutShowsIDsSent(t *testing.T) {
+	var mu sync.Mutex
+	var recorded []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, _ := gzip.NewReader(r.Body)
+		var events []client.Event
+		_ = json.NewDecoder(zr).Decode(&events)
+		mu.Lock()
+		for _, ev := range events {
+			recorded = append(recorded, ev.ID)
+		}
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond) // recorded, but answered too late
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(client.SendResult{Accepted: len(events), Rejected: []client.Rejection{}})
+	}))
+	defer srv.Close()
+	input := `{"id": "mine", "type": "t", "customer_id": "c"}` + "\n" + `{"type": "t", "customer_id": "c"}` + "\n"
+	var stdout, stderr bytes.Buffer
+	err := sendCommand(context.Background(), []string{"-url=" + srv.URL, "-key=k", "-timeout=100ms", "-retry-for=0", "-linger=1ms"},
+		strings.NewReader(input), &stdout, &stderr)
+	out := stdout.String()
+	mu.Lock()
+	defer mu.Unlock()
+	if err == nil || len(recorded) != 2 {
+		t.Fatalf("err %v, recorded %v\n%s", err, recorded, out)
+	}
+	if !strings.Contains(out, "may have recorded") {
+		t.Errorf("the summary does not say that ingest may have recorded the events without answering:\n%s", out)
+	}
+	if !strings.Contains(out, fmt.Sprintf("%q (stdin line 2)", recorded[1])) {
+		t.Errorf("the summary does not show the id %s the id-less event of line 2 was sent with:\n%s", recorded[1], out)
 	}
 }
