@@ -160,3 +160,23 @@ func TestCLISendTimeoutShowsIDsSent(t *testing.T) {
 		t.Errorf("the summary does not show the id %s the id-less event of line 2 was sent with:\n%s", recorded[1], out)
 	}
 }
+
+// review9a F6: a meter key that is a dot segment ("." or "..") or empty
+// goes into the URL path as it is; the server's path cleaning redirects it
+// to another route, whose answer the client decodes as if it were the
+// meter's: `tally meters get .` printed an empty meter and `tally usage .`
+// an empty usage table, both with success. The client must refuse such
+// keys instead of asking another route.
+func TestCLIMetersDotKeys(t *testing.T) {
+	p := startPipeline(t)
+	for _, args := range [][]string{{"meters", "get", "."}, {"meters", "get", ".."}, {"meters", "delete", "."}, {"usage", "."}, {"usage", ""}, {"meters", "get", ""}} {
+		verb := metersVerb
+		if args[0] == "usage" {
+			verb = usageVerb
+		}
+		out, err := cliRun(t, p, "", verb, args[1:]...)
+		if err == nil || !strings.Contains(err.Error(), "meter key") {
+			t.Errorf("%q: err %v, want an error about the meter key; printed %q", args, err, out)
+		}
+	}
+}
