@@ -222,20 +222,34 @@ func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Read
 	} else {
 		name = "stdin"
 	}
-	n := 0
+	n := 0 // events queued
 	err := readEvents(r, func(event json.RawMessage, line int) error {
-		n++
 		id, err := b.AddJSON(ctx, event)
 		if err == nil {
+			n++
 			queued(id, fmt.Sprintf("%s line %d", name, line))
 		}
 		return err
 	})
+	var at *inputError
+	if errors.As(err, &at) {
+		return fmt.Errorf("%s line %d (event %d): %w", name, at.line, n+1, at.err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: event %d: %w", name, n+1, err)
 	}
 	return nil
 }
+
+// inputError is an event of the input that cannot be read or queued, with
+// the line it starts on.
+type inputError struct {
+	line int
+	err  error
+}
+
+func (e *inputError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *inputError) Unwrap() error { return e.err }
 
 // readEvents calls add for each event of r, with the line it starts on: a
 // JSON array of objects, or one or more JSON objects separated by
@@ -265,6 +279,22 @@ func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) er
 		// bytes exactly.
 		return lines.lineAt(dec.InputOffset() - int64(len(event)))
 	}
+	// decodeError places a failed Decode on the line where the value it
+	// tried starts: the decoder stops before it, whitespace ahead.
+	decodeError := func(err error) error {
+		start := dec.InputOffset()
+		rest, _ := io.ReadAll(dec.Buffered())
+		start += int64(len(rest) - len(bytes.TrimLeft(rest, " \t\r\n,")))
+		return &inputError{lines.lineAt(start), err}
+	}
+	add = func(add func(json.RawMessage, int) error) func(json.RawMessage, int) error {
+		return func(event json.RawMessage, line int) error {
+			if err := add(event, line); err != nil {
+				return &inputError{line, err}
+			}
+			return nil
+		}
+	}(add)
 	if first == '[' {
 		if _, err := dec.Token(); err != nil {
 			return err
@@ -272,7 +302,7 @@ func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) er
 		for dec.More() {
 			var event json.RawMessage
 			if err := dec.Decode(&event); err != nil {
-				return err
+				return decodeError(err)
 			}
 			if err := add(event, lineOf(event)); err != nil {
 				return err
@@ -291,7 +321,7 @@ func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) er
 		if err := dec.Decode(&event); err == io.EOF {
 			return nil
 		} else if err != nil {
-			return err
+			return decodeError(err)
 		}
 		if err := add(event, lineOf(event)); err != nil {
 			return err

@@ -180,3 +180,21 @@ func TestCLIMetersDotKeys(t *testing.T) {
 		}
 	}
 }
+
+// review9a F7: a malformed event is named by its ordinal only ("stdin:
+// event 3"), which is not its line once the input has blank lines or
+// pretty-printed objects; the error must name the line it starts on.
+func TestCLISendMalformedNamesLine(t *testing.T) {
+	url := stubIngest(t)
+	for _, c := range []struct{ in, want string }{
+		{"{\"id\": \"a\", \"type\": \"t\", \"customer_id\": \"c\"}\n\n\n{\"id\": \"b\", \"type\": \"t\", \"customer_id\": \"c\"}\n\n{\"id\": \"c\", oops}\n", "stdin line 6"},
+		{"[\n {\"id\": \"a\", \"type\": \"t\", \"customer_id\": \"c\"},\n\n 7\n]\n", "stdin line 4 (event 2)"},
+		{"[\n {\"id\": \"a\", \"type\": \"t\", \"customer_id\": \"c\"},\n\n {\"id\": x}\n]\n", "stdin line 4"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := sendCommand(context.Background(), []string{"-url=" + url, "-key=k", "-linger=1ms"}, strings.NewReader(c.in), &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want it to name %q, of %q", err, c.want, c.in)
+		}
+	}
+}
