@@ -78,6 +78,13 @@ type SendResult struct {
 	// spent retries ingest may have recorded the events: send them again
 	// with these ids (an event sent again with a new id counts twice).
 	IDs []string `json:"-"`
+	// MaybeRecorded, with an error, says that ingest may have recorded
+	// the events although the request failed: an attempt got no answer
+	// after it may have been sent (a timeout, a reset connection, the
+	// context's end), or a 502, a 503 other than overloaded or a 504.
+	// Send them again with the same IDs, never new ones. Without it, the
+	// failed request was not recorded (refused, 400, 401, 413, 429).
+	MaybeRecorded bool `json:"-"`
 }
 
 // ErrTooLarge is a request over ingest's limits, refused before sending.
@@ -149,11 +156,11 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 		"Content-Type":     {"application/json"},
 		"Content-Encoding": {"gzip"},
 	}}
-	resp, attempts, err := c.send(ctx, req)
+	resp, attempts, unsure, err := c.send(ctx, req)
 	if err != nil {
-		return SendResult{Attempts: attempts}, err
+		return SendResult{Attempts: attempts, MaybeRecorded: unsure}, err
 	}
-	res := SendResult{Attempts: attempts}
+	res := SendResult{Attempts: attempts, MaybeRecorded: unsure && resp.status/100 != 2}
 	switch {
 	case resp.status == http.StatusAccepted || resp.status == http.StatusOK:
 		if err := json.Unmarshal(resp.body, &res); err != nil {

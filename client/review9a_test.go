@@ -86,3 +86,55 @@ func TestSendFailureTellsTheIDsSent(t *testing.T) {
 		t.Fatalf("ingest got %d distinct ids for 2 events: %v", len(recorded), recorded)
 	}
 }
+
+// MaybeRecorded: set when an attempt may have been served without its
+// answer reaching the client, not when nothing can have been recorded.
+func TestSendMaybeRecorded(t *testing.T) {
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	for _, c := range []struct {
+		name     string
+		statuses []int
+		code     string
+		want     bool
+	}{
+		{"503 unavailable", []int{503, 503}, "unavailable", true},
+		{"503 overloaded", []int{503, 503}, "overloaded", false},
+		{"429", []int{429, 429}, "rate_limited", false},
+		{"504", []int{504, 504}, "", true},
+		{"400", []int{400}, "bad_request", false},
+		{"503 then 429", []int{503, 429}, "unavailable", true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		n := 0
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			code := c.code
+			if n > 0 && c.name == "503 then 429" {
+				code = "rate_limited"
+			}
+			w.WriteHeader(c.statuses[min(n, len(c.statuses)-1)])
+			n++
+			_, _ = w.Write([]byte(`{"code":"` + code + `","message":"m"}`))
+		})
+		cl := New(srv.URL, "k", WithRetry(p))
+		cl.sleep = func(ctx context.Context, d time.Duration) error { return nil }
+		res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"})
+		if err == nil || res.MaybeRecorded != c.want {
+			t.Errorf("%s: err %v, MaybeRecorded %v, want %v", c.name, err, res.MaybeRecorded, c.want)
+		}
+		srv.Close()
+	}
+	// A refused connection was not served; a timeout may have been.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }))
+	defer srv.Close()
+	cl := New(srv.URL, "k", WithRetry(NoRetry()), WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}))
+	if res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"}); err == nil || !res.MaybeRecorded {
+		t.Errorf("timeout: err %v, MaybeRecorded %v, want true", err, res.MaybeRecorded)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	cl = New(dead.URL, "k", WithRetry(NoRetry()))
+	if res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"}); err == nil || res.MaybeRecorded {
+		t.Errorf("refused: err %v, MaybeRecorded %v, want false", err, res.MaybeRecorded)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -112,7 +111,7 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					reasons = append(reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
 				}
 			}
-			if r.Err != nil && mayBeRecorded(r.Err) {
+			if r.Err != nil && r.MaybeRecorded {
 				uncertain += int64(len(r.IDs))
 				for i, id := range r.IDs {
 					if len(unanswered) < cfg.showReasons {
@@ -171,22 +170,6 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return fmt.Errorf("%d of %d events rejected", st.Rejected, st.Events)
 	}
 	return nil
-}
-
-// mayBeRecorded reports whether a failed request may have been recorded
-// all the same: no answer (a timeout, a lost connection, the context's
-// end) or retries spent on a 503 or a proxy's 502 or 504. A request refused
-// before sending or answered 400, 401, 413 or 429 was not.
-func mayBeRecorded(err error) bool {
-	var e *client.Error
-	if errors.As(err, &e) {
-		switch e.Status {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true
-		}
-		return false
-	}
-	return !errors.Is(err, client.ErrTooLarge)
 }
 
 // newSendProgress is a spinner counting answered events, on stderr when

@@ -184,7 +184,7 @@ func TestCLIErrors(t *testing.T) {
 	stderr.Reset()
 	err = sendCommand(context.Background(), []string{"-url=" + deadURL, "-key=" + acmeKey, "-retry-for=500ms"},
 		strings.NewReader(`{"id": "e1", "type": "t", "customer_id": "c"}`), &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.HasPrefix(stdout.String(), "accepted 0, rejected 0, failed 1\n") ||
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || stdout.String() != "accepted 0, rejected 0, failed 1\n" ||
 		!strings.HasPrefix(stderr.String(), "retrying in ") {
 		t.Fatalf("send to nothing: %v\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
 	}
