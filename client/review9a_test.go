@@ -138,3 +138,72 @@ func TestSendMaybeRecorded(t *testing.T) {
 		t.Errorf("refused: err %v, MaybeRecorded %v, want false", err, res.MaybeRecorded)
 	}
 }
+
+// Add racing Close: every Add that returned an id is sent exactly once,
+// and the stats match what the server answered.
+func TestBatcherAddCloseRace(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, _ := gzip.NewReader(r.Body)
+		var events []Event
+		_ = json.NewDecoder(zr).Decode(&events)
+		mu.Lock()
+		for _, ev := range events {
+			got[ev.ID]++
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
+	}))
+	defer srv.Close()
+	for round := range 20 {
+		mu.Lock()
+		clear(got)
+		mu.Unlock()
+		c := New(srv.URL, "k")
+		b := c.NewBatcher(context.Background(), BatcherConfig{MaxEvents: 7, Linger: time.Millisecond, Concurrency: 3})
+		var wg sync.WaitGroup
+		var idsMu sync.Mutex
+		var added []string
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					id, err := b.Add(context.Background(), Event{Type: "t", CustomerID: "c"})
+					if err != nil {
+						if err != ErrClosed {
+							t.Errorf("add: %v", err)
+						}
+						return
+					}
+					idsMu.Lock()
+					added = append(added, id)
+					idsMu.Unlock()
+					if g == 0 && i == 50+round {
+						go func() { _ = b.Close(context.Background()) }()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		for _, id := range added {
+			if got[id] != 1 {
+				t.Errorf("round %d: id %s added and sent %d times", round, id, got[id])
+			}
+		}
+		if len(got) != len(added) {
+			t.Errorf("round %d: %d added, %d sent", round, len(added), len(got))
+		}
+		st := b.Stats()
+		if st.Accepted != int64(len(added)) || st.Events != int64(len(added)) {
+			t.Errorf("round %d: stats %+v, %d added", round, st, len(added))
+		}
+		mu.Unlock()
+	}
+}

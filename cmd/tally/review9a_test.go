@@ -198,3 +198,28 @@ func TestCLISendMalformedNamesLine(t *testing.T) {
 		}
 	}
 }
+
+// review9a F8: `tally meters create -f` of an array stopped at the first
+// meter that failed, silently leaving the ones after it uncreated; and a
+// second run of the same file, once fixed, stops at once at the first
+// meter (409, created by the first run), so the file can never be
+// finished. Every meter is tried and the summary counts the failures.
+func TestCLIMetersCreatePartial(t *testing.T) {
+	p := startPipeline(t)
+	file := writeFile(t, "meters.json", []byte(`[
+	  {"key": "m1", "event_type": "e", "aggregation": "COUNT"},
+	  {"key": "m2", "event_type": "e", "aggregation": "NOPE"},
+	  {"key": "m3", "event_type": "e", "aggregation": "COUNT"}
+	]`))
+	out, err := cliRun(t, p, "", metersVerb, "create", "-f", file)
+	if err == nil || !strings.Contains(err.Error(), "1 of 3 meters not created") {
+		t.Errorf("create: err %v, want 1 of 3 meters not created\n%s", err, out)
+	}
+	if !strings.Contains(out, "created m1\n") || !strings.Contains(out, "created m3\n") || !strings.Contains(out, "meter 2 (m2): ") {
+		t.Errorf("create printed:\n%s", out)
+	}
+	list, err := cliRun(t, p, "", metersVerb, "list")
+	if err != nil || !strings.Contains(list, "\nm3 ") {
+		t.Errorf("m3 was not created: %v\n%s", err, list)
+	}
+}
