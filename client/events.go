@@ -164,7 +164,10 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 	switch {
 	case resp.status == http.StatusAccepted || resp.status == http.StatusOK:
 		if err := json.Unmarshal(resp.body, &res); err != nil {
-			return res, fmt.Errorf("tally: decode ingest's answer: %w", err)
+			// Ingest answered 2xx: the valid events are recorded, whatever
+			// the body says.
+			res.MaybeRecorded = true
+			return res, fmt.Errorf("tally: decode ingest's answer (%d): %w", resp.status, err)
 		}
 	case resp.status == http.StatusBadRequest:
 		// No event valid: the details name each one.

@@ -207,3 +207,19 @@ func TestBatcherAddCloseRace(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// review9a F9: a 202 whose body cannot be decoded (a proxy that rewrites
+// it, a truncated answer) is an error, but ingest did record the events:
+// the result must not say they were not.
+func TestSendUndecodable202MaybeRecorded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("OK"))
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k", WithRetry(NoRetry()))
+	res, err := c.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"})
+	if err == nil || !res.MaybeRecorded {
+		t.Fatalf("err %v, MaybeRecorded %v: a 202 was answered, the events are recorded", err, res.MaybeRecorded)
+	}
+}
