@@ -260,6 +260,7 @@ func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) er
 	lineOf := func(event json.RawMessage) int {
 		// The decoder's offset is the end of the event; RawMessage is its
 		// bytes exactly.
+		lines.mark = dec.InputOffset()
 		return lines.lineAt(dec.InputOffset() - int64(len(event)))
 	}
 	// decodeError places a failed Decode on the line where the value it
@@ -339,9 +340,27 @@ type lineCounter struct {
 	off    int64
 	nl     []int64
 	before int // newlines passed
+	// mark is the end of the last event read: no event is read further
+	// than maxEventBytes past it, so that one runaway event does not
+	// take the memory of the machine before it fails.
+	mark int64
 }
 
+// maxEventBytes bounds the JSON of one event as read: ingest takes no
+// request larger than client.MaxRequestBytes, and the decoder may read a
+// little of the next event ahead.
+const maxEventBytes = client.MaxRequestBytes + 1<<20
+
+var errEventTooLarge = fmt.Errorf("an event of more than %d bytes, larger than any request ingest takes", maxEventBytes)
+
 func (l *lineCounter) Read(p []byte) (int, error) {
+	room := l.mark + maxEventBytes - l.off
+	if room <= 0 {
+		return 0, errEventTooLarge
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
 	n, err := l.r.Read(p)
 	for i, c := range p[:n] {
 		if c == '\n' {

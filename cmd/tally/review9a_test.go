@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 
@@ -221,5 +222,44 @@ func TestCLIMetersCreatePartial(t *testing.T) {
 	list, err := cliRun(t, p, "", metersVerb, "list")
 	if err != nil || !strings.Contains(list, "\nm3 ") {
 		t.Errorf("m3 was not created: %v\n%s", err, list)
+	}
+}
+
+// endlessEvent is one event whose string property never ends (a runaway
+// producer, `cat /dev/urandom | base64` into a field); it counts what
+// was read.
+type endlessEvent struct {
+	head []byte
+	read int64
+}
+
+func (e *endlessEvent) Read(p []byte) (int, error) {
+	n := copy(p, e.head)
+	e.head = e.head[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = 'a'
+	}
+	e.read += int64(len(p))
+	if e.read > 200<<20 {
+		return len(p), io.EOF
+	}
+	return len(p), nil
+}
+
+// review9a F10: `tally send` held a whole event in memory however large
+// (json.Decoder buffers a value, then AddJSON copies it twice), to fail
+// it only at send time as a request over ingest's limits: a 200 MiB line
+// took about a GiB. An event larger than any request ingest takes is an
+// error as soon as it passes that size, naming its line.
+func TestCLISendHugeEventBounded(t *testing.T) {
+	url := stubIngest(t)
+	in := &endlessEvent{head: []byte(`{"id": "a", "type": "t", "customer_id": "c"}` + "\n" + `{"id": "b", "type": "t", "customer_id": "c", "properties": {"blob": "`)}
+	var stdout, stderr bytes.Buffer
+	err := sendCommand(context.Background(), []string{"-url=" + url, "-key=k", "-linger=1ms"}, in, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "stdin line 2") {
+		t.Errorf("err %v, want an error naming stdin line 2\n%s", err, stdout.String())
+	}
+	if in.read > 16<<20 {
+		t.Errorf("read %d MiB of one event before giving up", in.read>>20)
 	}
 }
