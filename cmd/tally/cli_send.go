@@ -125,8 +125,10 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		},
 	})
 	var readErr error
+	queued := 0
 	for _, name := range files {
 		if readErr = sendFile(ctx, b, name, stdin, func(id, where string) {
+			queued++
 			posMu.Lock()
 			positions[id] = append(positions[id], where)
 			posMu.Unlock()
@@ -162,6 +164,13 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		if more := uncertain - int64(len(unanswered)); more > 0 {
 			fmt.Fprintf(stdout, "  ... and %d more\n", more)
 		}
+	}
+	var stop *stopError
+	if errors.As(readErr, &stop) && queued > 0 {
+		// The events before went out: sending the whole input again would
+		// count those without an id twice (they get new ids).
+		fmt.Fprintf(stdout, "reading stopped: the %d events before %s were sent (counted above); "+
+			"send the input from there on, not all of it again (an event without an id would count twice)\n", queued, stop.where)
 	}
 	switch {
 	case readErr != nil || sendErr != nil:
@@ -216,13 +225,23 @@ func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Read
 	})
 	var at *inputError
 	if errors.As(err, &at) {
-		return fmt.Errorf("%s line %d (event %d): %w", name, at.line, n+1, at.err)
+		return &stopError{where: fmt.Sprintf("%s line %d", name, at.line), event: n + 1, err: at.err}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: event %d: %w", name, n+1, err)
 	}
 	return nil
 }
+
+// stopError is the event of an input at which reading stopped.
+type stopError struct {
+	where string // "stdin line 3"
+	event int    // its ordinal in the file
+	err   error
+}
+
+func (e *stopError) Error() string { return fmt.Sprintf("%s (event %d): %v", e.where, e.event, e.err) }
+func (e *stopError) Unwrap() error { return e.err }
 
 // inputError is an event of the input that cannot be read or queued, with
 // the line it starts on.

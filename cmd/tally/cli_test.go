@@ -194,7 +194,8 @@ func TestCLIErrors(t *testing.T) {
 	}
 
 	out, err := cliRun(t, p, "{\"id\": \"e1\", \"type\": \"t\", \"customer_id\": \"c\"}\n{\"id\": oops}\n", sendVerb)
-	if err == nil || !strings.Contains(err.Error(), "stdin line 2 (event 2): invalid character") || out != "accepted 1, rejected 0\n" {
+	if err == nil || !strings.Contains(err.Error(), "stdin line 2 (event 2): invalid character") ||
+		out != "accepted 1, rejected 0\nreading stopped: the 1 events before stdin line 2 were sent (counted above); send the input from there on, not all of it again (an event without an id would count twice)\n" {
 		t.Fatalf("send of broken NDJSON: %v\n%s", err, out)
 	}
 }

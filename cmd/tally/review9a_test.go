@@ -263,3 +263,20 @@ func TestCLISendHugeEventBounded(t *testing.T) {
 		t.Errorf("read %d MiB of one event before giving up", in.read>>20)
 	}
 }
+
+// review9a F11: a malformed event stops reading after the events before
+// it were sent; the natural next step, fixing the line and sending the
+// whole input again, counts the earlier events that had no id twice. The
+// summary must say that the events before the bad one were sent.
+func TestCLISendStopSaysWhatWasSent(t *testing.T) {
+	url := stubIngest(t)
+	input := `{"type": "t", "customer_id": "c"}` + "\n" + `{"type": "t", "customer_id": "c"}` + "\n" + `{"type": oops}` + "\n" + `{"type": "t", "customer_id": "c"}` + "\n"
+	var stdout, stderr bytes.Buffer
+	err := sendCommand(context.Background(), []string{"-url=" + url, "-key=k", "-linger=1ms"}, strings.NewReader(input), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "stdin line 3") {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(stdout.String(), "the 2 events before stdin line 3 were sent") {
+		t.Errorf("the summary does not say that the events before the bad line were sent:\n%s", stdout.String())
+	}
+}
