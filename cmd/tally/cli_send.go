@@ -115,7 +115,11 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				uncertain += int64(len(r.IDs))
 				for i, id := range r.IDs {
 					if len(unanswered) < cfg.showReasons {
-						unanswered = append(unanswered, fmt.Sprintf("  %q (%s)", id, where[i]))
+						u := fmt.Sprintf("  %q", id)
+						if where[i] != "" {
+							u += " (" + where[i] + ")"
+						}
+						unanswered = append(unanswered, u)
 					}
 				}
 			}
