@@ -16,7 +16,7 @@ import (
 // not make Send sleep past its retry budget: `tally send -retry-for 2m`
 // hung for an hour. Send gives up with the answer's error instead.
 func TestSendRetryAfterBeyondBudgetGivesUp(t *testing.T) {
-	for _, ra := range []string{"3600", "99999999999", "9223372036854775807"} {
+	for _, ra := range []string{"3600", "99999999999", "9223372036854775807", "99999999999999999999999", "Wed, 21 Oct 2099 07:28:00 GMT"} {
 		t.Run(ra, func(t *testing.T) {
 			stub := &ingestStub{statuses: []int{http.StatusTooManyRequests, http.StatusTooManyRequests}, header: http.Header{"Retry-After": {ra}}}
 			p := fastPolicy()
