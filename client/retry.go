@@ -93,6 +93,9 @@ func (c *Client) send(ctx context.Context, r request) (resp *response, attempts 
 	bo := c.retry.backOff()
 	start := time.Now()
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, attempts, unsure, err // not sent this time
+		}
 		attempts++
 		resp, err = c.attempt(ctx, r)
 		var wait time.Duration

@@ -223,3 +223,16 @@ func TestSendUndecodable202MaybeRecorded(t *testing.T) {
 		t.Fatalf("err %v, MaybeRecorded %v: a 202 was answered, the events are recorded", err, res.MaybeRecorded)
 	}
 }
+
+// A request whose context ended before it was sent was not recorded
+// (the events a Batcher still held when its context was cancelled).
+func TestSendCancelledBeforeSendingNotMaybeRecorded(t *testing.T) {
+	stub := &ingestStub{}
+	c, _ := testClient(t, stub, fastPolicy())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := c.Send(ctx, Event{ID: "e", Type: "t", CustomerID: "c"})
+	if err == nil || res.MaybeRecorded || len(stub.bodies) != 0 {
+		t.Fatalf("err %v, MaybeRecorded %v, %d requests", err, res.MaybeRecorded, len(stub.bodies))
+	}
+}
