@@ -40,7 +40,7 @@ type BatcherStats struct {
 	Events   int64 // events sent (whatever the answer)
 	Accepted int64
 	Rejected int64
-	Failed   int64 // events of requests that failed
+	Failed   int64 // events of requests that failed, but those the answer rejected
 	Requests int64
 	Retries  int64 // attempts beyond the first
 }
@@ -255,7 +255,9 @@ func (b *Batcher) record(events int, res SendResult, err error) {
 	b.stats.Events += int64(events)
 	b.stats.Retries += int64(max(res.Attempts-1, 0))
 	if err != nil {
-		b.stats.Failed += int64(events)
+		// Events the failed request's answer rejected are rejected.
+		b.stats.Failed += int64(events - len(res.Rejected))
+		b.stats.Rejected += int64(len(res.Rejected))
 		if len(b.errs) < 10 {
 			b.errs = append(b.errs, err)
 		}

@@ -97,7 +97,8 @@ var ErrTooLarge = errors.New("tally: request over ingest's limits")
 // again with those ids). A request in which no event is
 // valid is a result with every event rejected, not an error. The error is
 // an *Error for answers that are not retried or once retries are spent,
-// and ErrTooLarge for more events or bytes of JSON than ingest takes in a
+// (a 503 after a failed publish keeps the result's Rejected: the events
+// ingest found invalid), and ErrTooLarge for more events or bytes of JSON than ingest takes in a
 // request (WithRequestLimits).
 func (c *Client) Send(ctx context.Context, events ...Event) (SendResult, error) {
 	if len(events) == 0 {
@@ -176,7 +177,17 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 			return res, e
 		}
 	default:
-		return res, apiError(resp)
+		e := apiError(resp)
+		// A 503 after a failed publish still names the events ingest
+		// rejected as invalid: those are rejected, whatever happened to
+		// the others.
+		var partial struct {
+			Rejected []Rejection `json:"rejected"`
+		}
+		if resp.status == http.StatusServiceUnavailable && len(e.Details) > 0 && json.Unmarshal(e.Details, &partial) == nil {
+			res.Rejected = partial.Rejected
+		}
+		return res, e
 	}
 	if res.Rejected == nil {
 		res.Rejected = []Rejection{}

@@ -236,3 +236,36 @@ func TestSendCancelledBeforeSendingNotMaybeRecorded(t *testing.T) {
 		t.Fatalf("err %v, MaybeRecorded %v, %d requests", err, res.MaybeRecorded, len(stub.bodies))
 	}
 }
+
+// review9a F12: ingest's 503 "not acknowledged" still names the events it
+// rejected as invalid (they were never going to Kafka). When retries are
+// spent, those are rejected, not failed and possibly recorded.
+func TestBatcher503KeepsRejections(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"code":"unavailable","message":"Kafka did not acknowledge","details":{"accepted":0,"rejected":[{"index":1,"id":"bad","field":"time","error":"in the future"}]}}`))
+	}))
+	defer srv.Close()
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	c := New(srv.URL, "k", WithRetry(p))
+	c.sleep = func(ctx context.Context, d time.Duration) error { return nil }
+	var results []BatchResult
+	b := c.NewBatcher(context.Background(), BatcherConfig{OnResult: func(r BatchResult) { results = append(results, r) }})
+	for _, id := range []string{"good", "bad", "good2"} {
+		if _, err := b.Add(context.Background(), Event{ID: id, Type: "t", CustomerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(context.Background()); err == nil {
+		t.Fatal("no error after retries spent on 503")
+	}
+	st := b.Stats()
+	if st.Failed != 2 || st.Rejected != 1 || st.Accepted != 0 {
+		t.Errorf("stats %+v, want 2 failed (may be recorded) and 1 rejected", st)
+	}
+	if len(results) != 1 || len(results[0].Rejected) != 1 || results[0].Rejected[0].ID != "bad" || !results[0].MaybeRecorded {
+		t.Errorf("results %+v", results)
+	}
+}

@@ -112,9 +112,13 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				}
 			}
 			if r.Err != nil && r.MaybeRecorded {
-				uncertain += int64(len(r.IDs))
+				rejected := map[int]bool{}
+				for _, rej := range r.Rejected {
+					rejected[rej.Index] = true
+				}
+				uncertain += int64(len(r.IDs) - len(r.Rejected))
 				for i, id := range r.IDs {
-					if len(unanswered) < cfg.showReasons {
+					if !rejected[i] && len(unanswered) < cfg.showReasons {
 						u := fmt.Sprintf("  %q", id)
 						if where[i] != "" {
 							u += " (" + where[i] + ")"
