@@ -24,7 +24,8 @@ type BatcherConfig struct {
 	// OnResult, when set, is called after each request from the goroutine
 	// that sent it (so from up to Concurrency goroutines at once): with the
 	// ids of its events, ingest's answer and the error of a request that
-	// failed (after retries).
+	// failed (after retries). It must not call the Batcher's Add, Flush or
+	// Close: they wait for the request it is reporting (a deadlock).
 	OnResult func(BatchResult)
 }
 
