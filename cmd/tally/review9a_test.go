@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/tally-oss/tally/client"
 	"os"
 	"path/filepath"
@@ -278,5 +280,22 @@ func TestCLISendStopSaysWhatWasSent(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "the 2 events before stdin line 3 were sent") {
 		t.Errorf("the summary does not say that the events before the bad line were sent:\n%s", stdout.String())
+	}
+}
+
+// review9a N8: group values come from event properties; one with a tab or
+// a newline must not shift the table's columns or split its row.
+func TestUsageTableControlCharacters(t *testing.T) {
+	u := client.Usage{Data: []client.UsageRow{
+		{GroupBy: map[string]string{"model": "a\tb"}, Value: decimal.RequireFromString("1.5")},
+		{GroupBy: map[string]string{"model": "c\nd"}, Value: decimal.RequireFromString("-2")},
+	}}
+	var out bytes.Buffer
+	if err := writeUsageTable(&out, u, []string{"model"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[1], " 1.5") || !strings.HasSuffix(lines[2], " -2") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }
