@@ -24,7 +24,8 @@ type BatcherConfig struct {
 	// OnResult, when set, is called after each request from the goroutine
 	// that sent it (so from up to Concurrency goroutines at once): with the
 	// ids of its events, ingest's answer and the error of a request that
-	// failed (after retries).
+	// failed (after retries). It must not call the Batcher's Add, Flush or
+	// Close: they wait for the request it is reporting (a deadlock).
 	OnResult func(BatchResult)
 }
 
@@ -40,7 +41,7 @@ type BatcherStats struct {
 	Events   int64 // events sent (whatever the answer)
 	Accepted int64
 	Rejected int64
-	Failed   int64 // events of requests that failed
+	Failed   int64 // events of requests that failed, but those the answer rejected
 	Requests int64
 	Retries  int64 // attempts beyond the first
 }
@@ -255,7 +256,9 @@ func (b *Batcher) record(events int, res SendResult, err error) {
 	b.stats.Events += int64(events)
 	b.stats.Retries += int64(max(res.Attempts-1, 0))
 	if err != nil {
-		b.stats.Failed += int64(events)
+		// Events the failed request's answer rejected are rejected.
+		b.stats.Failed += int64(events - len(res.Rejected))
+		b.stats.Rejected += int64(len(res.Rejected))
 		if len(b.errs) < 10 {
 			b.errs = append(b.errs, err)
 		}

@@ -73,6 +73,18 @@ type SendResult struct {
 	Accepted int         `json:"accepted"`
 	Rejected []Rejection `json:"rejected"`
 	Attempts int         `json:"-"`
+	// IDs are the ids of the events sent, in order, generated ones
+	// included; Send sets them also when it fails. After a timeout or
+	// spent retries ingest may have recorded the events: send them again
+	// with these ids (an event sent again with a new id counts twice).
+	IDs []string `json:"-"`
+	// MaybeRecorded, with an error, says that ingest may have recorded
+	// the events although the request failed: an attempt got no answer
+	// after it may have been sent (a timeout, a reset connection, the
+	// context's end), or a 502, a 503 other than overloaded or a 504.
+	// Send them again with the same IDs, never new ones. Without it, the
+	// failed request was not recorded (refused, 400, 401, 413, 429).
+	MaybeRecorded bool `json:"-"`
 }
 
 // ErrTooLarge is a request over ingest's limits, refused before sending.
@@ -80,10 +92,13 @@ var ErrTooLarge = errors.New("tally: request over ingest's limits")
 
 // Send posts events in one request and returns ingest's answer. Events
 // without an ID get a UUID first (the caller's slice is not changed; the
-// result's rejections name the ids sent). A request in which no event is
+// result's rejections and IDs name the ids sent: on an error that may
+// hide a recorded request, a timeout or spent retries, send the events
+// again with those ids). A request in which no event is
 // valid is a result with every event rejected, not an error. The error is
 // an *Error for answers that are not retried or once retries are spent,
-// and ErrTooLarge for more events or bytes of JSON than ingest takes in a
+// (a 503 after a failed publish keeps the result's Rejected: the events
+// ingest found invalid), and ErrTooLarge for more events or bytes of JSON than ingest takes in a
 // request (WithRequestLimits).
 func (c *Client) Send(ctx context.Context, events ...Event) (SendResult, error) {
 	if len(events) == 0 {
@@ -93,14 +108,17 @@ func (c *Client) Send(ctx context.Context, events ...Event) (SendResult, error) 
 		return SendResult{}, fmt.Errorf("%w: %d events, at most %d", ErrTooLarge, len(events), c.maxEvents)
 	}
 	encoded := make([][]byte, len(events))
+	ids := make([]string, len(events))
 	for i, ev := range events {
-		_, b, err := encodeEvent(ev)
+		id, b, err := encodeEvent(ev)
 		if err != nil {
 			return SendResult{}, fmt.Errorf("tally: event %d: %w", i, err)
 		}
-		encoded[i] = b
+		encoded[i], ids[i] = b, id
 	}
-	return c.sendEncoded(ctx, encoded)
+	res, err := c.sendEncoded(ctx, encoded)
+	res.IDs = ids
+	return res, err
 }
 
 // encodeEvent gives ev an id when it has none and encodes it.
@@ -139,15 +157,18 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 		"Content-Type":     {"application/json"},
 		"Content-Encoding": {"gzip"},
 	}}
-	resp, attempts, err := c.send(ctx, req)
+	resp, attempts, unsure, err := c.send(ctx, req)
 	if err != nil {
-		return SendResult{Attempts: attempts}, err
+		return SendResult{Attempts: attempts, MaybeRecorded: unsure}, err
 	}
-	res := SendResult{Attempts: attempts}
+	res := SendResult{Attempts: attempts, MaybeRecorded: unsure && resp.status/100 != 2}
 	switch {
 	case resp.status == http.StatusAccepted || resp.status == http.StatusOK:
 		if err := json.Unmarshal(resp.body, &res); err != nil {
-			return res, fmt.Errorf("tally: decode ingest's answer: %w", err)
+			// Ingest answered 2xx: the valid events are recorded, whatever
+			// the body says.
+			res.MaybeRecorded = true
+			return res, fmt.Errorf("tally: decode ingest's answer (%d): %w", resp.status, err)
 		}
 	case resp.status == http.StatusBadRequest:
 		// No event valid: the details name each one.
@@ -156,7 +177,17 @@ func (c *Client) sendEncoded(ctx context.Context, events [][]byte) (SendResult, 
 			return res, e
 		}
 	default:
-		return res, apiError(resp)
+		e := apiError(resp)
+		// A 503 after a failed publish still names the events ingest
+		// rejected as invalid: those are rejected, whatever happened to
+		// the others.
+		var partial struct {
+			Rejected []Rejection `json:"rejected"`
+		}
+		if resp.status == http.StatusServiceUnavailable && len(e.Details) > 0 && json.Unmarshal(e.Details, &partial) == nil {
+			res.Rejected = partial.Rejected
+		}
+		return res, e
 	}
 	if res.Rejected == nil {
 		res.Rejected = []Rejection{}

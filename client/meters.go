@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -25,6 +26,16 @@ type Meter struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
+// meterPath is the path of a meter's route. A key that is empty or a dot
+// segment would reach another route once the server cleans the path (and
+// the client decodes that route's answer as the meter's): refused.
+func meterPath(key string) (string, error) {
+	if key == "" || key == "." || key == ".." {
+		return "", fmt.Errorf("tally: invalid meter key %q", key)
+	}
+	return "/api/v1/meters/" + url.PathEscape(key), nil
+}
+
 // ListMeters returns the organization's meters, sorted by key.
 func (c *Client) ListMeters(ctx context.Context) ([]Meter, error) {
 	var body struct {
@@ -39,8 +50,12 @@ func (c *Client) ListMeters(ctx context.Context) ([]Meter, error) {
 // GetMeter returns one meter; a missing one is an *Error with status 404
 // (IsNotFound).
 func (c *Client) GetMeter(ctx context.Context, key string) (Meter, error) {
+	path, err := meterPath(key)
+	if err != nil {
+		return Meter{}, err
+	}
 	var m Meter
-	err := c.call(ctx, request{method: http.MethodGet, path: "/api/v1/meters/" + url.PathEscape(key)}, &m)
+	err = c.call(ctx, request{method: http.MethodGet, path: path}, &m)
 	return m, err
 }
 
@@ -65,5 +80,9 @@ func (c *Client) CreateMeterJSON(ctx context.Context, definition any) (Meter, er
 
 // DeleteMeter deletes a meter; its usage is no longer served.
 func (c *Client) DeleteMeter(ctx context.Context, key string) error {
-	return c.call(ctx, request{method: http.MethodDelete, path: "/api/v1/meters/" + url.PathEscape(key)}, nil)
+	path, err := meterPath(key)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, request{method: http.MethodDelete, path: path}, nil)
 }

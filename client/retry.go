@@ -3,8 +3,11 @@ package client
 import (
 	"context"
 	"errors"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -14,7 +17,8 @@ import (
 // 502 or 504 of a proxy) or a network error (a timeout included). Waits grow exponentially from
 // InitialInterval to MaxInterval, each randomized by ±Jitter (a fraction)
 // so that many clients do not retry in step, and never shorter than the
-// answer's Retry-After. Retrying stops after MaxAttempts attempts, after
+// answer's Retry-After (one that would pass MaxElapsed ends retrying at
+// once). Retrying stops after MaxAttempts attempts, after
 // MaxElapsed, or when the context ends, whichever is first.
 type RetryPolicy struct {
 	InitialInterval time.Duration
@@ -81,34 +85,48 @@ func retryable(status int) bool {
 
 // send sends r until it gets an answer that is not retried, and returns
 // it with the number of attempts. A network error is retried; so is an
-// attempt's timeout, unless ctx itself has ended.
-func (c *Client) send(ctx context.Context, r request) (resp *response, attempts int, err error) {
+// attempt's timeout, unless ctx itself has ended. unsure reports whether
+// an attempt may have been served without its answer reaching us (a
+// network error after the request may have gone out, a 502, a 503 other
+// than overloaded, a 504): then a failed send may hide recorded events.
+func (c *Client) send(ctx context.Context, r request) (resp *response, attempts int, unsure bool, err error) {
 	bo := c.retry.backOff()
+	start := time.Now()
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, attempts, unsure, err // not sent this time
+		}
 		attempts++
 		resp, err = c.attempt(ctx, r)
 		var wait time.Duration
 		var permanent *permanentError
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil, attempts, ctx.Err()
 		case errors.As(err, &permanent):
-			return nil, attempts, permanent.err
+			return nil, attempts, unsure, permanent.err
 		case err != nil:
+			unsure = unsure || mayHaveBeenServed(err)
+			if ctx.Err() != nil {
+				return nil, attempts, unsure, ctx.Err()
+			}
 			// Connection refused or reset, a timeout of this attempt: the
 			// request may or may not have been served; the same body is
 			// safe to send again.
 		case retryable(resp.status):
+			unsure = unsure || resp.status != http.StatusTooManyRequests && apiError(resp).Code != "overloaded"
 			wait = retryAfter(resp.header)
 		default:
-			return resp, attempts, nil
+			return resp, attempts, unsure, nil
 		}
 		next := bo.NextBackOff()
-		if next == backoff.Stop {
+		// A Retry-After beyond what is left of MaxElapsed (a proxy's hour,
+		// a value too large for a Duration) ends retrying now rather than
+		// sleeping past the budget.
+		overBudget := c.retry.MaxElapsed > 0 && wait > c.retry.MaxElapsed-time.Since(start)
+		if next == backoff.Stop || overBudget {
 			if err != nil {
-				return nil, attempts, err
+				return nil, attempts, unsure, err
 			}
-			return resp, attempts, nil
+			return resp, attempts, unsure, nil
 		}
 		if wait < next {
 			wait = next
@@ -120,9 +138,16 @@ func (c *Client) send(ctx context.Context, r request) (resp *response, attempts 
 			c.retry.Notify(err, wait)
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return nil, attempts, errors.Join(serr, err)
+			return nil, attempts, unsure, errors.Join(serr, err)
 		}
 	}
+}
+
+// mayHaveBeenServed reports whether a failed attempt may have reached the
+// server: all but a refused connection and a failed name lookup.
+func mayHaveBeenServed(err error) bool {
+	var dnsErr *net.DNSError
+	return !errors.Is(err, syscall.ECONNREFUSED) && !errors.As(err, &dnsErr)
 }
 
 // retryAfter reads a Retry-After header in seconds or as an HTTP date.
@@ -131,7 +156,11 @@ func retryAfter(h http.Header) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	s, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) || (err == nil && s > uint64(math.MaxInt64/time.Second)):
+		return math.MaxInt64 // later than any retry budget, not an overflow
+	case err == nil:
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {

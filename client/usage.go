@@ -107,11 +107,15 @@ func (u Usage) GroupKeys(q UsageQuery) []string {
 
 // Usage queries a meter's usage.
 func (c *Client) Usage(ctx context.Context, meter string, q UsageQuery) (Usage, error) {
-	path := "/api/v1/meters/" + url.PathEscape(meter) + "/query"
+	path, err := meterPath(meter)
+	if err != nil {
+		return Usage{}, err
+	}
+	path += "/query"
 	if v := q.Values(); len(v) > 0 {
 		path += "?" + v.Encode()
 	}
 	var u Usage
-	err := c.call(ctx, request{method: http.MethodGet, path: path, header: http.Header{"Accept": {"application/json"}}}, &u)
+	err = c.call(ctx, request{method: http.MethodGet, path: path, header: http.Header{"Accept": {"application/json"}}}, &u)
 	return u, err
 }

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,22 +35,34 @@ var connFlagNames = []string{"url", "key", "timeout"}
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", client.DefaultURL, "base URL of Tally's API")
-	fs.StringVar(&c.key, "key", "", "API key (default: the dev key that tally all keeps in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
+	fs.StringVar(&c.key, "key", "", "API key (default, for a -url on this machine only: the dev key that tally all keeps in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "timeout of each HTTP request")
 }
 
 func (c *connFlags) client(opts ...client.Option) (*client.Client, error) {
-	if u, err := url.Parse(c.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(c.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("-url %q must be a URL such as %s", c.url, client.DefaultURL)
 	}
-	if c.key == "" {
+	// The dev key is a credential of this machine's tally all: it is never
+	// sent to another host.
+	if c.key == "" && isLoopbackHost(u.Hostname()) {
 		c.key = devKeyFromDataDir()
 	}
 	if c.key == "" {
-		return nil, errors.New("no API key: set -key or TALLY_KEY (make run prints the dev key)")
+		return nil, errors.New("no API key: set -key or TALLY_KEY (make run prints the dev key; it is used by itself only for a -url on this machine)")
 	}
 	opts = append([]client.Option{client.WithHTTPClient(&http.Client{Timeout: c.timeout})}, opts...)
 	return client.New(c.url, c.key, opts...), nil
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // parseCLI parses flags and positional arguments in any order (`tally

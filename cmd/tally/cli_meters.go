@@ -92,8 +92,10 @@ func metersCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	return createMeters(ctx, c, cfg.file, stdin, stdout)
 }
 
-// createMeters creates each meter of the file, in order, and stops at the
-// first that fails (those before it stay created).
+// createMeters creates each meter of the file, in order, each one tried
+// whatever happened to those before it (so that a file with one bad
+// meter can be fixed and sent again: the others answer 409), and says
+// which failed and why.
 func createMeters(ctx context.Context, c *client.Client, file string, stdin io.Reader, stdout io.Writer) error {
 	var b []byte
 	var err error
@@ -117,12 +119,28 @@ func createMeters(ctx context.Context, c *client.Client, file string, stdin io.R
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	failed := 0
 	for i, d := range definitions {
 		m, err := c.CreateMeterJSON(ctx, d)
 		if err != nil {
-			return fmt.Errorf("meter %d of %s: %w", i+1, file, err)
+			if ctx.Err() != nil || len(definitions) == 1 {
+				if rest := len(definitions) - i - 1; rest > 0 {
+					return fmt.Errorf("meter %d of %s: %w (%d after it not tried)", i+1, file, err, rest)
+				}
+				return fmt.Errorf("meter %d of %s: %w", i+1, file, err)
+			}
+			failed++
+			var named struct {
+				Key string `json:"key"`
+			}
+			_ = json.Unmarshal(d, &named)
+			fmt.Fprintf(stdout, "meter %d (%s): %v\n", i+1, named.Key, err)
+			continue
 		}
 		fmt.Fprintf(stdout, "created %s\n", m.Key)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s: %d of %d meters not created", file, failed, len(definitions))
 	}
 	return nil
 }

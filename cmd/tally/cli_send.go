@@ -77,15 +77,54 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	bar := newSendProgress(stderr)
 	var mu sync.Mutex
-	var reasons []string
+	var reasons, unanswered []string
+	var uncertain int64
+	// Where each event waiting for its answer is in the input ("stdin
+	// line 3"), by id: a rejection names it, as an id the client made up
+	// means nothing to the user.
+	var posMu sync.Mutex
+	positions := map[string][]string{}
 	b := c.NewBatcher(ctx, client.BatcherConfig{
 		MaxEvents: cfg.batchEvents, MaxBytes: cfg.batchBytes, Linger: cfg.linger, Concurrency: cfg.concurrency,
 		OnResult: func(r client.BatchResult) {
+			posMu.Lock()
+			where := make([]string, len(r.IDs))
+			for i, id := range r.IDs {
+				if q := positions[id]; len(q) > 0 {
+					where[i] = q[0]
+					if len(q) == 1 {
+						delete(positions, id)
+					} else {
+						positions[id] = q[1:]
+					}
+				}
+			}
+			posMu.Unlock()
 			mu.Lock()
 			defer mu.Unlock()
 			for _, rej := range r.Rejected {
 				if len(reasons) < cfg.showReasons {
-					reasons = append(reasons, fmt.Sprintf("  %q: %s: %s", rej.ID, rej.Field, rej.Error))
+					at := ""
+					if rej.Index >= 0 && rej.Index < len(where) && where[rej.Index] != "" {
+						at = " (" + where[rej.Index] + ")"
+					}
+					reasons = append(reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
+				}
+			}
+			if r.Err != nil && r.MaybeRecorded {
+				rejected := map[int]bool{}
+				for _, rej := range r.Rejected {
+					rejected[rej.Index] = true
+				}
+				uncertain += int64(len(r.IDs) - len(r.Rejected))
+				for i, id := range r.IDs {
+					if !rejected[i] && len(unanswered) < cfg.showReasons {
+						u := fmt.Sprintf("  %q", id)
+						if where[i] != "" {
+							u += " (" + where[i] + ")"
+						}
+						unanswered = append(unanswered, u)
+					}
 				}
 			}
 			if bar != nil {
@@ -94,8 +133,14 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		},
 	})
 	var readErr error
+	queued := 0
 	for _, name := range files {
-		if readErr = sendFile(ctx, b, name, stdin); readErr != nil {
+		if readErr = sendFile(ctx, b, name, stdin, func(id, where string) {
+			queued++
+			posMu.Lock()
+			positions[id] = append(positions[id], where)
+			posMu.Unlock()
+		}); readErr != nil {
 			break
 		}
 	}
@@ -114,6 +159,26 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	if more := st.Rejected - int64(len(reasons)); more > 0 {
 		fmt.Fprintf(stdout, "  ... and %d more\n", more)
+	}
+	if uncertain > 0 {
+		// A request without an answer (a timeout, retries spent) may have
+		// been recorded: sending its events again counts each once only
+		// with the ids they were sent with, made-up ones included.
+		fmt.Fprintf(stdout, "%d of the failed events got no clear answer: ingest may have recorded them. "+
+			"Send them again only with the ids they were sent with; an event without an id in the input got the one shown:\n", uncertain)
+		for _, u := range unanswered {
+			fmt.Fprintln(stdout, u)
+		}
+		if more := uncertain - int64(len(unanswered)); more > 0 {
+			fmt.Fprintf(stdout, "  ... and %d more\n", more)
+		}
+	}
+	var stop *stopError
+	if errors.As(readErr, &stop) && queued > 0 {
+		// The events before went out: sending the whole input again would
+		// count those without an id twice (they get new ids).
+		fmt.Fprintf(stdout, "reading stopped: the %d events before %s were sent (counted above); "+
+			"send the input from there on, not all of it again (an event without an id would count twice)\n", queued, stop.where)
 	}
 	switch {
 	case readErr != nil || sendErr != nil:
@@ -143,8 +208,9 @@ func newSendProgress(stderr io.Writer) *progressbar.ProgressBar {
 	)
 }
 
-// sendFile queues the events of one file ("-": stdin).
-func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Reader) error {
+// sendFile queues the events of one file ("-": stdin), telling queued
+// the id and the place ("events.ndjson line 3") of each.
+func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Reader, queued func(id, where string)) error {
 	var r io.Reader = stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -156,22 +222,49 @@ func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Read
 	} else {
 		name = "stdin"
 	}
-	n := 0
-	err := readEvents(r, func(event json.RawMessage) error {
-		n++
-		_, err := b.AddJSON(ctx, event)
+	n := 0 // events queued
+	err := readEvents(r, func(event json.RawMessage, line int) error {
+		id, err := b.AddJSON(ctx, event)
+		if err == nil {
+			n++
+			queued(id, fmt.Sprintf("%s line %d", name, line))
+		}
 		return err
 	})
+	var at *inputError
+	if errors.As(err, &at) {
+		return &stopError{where: fmt.Sprintf("%s line %d", name, at.line), event: n + 1, err: at.err}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: event %d: %w", name, n+1, err)
 	}
 	return nil
 }
 
-// readEvents calls add for each event of r: a JSON array of objects, or
-// one or more JSON objects separated by whitespace (one object, NDJSON).
-// Gzipped input is read through gzip.
-func readEvents(r io.Reader, add func(json.RawMessage) error) error {
+// stopError is the event of an input at which reading stopped.
+type stopError struct {
+	where string // "stdin line 3"
+	event int    // its ordinal in the file
+	err   error
+}
+
+func (e *stopError) Error() string { return fmt.Sprintf("%s (event %d): %v", e.where, e.event, e.err) }
+func (e *stopError) Unwrap() error { return e.err }
+
+// inputError is an event of the input that cannot be read or queued, with
+// the line it starts on.
+type inputError struct {
+	line int
+	err  error
+}
+
+func (e *inputError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *inputError) Unwrap() error { return e.err }
+
+// readEvents calls add for each event of r, with the line it starts on: a
+// JSON array of objects, or one or more JSON objects separated by
+// whitespace (one object, NDJSON). Gzipped input is read through gzip.
+func readEvents(r io.Reader, add func(event json.RawMessage, line int) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
@@ -181,15 +274,38 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
 	}
-	dec := json.NewDecoder(br)
-	dec.UseNumber()
-	first, err := firstByte(br)
+	first, skipped, err := firstByte(br)
 	if err == io.EOF {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	lines := &lineCounter{r: br, before: skipped}
+	dec := json.NewDecoder(lines)
+	dec.UseNumber()
+	lineOf := func(event json.RawMessage) int {
+		// The decoder's offset is the end of the event; RawMessage is its
+		// bytes exactly.
+		lines.mark = dec.InputOffset()
+		return lines.lineAt(dec.InputOffset() - int64(len(event)))
+	}
+	// decodeError places a failed Decode on the line where the value it
+	// tried starts: the decoder stops before it, whitespace ahead.
+	decodeError := func(err error) error {
+		start := dec.InputOffset()
+		rest, _ := io.ReadAll(dec.Buffered())
+		start += int64(len(rest) - len(bytes.TrimLeft(rest, " \t\r\n,")))
+		return &inputError{lines.lineAt(start), err}
+	}
+	add = func(add func(json.RawMessage, int) error) func(json.RawMessage, int) error {
+		return func(event json.RawMessage, line int) error {
+			if err := add(event, line); err != nil {
+				return &inputError{line, err}
+			}
+			return nil
+		}
+	}(add)
 	if first == '[' {
 		if _, err := dec.Token(); err != nil {
 			return err
@@ -197,9 +313,9 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 		for dec.More() {
 			var event json.RawMessage
 			if err := dec.Decode(&event); err != nil {
-				return err
+				return decodeError(err)
 			}
-			if err := add(event); err != nil {
+			if err := add(event, lineOf(event)); err != nil {
 				return err
 			}
 		}
@@ -216,26 +332,79 @@ func readEvents(r io.Reader, add func(json.RawMessage) error) error {
 		if err := dec.Decode(&event); err == io.EOF {
 			return nil
 		} else if err != nil {
-			return err
+			return decodeError(err)
 		}
-		if err := add(event); err != nil {
+		if err := add(event, lineOf(event)); err != nil {
 			return err
 		}
 	}
 }
 
 // firstByte returns the first byte that is not JSON whitespace, leaving
-// it unread.
-func firstByte(br *bufio.Reader) (byte, error) {
+// it unread, and the newlines before it.
+func firstByte(br *bufio.Reader) (c byte, newlines int, err error) {
 	for {
 		c, err := br.ReadByte()
 		if err != nil {
-			return 0, err
+			return 0, newlines, err
 		}
 		switch c {
-		case ' ', '\t', '\r', '\n':
+		case '\n':
+			newlines++
+			continue
+		case ' ', '\t', '\r':
 			continue
 		}
-		return c, br.UnreadByte()
+		return c, newlines, br.UnreadByte()
 	}
+}
+
+// lineCounter reads r and keeps the offsets of the newlines read but not
+// yet passed, so that lineAt (called with offsets that never decrease)
+// gives the line of an offset in memory bounded by the read-ahead.
+type lineCounter struct {
+	r      io.Reader
+	off    int64
+	nl     []int64
+	before int // newlines passed
+	// mark is the end of the last event read: no event is read further
+	// than maxEventBytes past it, so that one runaway event does not
+	// take the memory of the machine before it fails.
+	mark int64
+}
+
+// maxEventBytes bounds the JSON of one event as read: ingest takes no
+// request larger than client.MaxRequestBytes, and the decoder may read a
+// little of the next event ahead.
+const maxEventBytes = client.MaxRequestBytes + 1<<20
+
+var errEventTooLarge = fmt.Errorf("an event of more than %d bytes, larger than any request ingest takes", maxEventBytes)
+
+func (l *lineCounter) Read(p []byte) (int, error) {
+	room := l.mark + maxEventBytes - l.off
+	if room <= 0 {
+		return 0, errEventTooLarge
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := l.r.Read(p)
+	for i, c := range p[:n] {
+		if c == '\n' {
+			l.nl = append(l.nl, l.off+int64(i))
+		}
+	}
+	l.off += int64(n)
+	return n, err
+}
+
+// lineAt returns the 1-based line of offset off.
+func (l *lineCounter) lineAt(off int64) int {
+	i := 0
+	for i < len(l.nl) && l.nl[i] < off {
+		i++
+	}
+	l.before += i
+	l.nl = append(l.nl[:0], l.nl[i:]...)
+	return l.before + 1
 }

@@ -82,7 +82,7 @@ func TestCLIVerbs(t *testing.T) {
 			`{"id": "e2", "type": "llm.completion", "customer_id": "acme", "time": "2999-01-01T00:00:00Z", "properties": {"model": "a", "usage": {"tokens": 5}}}`+"\n"+
 			`{"type": "llm.completion", "customer_id": "initech", "time": "2026-03-03T10:00:00Z", "properties": {"model": "b", "usage": {"tokens": 10}}}`+"\n"))
 	out, err = cliRun(t, p, "", sendVerb, ndjson)
-	if err == nil || err.Error() != "1 of 3 events rejected" || !strings.HasPrefix(out, "accepted 2, rejected 1\n  \"e2\": time: ") {
+	if err == nil || err.Error() != "1 of 3 events rejected" || !strings.HasPrefix(out, "accepted 2, rejected 1\n  \"e2\" ("+ndjson+" line 2): time: ") {
 		t.Fatalf("send NDJSON: %v\n%s", err, out)
 	}
 	// A gzipped JSON array; e1 again (counted once), and a single object
@@ -194,7 +194,8 @@ func TestCLIErrors(t *testing.T) {
 	}
 
 	out, err := cliRun(t, p, "{\"id\": \"e1\", \"type\": \"t\", \"customer_id\": \"c\"}\n{\"id\": oops}\n", sendVerb)
-	if err == nil || !strings.Contains(err.Error(), "stdin: event 2: invalid character") || out != "accepted 1, rejected 0\n" {
+	if err == nil || !strings.Contains(err.Error(), "stdin line 2 (event 2): invalid character") ||
+		out != "accepted 1, rejected 0\nreading stopped: the 1 events before stdin line 2 were sent (counted above); send the input from there on, not all of it again (an event without an id would count twice)\n" {
 		t.Fatalf("send of broken NDJSON: %v\n%s", err, out)
 	}
 }

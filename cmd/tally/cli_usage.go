@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/tally-oss/tally/client"
 )
@@ -140,6 +142,13 @@ func usageColumns(u client.Usage, keys []string) [][]string {
 func writeUsageTable(w io.Writer, u client.Usage, keys []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, row := range usageColumns(u, keys) {
+		for i, cell := range row {
+			// A group value (from event properties) with a control
+			// character is quoted: a tab or newline would shift columns.
+			if strings.ContainsFunc(cell, unicode.IsControl) {
+				row[i] = strconv.Quote(cell)
+			}
+		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
