@@ -79,7 +79,7 @@ type loadgenConfig struct {
 func (c *loadgenConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestURL, "loadgen.ingest-url", "http://127.0.0.1:8080", "base URL of the ingest API")
 	fs.StringVar(&c.QueryURL, "loadgen.query-url", "http://127.0.0.1:8081", "base URL of the query API (meter creation and verification)")
-	fs.StringVar(&c.APIKey, "loadgen.api-key", "", "API key (default: the dev key kept in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
+	fs.StringVar(&c.APIKey, "loadgen.api-key", "", "API key (default, for URLs on this machine only: the dev key kept in $TALLY_DATA_DIR/dev-api-key, else ./data/dev-api-key)")
 	fs.IntVar(&c.Events, "loadgen.events", 1_000_000, "events to send in all")
 	fs.IntVar(&c.Batch, "loadgen.batch", 1000, "events per request")
 	fs.IntVar(&c.Concurrency, "loadgen.concurrency", 8, "requests in flight at once")
@@ -160,7 +160,9 @@ func runLoadgen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.APIKey == "" {
+	// The dev key is a credential of this machine's tally all: it is never
+	// sent to another host.
+	if cfg.APIKey == "" && loopbackURL(cfg.IngestURL) && loopbackURL(cfg.QueryURL) {
 		cfg.APIKey = devKeyFromDataDir()
 	}
 	if cfg.APIKey == "" {
@@ -169,6 +171,12 @@ func runLoadgen(ctx context.Context, args []string) error {
 	rep, err := generateLoad(ctx, cfg, logger)
 	rep.print(os.Stdout, cfg)
 	return err
+}
+
+// loopbackURL reports whether raw is a URL of this machine.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // devKeyFromDataDir returns the key `tally all` generated, if there is one.

@@ -6,6 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,5 +91,20 @@ func TestLoadgenBodies(t *testing.T) {
 			!e.Time.Equal(now) || e.Properties.Tokens != "0.1" || e.Properties.RunID != "r1" {
 			t.Errorf("event 13: %+v", e)
 		}
+	}
+}
+
+// The dev key `tally all` keeps in its data dir is a credential of this
+// machine: loadgen sends it to no other host (review 9a F2, as for the
+// client verbs).
+func TestLoadgenDevKeyOnlyForLocalURLs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dev-api-key"), []byte("tally_dev_0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TALLY_DATA_DIR", dir)
+	err := runLoadgen(context.Background(), []string{"-loadgen.ingest-url=http://127.0.0.1.example.com:8080", "-loadgen.events=1"})
+	if err == nil || !strings.Contains(err.Error(), "no API key") {
+		t.Fatalf("loadgen to another host with only the dev key: %v, want no API key", err)
 	}
 }
