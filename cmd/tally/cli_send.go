@@ -75,7 +75,7 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
-	bar := newSendProgress(stderr)
+	bar := newSendProgress(stderr, files)
 	var mu sync.Mutex
 	var reasons, unanswered []string
 	var uncertain int64
@@ -127,15 +127,13 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 				}
 			}
-			if bar != nil {
-				_ = bar.Add(len(r.IDs))
-			}
+			bar.answered(len(r.IDs))
 		},
 	})
 	var readErr error
 	queued := 0
 	for _, name := range files {
-		if readErr = sendFile(ctx, b, name, stdin, func(id, where string) {
+		if readErr = sendFile(ctx, b, name, bar.reader(stdin), func(id, where string) {
 			queued++
 			posMu.Lock()
 			positions[id] = append(positions[id], where)
@@ -145,9 +143,7 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		}
 	}
 	sendErr := b.Close(context.Background())
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	bar.finish()
 	st := b.Stats()
 	summary := fmt.Sprintf("accepted %d, rejected %d", st.Accepted, st.Rejected)
 	if st.Failed > 0 {
@@ -189,38 +185,90 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	return nil
 }
 
-// newSendProgress is a spinner counting answered events, on stderr when
-// it is a terminal; nil otherwise.
-func newSendProgress(stderr io.Writer) *progressbar.ProgressBar {
+// sendProgress shows how far `tally send` is, on stderr when it is a
+// terminal: a bar of the input's bytes read when every input is a file of
+// known size (gzipped files by their compressed bytes), else a spinner
+// counting the events answered. The zero value shows nothing.
+type sendProgress struct {
+	bar   *progressbar.ProgressBar
+	bytes bool // the bar counts bytes read, not events answered
+}
+
+func newSendProgress(stderr io.Writer, files []string) *sendProgress {
 	f, ok := stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
+		return &sendProgress{}
 	}
-	return progressbar.NewOptions64(-1,
+	return newSendProgressOn(stderr, files)
+}
+
+// newSendProgressOn is newSendProgress on a writer taken for a terminal.
+func newSendProgressOn(stderr io.Writer, files []string) *sendProgress {
+	var total int64
+	for _, name := range files {
+		fi, err := os.Stat(name)
+		if name == "-" || err != nil || !fi.Mode().IsRegular() {
+			total = -1
+			break
+		}
+		total += fi.Size()
+	}
+	common := []progressbar.Option{
 		progressbar.OptionSetWriter(stderr),
 		progressbar.OptionSetDescription("sending"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("events"),
-		progressbar.OptionSpinnerType(14),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
-	)
+	}
+	if total >= 0 {
+		return &sendProgress{bytes: true, bar: progressbar.NewOptions64(total, append(common,
+			progressbar.OptionShowBytes(true), progressbar.OptionSetPredictTime(true))...)}
+	}
+	return &sendProgress{bar: progressbar.NewOptions64(-1, append(common,
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+		progressbar.OptionSpinnerType(14))...)}
+}
+
+// reader counts what is read from stdin into the bar; sendFile wraps its
+// files through it too.
+func (p *sendProgress) reader(stdin io.Reader) func(io.Reader) io.Reader {
+	return func(r io.Reader) io.Reader {
+		if r == nil {
+			r = stdin
+		}
+		if p.bar == nil || !p.bytes {
+			return r
+		}
+		return io.TeeReader(r, p.bar)
+	}
+}
+
+// answered counts n events answered by ingest.
+func (p *sendProgress) answered(n int) {
+	if p.bar != nil && !p.bytes {
+		_ = p.bar.Add(n)
+	}
+}
+
+func (p *sendProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
 }
 
 // sendFile queues the events of one file ("-": stdin), telling queued
-// the id and the place ("events.ndjson line 3") of each.
-func sendFile(ctx context.Context, b *client.Batcher, name string, stdin io.Reader, queued func(id, where string)) error {
-	var r io.Reader = stdin
+// the id and the place ("events.ndjson line 3") of each; open wraps the
+// reader of the file, or gives stdin's for nil, counting progress.
+func sendFile(ctx context.Context, b *client.Batcher, name string, open func(io.Reader) io.Reader, queued func(id, where string)) error {
+	var r io.Reader
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		r = f
+		r = open(f)
 	} else {
-		name = "stdin"
+		r, name = open(nil), "stdin"
 	}
 	n := 0 // events queued
 	err := readEvents(r, func(event json.RawMessage, line int) error {
