@@ -47,7 +47,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetersFile, "query.meters-file", "", `JSON file of meters applied at start: {"<org_id>": [meter, ...]}; an unchanged meter keeps its revision`)
 	fs.IntVar(&c.MaxRows, "query.max-rows", DefaultMaxRows, "most rows one usage query may return (more: 400 asking for a narrower query)")
 	fs.DurationVar(&c.Timeout, "query.timeout", DefaultTimeout, "how long one request may spend in ClickHouse before it answers 503")
-	fs.Var(&c.StatusComponents, "query.status-components", "components whose readiness GET /api/v1/status reports, as name=URL of their /readyz, comma-separated (e.g. ingest=http://ingest:8080/readyz); each probed at most once a second with a 1s timeout, and only check names and ok/failing are shown. tally all sets its own")
+	fs.Var(&c.StatusComponents, "query.status-components", "components whose readiness GET /api/v1/status reports besides query's own: name=URL of each one's /readyz, comma-separated (e.g. ingest=http://ingest:8080/readyz,aggregator=http://aggregator:8082/readyz); probed at most once a second with a 1s timeout; the status shows only their check names and ok/failing (tally all: its own ingest and aggregator)")
 }
 
 // Validate reports every problem with the settings.
