@@ -36,6 +36,9 @@ type Config struct {
 	MaxRows int
 	// Timeout bounds the ClickHouse work of one request.
 	Timeout time.Duration
+	// StatusComponents are the other components whose readiness the
+	// status reports (components.go).
+	StatusComponents StatusComponents
 }
 
 // RegisterFlags registers the query.* flags with their defaults.
@@ -44,6 +47,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetersFile, "query.meters-file", "", `JSON file of meters applied at start: {"<org_id>": [meter, ...]}; an unchanged meter keeps its revision`)
 	fs.IntVar(&c.MaxRows, "query.max-rows", DefaultMaxRows, "most rows one usage query may return (more: 400 asking for a narrower query)")
 	fs.DurationVar(&c.Timeout, "query.timeout", DefaultTimeout, "how long one request may spend in ClickHouse before it answers 503")
+	fs.Var(&c.StatusComponents, "query.status-components", "components whose readiness GET /api/v1/status reports besides query's own: name=URL of each one's /readyz, comma-separated (e.g. ingest=http://ingest:8080/readyz,aggregator=http://aggregator:8082/readyz); probed at most once a second with a 1s timeout; the status shows only their check names and ok/failing (tally all: its own ingest and aggregator)")
 }
 
 // Validate reports every problem with the settings.
@@ -58,6 +62,9 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 || c.Timeout >= telemetry.ShutdownTimeout {
 		// A longer timeout would let shutdown cut off queries still running.
 		errs = append(errs, fmt.Errorf("query.timeout must be positive and below the shutdown timeout %s, got %s", telemetry.ShutdownTimeout, c.Timeout))
+	}
+	if err := c.StatusComponents.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("query.status-components: %w", err))
 	}
 	return errors.Join(errs...)
 }

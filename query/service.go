@@ -65,6 +65,7 @@ type Service struct {
 	store     *meterstore.Store
 	meters    metersFile // from Config.MetersFile, applied by Run
 	usageHTTP *usageHandler
+	probes    *prober  // the status's probes of the other components
 	patterns  []string // every API route registered, for route-complete tests
 }
 
@@ -146,7 +147,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deadLetters := &deadLettersHandler{reader: inspector, timeout: cfg.Timeout, logger: logger, now: time.Now}
 	handle("GET "+DeadLettersRoute, DeadLettersRoute, deadLetters.ServeHTTP)
 	handle(DeadLettersRoute, DeadLettersRoute, methodNotAllowed("GET"))
-	status := &statusHandler{reader: inspector, meters: meterStore, timeout: cfg.Timeout, logger: logger, now: time.Now}
+	s.probes = newProber(cfg.StatusComponents, logger)
+	status := &statusHandler{
+		reader: inspector, meters: meterStore, timeout: cfg.Timeout, logger: logger, now: time.Now,
+		self: s.server.Readiness, probes: s.probes,
+	}
 	handle("GET "+StatusRoute, StatusRoute, status.ServeHTTP)
 	handle(StatusRoute, StatusRoute, methodNotAllowed("GET"))
 	// The catalog with usage priced, then the APIs of the products Tally

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tally-oss/tally/internal/chclient"
@@ -19,7 +20,8 @@ import (
 
 // StatusRoute is the pipeline's health at a glance, for the caller's
 // organization: whether ClickHouse answers, the events stored lately, the
-// dead letters, the meters.
+// dead letters, the meters, and the readiness of each component (this
+// query service and those of -query.status-components).
 const StatusRoute = "/api/v1/status"
 
 // statusHandler serves GET /api/v1/status.
@@ -29,11 +31,19 @@ type statusHandler struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	now     func() time.Time
+	// self is the query service's own readiness (its /readyz checks).
+	self func(ctx context.Context) (bool, map[string]string, error)
+	// probes are the other components'.
+	probes *prober
 }
 
 // statusResponse is the body of a status request. When ClickHouse cannot
 // answer, the figures it holds are null (never a 0 that looks like a quiet
-// day) and the status is 503.
+// day) and the status is 503. A component that is not ready does not
+// change the status code: the answer is still 200 (or 503 for ClickHouse
+// alone), with that component's ready false, so that the console shows
+// the whole picture and a monitor of this route alerts on ClickHouse only
+// (each component's own /readyz is what its orchestrator watches).
 type statusResponse struct {
 	Organization string             `json:"organization"`
 	CheckedAt    string             `json:"checked_at"`
@@ -41,6 +51,7 @@ type statusResponse struct {
 	Events       *eventsStatus      `json:"events"`
 	DeadLetters  *deadLettersStatus `json:"dead_letters"`
 	Meters       *int               `json:"meters"`
+	Components   []componentStatus  `json:"components"`
 }
 
 type clickHouseStatus struct {
@@ -74,6 +85,9 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	org, now := httpapi.OrgID(ctx), h.now().UTC()
 	body := statusResponse{Organization: org, CheckedAt: now.Format(time.RFC3339)}
+	// The components are probed while ClickHouse counts.
+	components := make(chan []componentStatus, 1)
+	go func() { components <- h.components(ctx) }()
 	counts, err := h.reader.Counts(ctx, org, now)
 	var meters int
 	if err == nil {
@@ -87,6 +101,7 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			meters, err = meters+len(invalid.Meters), nil
 		}
 	}
+	body.Components = <-components
 	if err != nil {
 		body.ClickHouse.Error = h.failure(r.WithContext(ctx), err)
 		w.Header().Set("Retry-After", "1")
@@ -102,6 +117,18 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body.DeadLetters = &deadLettersStatus{Last24h: counts.DeadLettersLast24h}
 	body.Meters = &meters
 	httpapi.WriteJSON(w, http.StatusOK, body)
+}
+
+// components returns the query service itself, then the probed
+// components in their configured order.
+func (h *statusHandler) components(ctx context.Context) []componentStatus {
+	var self componentStatus
+	var others []componentStatus
+	var wg sync.WaitGroup
+	wg.Go(func() { self = selfStatus(h.self(ctx)) })
+	wg.Go(func() { others = h.probes.get(ctx) })
+	wg.Wait()
+	return append([]componentStatus{self}, others...)
 }
 
 // failure logs err once and returns what the caller is told: what

@@ -170,6 +170,11 @@ func TestStatusClickHouseDown(t *testing.T) {
 		string(raw["organization"]) != `"acme"` {
 		t.Errorf("ClickHouse down: %d %v", resp.StatusCode, raw)
 	}
+	// The query service is not ready either, and says which check fails
+	// without its text (an address).
+	if got := string(raw["components"]); got != `[{"name":"query","ready":false,"checks":{"clickhouse":"failing"},"error":""}]` {
+		t.Errorf("components with ClickHouse down: %s", got)
+	}
 }
 
 func mustMarshal(t *testing.T, v any) string {

@@ -167,15 +167,22 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 
-	q, err := newQuery(a.query, conn, &keys, logger)
-	if err != nil {
-		return err
-	}
 	agg, err := newAggregator(a.aggregator, &a.kafka, &a.ch, conn, logger, devMetrics)
 	if err != nil {
 		return err
 	}
 	in, err := newIngest(a.ingest, &a.kafka, &keys, conn, logger)
+	if err != nil {
+		return err
+	}
+	// The status page reports ingest and the aggregator on the addresses
+	// they bound, unless configured otherwise.
+	if !isSet(fs, "query.status-components") {
+		if a.query.StatusComponents, err = localStatusComponents(in, agg); err != nil {
+			return err
+		}
+	}
+	q, err := newQuery(a.query, conn, &keys, logger)
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,17 @@ func testAllKillRestartAndStop(t *testing.T, bin string) {
 	if code, body := p.do("GET", p.queryURL()+"/api/v1/meters", "not-the-dev-key-0123456789", nil); code != http.StatusUnauthorized {
 		t.Fatalf("unknown key: %d %s, want 401", code, body)
 	}
+	// The status reports tally all's own ingest and aggregator, which it
+	// probes on the addresses they listen on.
+	const components = `"components":[{"name":"query","ready":true,"checks":{"clickhouse":"ok"},"error":""},` +
+		`{"name":"ingest","ready":true,"checks":{"kafka":"ok"},"error":""},` +
+		`{"name":"aggregator","ready":true,"checks":{"clickhouse":"ok","consumer":"ok","kafka":"ok"},"error":""}]`
+	status := func() string {
+		_, body := p.do("GET", p.queryURL()+"/api/v1/status", devKey, nil)
+		return string(body)
+	}
+	waitFor(t, func() bool { return strings.Contains(status(), components) },
+		func() string { return "status: " + status() + "\nwant " + components })
 	p.stop(syscall.SIGINT)
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,31 @@ func newQuery(cfg query.Config, conn driver.Conn, keys *httpapi.Keys, logger *sl
 		ClickHouse: conn, Keys: keys, Logger: logger,
 		Registerer: reg, Gatherer: reg,
 	})
+}
+
+// localStatusComponents binds ingest's and the aggregator's addresses and
+// returns their /readyz as the status components of a query service in
+// the same process or on the same host (an address on every interface is
+// reached on the loopback).
+func localStatusComponents(in, agg runner) (query.StatusComponents, error) {
+	var list query.StatusComponents
+	for _, c := range []struct {
+		name string
+		svc  runner
+	}{{"ingest", in}, {"aggregator", agg}} {
+		if err := c.svc.Listen(); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		host, port, err := net.SplitHostPort(c.svc.Addr())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		list = append(list, query.StatusComponent{Name: c.name, URL: "http://" + net.JoinHostPort(host, port) + "/readyz"})
+	}
+	return list, nil
 }
 
 // serve starts the admin server when one is configured, binds the

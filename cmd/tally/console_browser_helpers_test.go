@@ -129,6 +129,15 @@ func (b *consoleBrowser) usageParams() string {
 	return v.Encode()
 }
 
+// components returns the status page's component cards as
+// "name|ready|state|why|checks" lines.
+func (b *consoleBrowser) components() []string {
+	b.t.Helper()
+	return testenv.Eval[[]string](b.t, b.ctx, `[...document.querySelectorAll("#components .component")].map(c =>
+		[c.dataset.name, c.dataset.ready, c.querySelector(".big").textContent, c.querySelector(".why").textContent,
+			c.querySelector(".checks").textContent].join("|"))`)
+}
+
 func wantRows(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
 	if !slices.Equal(got, want) {

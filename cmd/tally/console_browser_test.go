@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +37,9 @@ func readmeEvents() []map[string]any {
 // the API's totals exactly and the chart has a series per group, the CSV
 // download is the API's, the subscription's charges have their group
 // lines, the dead letter created here is listed with its record (a
-// 22-digit decimal shown as sent), the status has the counts, and
-// another organization's console shows none of it. A screenshot of each
+// 22-digit decimal shown as sent), the status has the counts and a card
+// per component (ready, then the aggregator stopped), and another
+// organization's console shows none of it. A screenshot of each
 // page is saved (testenv.ArtifactsDir).
 func TestConsole(t *testing.T) {
 	const newKey = "initech-key-0123456789" // an organization with nothing yet
@@ -193,7 +196,19 @@ func TestConsole(t *testing.T) {
 		if got != "acme|OK|4|4|1|1" {
 			t.Errorf("status: %s", got)
 		}
+		wantRows(t, "components", b.components(),
+			"query|true|ready||clickhouse ok",
+			"ingest|true|ready||kafka ok",
+			"aggregator|true|ready||clickhouse ok, consumer ok, kafka ok")
 		b.screenshot("status")
+		// A card shows what it is given as text, never as markup.
+		got = testenv.Eval[string](t, ctx, `(() => {
+			const card = Tally.componentCard({name: "<img src=x onerror=alert(1)>", ready: false,
+				checks: {"b&c": "failing", "a<b>": "ok"}, error: ""});
+			return card.querySelectorAll("img, b").length + "|" + card.textContent; })()`)
+		if got != "0|<img src=x onerror=alert(1)>not readyfailing: b&ca<b> ok, b&c failing" {
+			t.Errorf("a component card with markup in its names: %s", got)
+		}
 	})
 
 	t.Run("MetersOnQueryPort", func(t *testing.T) {
@@ -249,6 +264,21 @@ func TestConsole(t *testing.T) {
 			b.open(base+page, true)
 			b.noAcme(page)
 		}
+	})
+
+	t.Run("StatusAggregatorDown", func(t *testing.T) {
+		b.t = t
+		// Last: the aggregator stops. The status still loads (200), its
+		// card says not ready and why, the others stay ready.
+		p.stopAgg()
+		want := []string{"query|true|ready||clickhouse ok", "ingest|true|ready||kafka ok", "aggregator|false|not ready|unreachable|"}
+		waitFor(t, func() bool {
+			b.open(base+"/status", true)
+			return slices.Equal(b.components(), want)
+		}, func() string {
+			return fmt.Sprintf("components with the aggregator stopped: %q, want %q", b.components(), want)
+		})
+		b.screenshot("status-aggregator-down")
 	})
 
 	// No page threw, and the Content-Security-Policy refused nothing (the

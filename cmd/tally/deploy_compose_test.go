@@ -119,7 +119,7 @@ func TestComposeFilesMatchTheCode(t *testing.T) {
 // composeTopology reads a compose file's topology; procs holds its Tally
 // processes by service.
 func composeTopology(t *testing.T, name string, f *composeFile) (topo *topology, procs map[string]*tallyProc) {
-	topo = &topology{where: name, clickhouse: map[string]chServer{}, keepers: map[string]int{}, kafka: map[string]kafkaBroker{}}
+	topo = &topology{where: name, clickhouse: map[string]chServer{}, keepers: map[string]int{}, kafka: map[string]kafkaBroker{}, tallyHosts: map[string]string{}}
 	procs = map[string]*tallyProc{}
 	for svcName, s := range f.Services {
 		where := name + " service " + svcName
@@ -131,6 +131,9 @@ func composeTopology(t *testing.T, name string, f *composeFile) (topo *topology,
 			}
 			if port := p.listenPort(t); port != "" && !slices.Contains(s.containerPorts(), port) {
 				t.Errorf("%s: listens on %s but publishes %v", where, port, s.Ports)
+			}
+			if port := p.listenPort(t); port != "" {
+				topo.tallyHosts[svcName+":"+port] = p.component
 			}
 			topo.tally = append(topo.tally, p)
 			procs[svcName] = p

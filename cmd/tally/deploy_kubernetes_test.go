@@ -124,7 +124,8 @@ var (
 // its ClickHouse servers, Keeper nodes and Kafka brokers by pod DNS name
 // (<pod>.<service>).
 func (k *kube) topology(t *testing.T) *topology {
-	topo := &topology{where: k.dir, clickhouse: map[string]chServer{}, chAliases: map[string]string{}, keepers: map[string]int{}, kafka: map[string]kafkaBroker{}}
+	topo := &topology{where: k.dir, clickhouse: map[string]chServer{}, chAliases: map[string]string{}, keepers: map[string]int{}, kafka: map[string]kafkaBroker{},
+		tallyHosts: map[string]string{}}
 	for _, w := range k.workloads() {
 		for _, c := range list(w, "spec", "template", "spec", "containers") {
 			where := fmt.Sprintf("%s %s container %s", k.dir, w.id(), str(c, "name"))
@@ -144,6 +145,32 @@ func (k *kube) topology(t *testing.T) *topology {
 				topo.tally = append(topo.tally, p)
 			case w.kind() == "StatefulSet":
 				k.addStatefulSet(t, where, topo, w, c)
+			}
+		}
+	}
+	// A Service in front of a Tally workload reaches its listener (by the
+	// Service's short name: Tally's objects share one namespace).
+	for _, o := range k.objs {
+		if o.kind() != "Service" {
+			continue
+		}
+		for _, w := range k.workloads() {
+			for _, c := range list(w, "spec", "template", "spec", "containers") {
+				args := list(c, "args")
+				if str(c, "image") != "tally" || len(args) == 0 || !selects(dict(o, "spec", "selector"), w) {
+					continue
+				}
+				for _, sp := range list(o, "spec", "ports") {
+					// A headless Service's name resolves to the pods: their
+					// port, not the Service's.
+					port := str(sp, "port")
+					if str(o, "spec", "clusterIP") == "None" {
+						if port = str(sp, "targetPort"); containerPorts(c)[port] != "" {
+							port = containerPorts(c)[port]
+						}
+					}
+					topo.tallyHosts[o.name()+":"+port] = fmt.Sprint(args[0])
+				}
 			}
 		}
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tally-oss/tally/query"
 )
 
 // topology is what a deploy variant runs, read from its files: Tally's
@@ -20,6 +23,9 @@ type topology struct {
 	keepers      map[string]int    // host -> Keeper server id
 	keeperConfig *keeperConfig
 	kafka        map[string]kafkaBroker
+	// tallyHosts are the host:port addresses that reach a Tally process's
+	// listener (a compose service, a Kubernetes Service), by component.
+	tallyHosts map[string]string
 }
 
 // kafkaBroker is one Kafka broker: its node id and settings (KAFKA_* of the
@@ -72,6 +78,44 @@ func (topo *topology) check(t *testing.T) {
 	}
 	topo.checkClickHouse(t)
 	topo.checkKafka(t)
+	topo.checkStatusComponents(t)
+}
+
+// checkStatusComponents: every query process's status probes the
+// variant's ingest and aggregator processes, each on the /readyz of an
+// address that reaches it, and every address of them is probed.
+func (topo *topology) checkStatusComponents(t *testing.T) {
+	for _, p := range topo.tally {
+		if p.component != "query" {
+			continue
+		}
+		var list query.StatusComponents
+		if err := list.Set(p.get("query.status-components")); err != nil {
+			t.Errorf("%s: -query.status-components: %v", p.where, err)
+			continue
+		}
+		probed := map[string]bool{}
+		for _, c := range list {
+			u, err := url.Parse(c.URL)
+			if err != nil {
+				t.Errorf("%s: status component %s: %v", p.where, c.Name, err)
+				continue
+			}
+			component, ok := topo.tallyHosts[u.Host]
+			switch {
+			case !ok || u.Path != "/readyz":
+				t.Errorf("%s: status component %s is %s, not the /readyz of a Tally process of this variant (%v)", p.where, c.Name, c.URL, topo.tallyHosts)
+			case !strings.HasPrefix(c.Name, component):
+				t.Errorf("%s: status component %s is a %s", p.where, c.Name, component)
+			}
+			probed[u.Host] = true
+		}
+		for host, component := range topo.tallyHosts {
+			if (component == "ingest" || component == "aggregator") && !probed[host] {
+				t.Errorf("%s: the status does not report the %s at %s", p.where, component, host)
+			}
+		}
+	}
 }
 
 // checkAddresses: the brokers and ClickHouse servers a process names are

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tally-oss/tally/aggregator"
 	"github.com/tally-oss/tally/ingest"
 	"github.com/tally-oss/tally/internal/httpapi"
 	"github.com/tally-oss/tally/internal/kafkaclient"
@@ -58,7 +60,9 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	p.flags.register(fs)
 	args := append([]string{
-		"-ingest.listen-addr=127.0.0.1:0", "-query.listen-addr=127.0.0.1:0", "-aggregator.listen-addr=127.0.0.1:0",
+		// The aggregator restarts on its port (startAggregator), where the
+		// status probes it.
+		"-ingest.listen-addr=127.0.0.1:0", "-query.listen-addr=127.0.0.1:0", "-aggregator.listen-addr=127.0.0.1:" + strconv.Itoa(testenv.StablePort(t)),
 		"-ingest.max-event-age=87600h", "-aggregator.batch-linger=20ms", "-kafka.partitions=3",
 		"-aggregator.session-timeout=6s", "-aggregator.heartbeat-interval=500ms",
 	}, extra...)
@@ -86,20 +90,26 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 		t.Fatal(err)
 	}
 
-	q, err := newQuery(p.flags.query, conn, p.keys, p.logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.queryURL = "http://" + p.run("query", q)
-	p.querySvc = q
 	in, err := newIngest(p.flags.ingest, &p.flags.kafka, p.keys, conn, p.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.ingestURL = "http://" + p.run("ingest", in)
 	p.ingestSvc = in
+	agg := p.startAggregator()
+	// As `tally all` does: the status reports this ingest and aggregator.
+	if !isSet(fs, "query.status-components") {
+		if p.flags.query.StatusComponents, err = localStatusComponents(in, agg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := newQuery(p.flags.query, conn, p.keys, p.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.queryURL = "http://" + p.run("query", q)
+	p.querySvc = q
 	p.apiURL = "http://" + p.run("api", newAPIGateway("127.0.0.1:0", ingest.PublicPaths, in.Handler(), q.Handler(), p.logger))
-	p.startAggregator()
 	return p
 }
 
@@ -135,14 +145,16 @@ func (p *pipeline) run(name string, svc runner) (addr string) {
 	return svc.Addr()
 }
 
-// startAggregator starts an aggregator (again) in the test's group.
-func (p *pipeline) startAggregator() {
+// startAggregator starts an aggregator (again) in the test's group, on
+// the same port.
+func (p *pipeline) startAggregator() *aggregator.Service {
 	p.t.Helper()
 	agg, err := newAggregator(p.flags.aggregator, &p.flags.kafka, &p.flags.ch, p.conn, p.logger)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	p.aggURL = "http://" + p.run("aggregator", agg)
+	return agg
 }
 
 // do sends a request and returns the status and body.

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -283,4 +284,40 @@ func grep(text, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestPipelineStatusComponents: wired as `tally all` wires it, the status
+// reports every component of the pipeline with its checks: query, ingest
+// and the aggregator ready (the aggregator once it holds partitions). An
+// aggregator stopped is unreachable there, without turning the status into
+// a 503, and ready again once restarted on its port.
+func TestPipelineStatusComponents(t *testing.T) {
+	p := startPipeline(t)
+	components := func() string {
+		var s struct {
+			Components json.RawMessage `json:"components"`
+		}
+		if err := json.Unmarshal(p.mustAPI(globexKey, "GET", "/api/v1/status", "", http.StatusOK), &s); err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Components)
+	}
+	const (
+		query   = `{"name":"query","ready":true,"checks":{"clickhouse":"ok"},"error":""}`
+		ingest  = `{"name":"ingest","ready":true,"checks":{"kafka":"ok"},"error":""}`
+		ready   = `{"name":"aggregator","ready":true,"checks":{"clickhouse":"ok","consumer":"ok","kafka":"ok"},"error":""}`
+		stopped = `{"name":"aggregator","ready":false,"checks":{},"error":"unreachable"}`
+	)
+	wait := func(aggregator string) {
+		t.Helper()
+		want := "[" + query + "," + ingest + "," + aggregator + "]"
+		waitFor(t, func() bool { return components() == want }, func() string {
+			return "status components:\n got " + components() + "\nwant " + want
+		})
+	}
+	wait(ready)
+	p.stopAgg()
+	wait(stopped)
+	p.startAggregator()
+	wait(ready)
 }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -84,6 +85,18 @@ func (r *readiness) get(ctx context.Context, run func() *readyResult) (*readyRes
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// Readiness returns what /readyz answers, from the same cached run of the
+// checks: whether every check passed and each check's "ok" or error text
+// (for the component's own use, such as a status page that says only
+// which checks fail). err is ctx's when it ended before the run did.
+func (s *Server) Readiness(ctx context.Context) (ready bool, checks map[string]string, err error) {
+	res, err := s.ready.get(ctx, s.runChecks)
+	if err != nil {
+		return false, nil, err
+	}
+	return !res.failed, maps.Clone(res.checks), nil
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {

@@ -134,3 +134,31 @@ func TestReadinessSharedInFlight(t *testing.T) {
 		t.Errorf("21 concurrent callers ran the check %d times, want 1", n)
 	}
 }
+
+// TestReadinessForTheComponent: Readiness is /readyz's answer, from the
+// same cached run: a failing check makes it not ready with its text, and
+// the map returned is the caller's to keep.
+func TestReadinessForTheComponent(t *testing.T) {
+	s := NewServer("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	s.ready.now = (&fakeClock{t: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}).now
+	var calls atomic.Int64
+	s.AddCheck("clickhouse", func(context.Context) error { calls.Add(1); return nil })
+	s.AddCheck("kafka", func(context.Context) error { return errors.New("dial tcp 10.0.0.1:9092: refused") })
+	ready, checks, err := s.Readiness(t.Context())
+	if err != nil || ready || checks["clickhouse"] != "ok" || checks["kafka"] != "dial tcp 10.0.0.1:9092: refused" || len(checks) != 2 {
+		t.Fatalf("Readiness = %v %v %v", ready, checks, err)
+	}
+	checks["kafka"] = "changed"
+	if code, body := readyz(t, s.Mux); code != 503 || !strings.Contains(body, "refused") || calls.Load() != 1 {
+		t.Errorf("readyz after Readiness: %d %s after %d runs, want the cached 503 of the one run", code, body, calls.Load())
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	s.ready.forget()
+	block := make(chan struct{})
+	defer close(block)
+	s.AddCheck("slow", func(context.Context) error { <-block; return nil })
+	if _, _, err := s.Readiness(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Readiness with a canceled context: %v", err)
+	}
+}

@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { $, api } = window.Tally;
+  const { $, api, h } = window.Tally;
 
   const count = (n) => (n === null || n === undefined ? "unknown" : String(n));
 
@@ -21,7 +21,25 @@
     dl.textContent = count(s.dead_letters && s.dead_letters.last_24h);
     dl.className = "big" + (s.dead_letters && String(s.dead_letters.last_24h) !== "0" ? " bad" : "");
     $("meters").textContent = count(s.meters);
+    window.Tally.fill("components", (s.components || []).map(componentCard));
   }
+
+  // componentCard is one component: ready or not, the checks that fail
+  // (or why it gave no answer), and every check it reported. Text only:
+  // names go in as text nodes, never as markup.
+  function componentCard(c) {
+    const checks = Object.keys(c.checks || {}).sort();
+    const failing = checks.filter((n) => c.checks[n] !== "ok");
+    let why = "";
+    if (c.error) why = c.error;
+    else if (failing.length > 0) why = "failing: " + failing.join(", ");
+    return h("div", { class: "card tile component", dataset: { name: c.name, ready: String(c.ready) } },
+      h("h2", {}, c.name),
+      h("p", { class: "big " + (c.ready ? "ok" : "bad") }, c.ready ? "ready" : "not ready"),
+      h("p", { class: "why " + (c.ready ? "note" : "bad") }, why),
+      h("p", { class: "note checks" }, checks.map((n) => n + " " + c.checks[n]).join(", ")));
+  }
+  window.Tally.componentCard = componentCard;
 
   let wired = false;
   window.Tally.start(async () => {
