@@ -177,6 +177,8 @@
 
   function askKey(problem) {
     sessionStorage.removeItem(keyName);
+    document.body.dataset.state = "key"; // no page data until a key is entered
+
     $("page").hidden = true;
     $("forget-key").hidden = true;
     $("key-form").hidden = false;
