@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { h, $, api, fill, table, guard, query, groupText, Exact } = window.Tally;
+  const { h, $, api, fill, table, guard, query, groupText, splitList, joinList, Exact } = window.Tally;
   const palette = ["#2457c5", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0b7285", "#e67700", "#5c940d", "#862e9c", "#495057"];
   const maxSeries = 20;
   const maxTableRows = 2000; // more rows than a page shows well; the CSV has them all
@@ -28,16 +28,14 @@
     fill("filters", h("legend", {}, "Filters"), keys.length === 0 ? h("span", { class: "note" }, "the meter has no group keys") :
       keys.map((k) => h("label", {}, k, h("input", {
         name: "filter[" + k + "]", "data-key": k, placeholder: "any; or values, comma-separated", spellcheck: "false",
-        value: fromURL ? params.get("filter[" + k + "]") || "" : "",
+        value: fromURL ? joinList(params.getAll("filter[" + k + "]")) : "",
       }))));
   }
-
-  const list = (s) => s.split(",").map((x) => x.trim()).filter((x) => x !== "");
 
   // selection is the form as query parameters, without window_size.
   function selection() {
     const pairs = [];
-    for (const c of list($("customers").value)) pairs.push(["customer_id", c]);
+    for (const c of splitList($("customers").value)) pairs.push(["customer_id", c]);
     const now = Date.now(), hour = 3600e3;
     switch ($("range").value) {
       case "24h": pairs.push(["from", new Date(now - 24 * hour).toISOString()]); break;
@@ -48,13 +46,14 @@
     pairs.push(["window_time_zone", $("tz").value.trim()]);
     for (const cb of document.querySelectorAll("#groups input:checked")) pairs.push(["group_by", cb.value]);
     for (const input of document.querySelectorAll("#filters input")) {
-      for (const v of list(input.value)) pairs.push(["filter[" + input.dataset.key + "]", v]);
+      for (const v of splitList(input.value)) pairs.push(["filter[" + input.dataset.key + "]", v]);
     }
     return pairs;
   }
 
   // remember puts the form in the address, so a reload or a link shows
-  // the same query (never the key).
+  // the same query (never the key). Customers and filter values are one
+  // parameter each, as the API takes them (an id may hold a comma).
   function remember(pairs) {
     const p = new URLSearchParams();
     p.set("meter", $("meter").value);
@@ -62,12 +61,7 @@
     p.set("window_size", $("window").value);
     for (const [k, v] of pairs) {
       if (k === "from" || k === "to") { if ($("range").value === "custom") p.append(k, v); continue; }
-      if (k === "customer_id" || k.startsWith("filter[")) continue;
       p.append(k, v);
-    }
-    if ($("customers").value.trim()) p.set("customer_id", $("customers").value.trim());
-    for (const input of document.querySelectorAll("#filters input")) {
-      if (input.value.trim()) p.set(input.name, input.value.trim());
     }
     history.replaceState(null, "", location.pathname + "?" + p.toString());
   }
@@ -179,7 +173,7 @@
     const first = !wired;
     if (first) {
       if (params.get("meter") && meterByKey(params.get("meter"))) $("meter").value = params.get("meter");
-      $("customers").value = params.get("customer_id") || "";
+      $("customers").value = joinList(params.getAll("customer_id"));
       if (params.get("range")) $("range").value = params.get("range");
       $("from").value = params.get("from") || "";
       $("to").value = params.get("to") || "";
