@@ -43,7 +43,7 @@ var Reasons = []string{
 	schemas.ReasonValueMissing, schemas.ReasonValueNotNumber, schemas.ReasonValueOutOfRange,
 	schemas.ReasonValueTooPrecise, schemas.ReasonValueNotScalar, schemas.ReasonGroupNotScalar,
 	schemas.ReasonPropertiesJSON, schemas.ReasonRecordMalformed, schemas.ReasonMeterInvalid,
-	schemas.ReasonUnwritable,
+	schemas.ReasonUnwritable, schemas.ReasonEvaluationFailed,
 }
 
 // DeadLetterQuery selects the dead letters of one organization
