@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -174,4 +175,63 @@ func problems(ctx context.Context) string {
 // waitReadyAction waits until the page has loaded its data.
 func waitReadyAction() chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](`document.body.dataset.state === "ready"`, chromedp.WithPollingInterval(20*time.Millisecond))
+}
+
+// TestConsoleTotalsAndWindowsShareOneRange: the usage page shows the
+// totals (a request without a window) and the windows and chart (a
+// second request with one), and offers the CSV (a third). With the
+// default range ("this month so far", or the last 24 hours) `to` is left
+// to the API, which takes its own now for each request: events metered
+// between the requests make the totals table disagree with the window
+// table and the CSV. The later requests must ask for the range the first
+// answer states.
+func TestConsoleTotalsAndWindowsShareOneRange(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	s := &stubAPI{usage: func(q url.Values) map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		from, to := q.Get("from"), q.Get("to")
+		if from == "" {
+			from = "2026-12-01T00:00:00-05:00"
+		}
+		if to == "" { // the API's now: later for each request
+			to = fmt.Sprintf("2026-12-02T10:00:%02d.123456789-05:00", n)
+		}
+		return map[string]any{"meter": "tokens", "from": from, "to": to, "window_size": nil,
+			"window_time_zone": "America/New_York", "data": []any{}}
+	}}
+	srv := startStubAPI(t, s)
+	ctx := testenv.Browser(t)
+	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
+	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	for _, rng := range []string{"month", "24h"} {
+		s.mu.Lock()
+		s.queries = nil
+		s.mu.Unlock()
+		testenv.Within(t, ctx, 15*time.Second, "open the usage", chromedp.Navigate(srv.URL+"/console?window_size=DAY&window_time_zone=America/New_York&range="+rng),
+			waitReadyAction())
+		waitQueries(t, s, 2)
+		testenv.Within(t, ctx, 10*time.Second, "download CSV", chromedp.Click(chromedp.CSS("#csv")), waitReadyAction())
+		waitQueries(t, s, 3)
+		qs := s.recorded()
+		if len(qs) != 3 {
+			t.Fatalf("%s: %d usage requests, want 3 (totals, windows, CSV): %v", rng, len(qs), qs)
+		}
+		wantFrom := qs[0].Get("from")
+		if wantFrom == "" {
+			wantFrom = "2026-12-01T00:00:00-05:00"
+		}
+		wantTo := "2026-12-02T10:00:01.123456789-05:00" // the first answer's to
+		if rng == "24h" {
+			wantTo = "2026-12-02T10:00:04.123456789-05:00"
+		}
+		for i, what := range []string{"windows", "CSV"} {
+			q := qs[i+1]
+			if q.Get("from") != wantFrom || q.Get("to") != wantTo {
+				t.Errorf("%s: the %s request asked for [%q, %q), the totals shown are for [%q, %q)", rng, what, q.Get("from"), q.Get("to"), wantFrom, wantTo)
+			}
+		}
+	}
 }

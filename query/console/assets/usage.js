@@ -11,6 +11,12 @@
   const maxTableRows = 2000; // more rows than a page shows well; the CSV has them all
   let meters = [];
   let chart = null;
+  // shown is the query the tables show: the form it came from and the
+  // range [from, to) the API answered for, which the windows, the chart
+  // and the CSV of the same form ask for again. Left to the API, `to` is
+  // its now at each request (and "last 24 hours" is the browser's now):
+  // usage metered in between would make them disagree.
+  let shown = null;
 
   const params = new URLSearchParams(location.search);
   const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -66,14 +72,28 @@
     history.replaceState(null, "", location.pathname + "?" + p.toString());
   }
 
+  // formKey is the form's choices, whatever time it is.
+  function formKey() {
+    return JSON.stringify([$("meter").value, $("range").value, $("from").value, $("to").value, $("tz").value,
+      $("customers").value, [...document.querySelectorAll("#groups input:checked")].map((cb) => cb.value),
+      [...document.querySelectorAll("#filters input")].map((i) => [i.name, i.value])]);
+  }
+
+  // inRange is pairs with the range replaced by [from, to).
+  function inRange(pairs, from, to) {
+    return [...pairs.filter(([k]) => k !== "from" && k !== "to"), ["from", from], ["to", to]];
+  }
+
   function usagePath(pairs) { return "/meters/" + encodeURIComponent($("meter").value) + "/query" + query(pairs); }
 
   async function run() {
     const pairs = selection();
     remember(pairs);
     const windowSize = $("window").value;
+    const key = formKey();
     const totals = await api(usagePath(pairs));
-    const windowed = windowSize ? await api(usagePath([...pairs, ["window_size", windowSize]])) : null;
+    shown = { key, from: totals.from, to: totals.to };
+    const windowed = windowSize ? await api(usagePath([...inRange(pairs, totals.from, totals.to), ["window_size", windowSize]])) : null;
     const keys = pairs.filter(([k]) => k === "group_by").map(([, v]) => v);
     $("range-note").textContent = "From " + totals.from + " to " + totals.to + " (" + totals.window_time_zone + ").";
     const groupColumns = keys.map((k) => ({ title: k, value: (r) => r.group_by[k] }));
@@ -145,7 +165,8 @@
   }
 
   async function downloadCSV() {
-    const pairs = selection();
+    let pairs = selection();
+    if (shown && shown.key === formKey()) pairs = inRange(pairs, shown.from, shown.to); // the numbers on the page
     const windowSize = $("window").value;
     const text = await api(usagePath(windowSize ? [...pairs, ["window_size", windowSize]] : pairs), { accept: "text/csv" });
     const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
