@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,5 +62,34 @@ func TestDeadLettersPageReadsThePageNotTheHistory(t *testing.T) {
 		t.Errorf("a page of 10 dead letters read %d MiB; the organization's records are 200 MiB", got>>20)
 	} else {
 		t.Logf("a page of 10 dead letters read %d MiB", got>>20)
+	}
+}
+
+// TestDeadLettersFullPageOfLongIDs: the records of a page are read by
+// their keys, which travel in the query's text; a full page (1000) of
+// dead letters with the longest customer and event ids (256 and 128
+// characters) must not exceed ClickHouse's max_query_size (256 KiB).
+func TestDeadLettersFullPageOfLongIDs(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	var rows []deadLetterRow
+	for i := range inspect.MaxLimit {
+		customer := fmt.Sprintf("%04d", i) + strings.Repeat("é", 252)
+		rows = append(rows, deadLetterRow{org: "acme", customer: customer, eventID: fmt.Sprintf("%04d", i) + strings.Repeat("x", 124),
+			eventType: "llm", meter: "tokens", reason: "value_missing", message: "m", payload: `{"v":1}`,
+			time: now, ingestedAt: now, deadLetteredAt: now, offset: int64(i)})
+	}
+	insertDeadLetters(t, e.conn, rows...)
+	page, err := inspect.NewReader(e.conn, nil).DeadLetters(context.Background(), inspect.DeadLetterQuery{OrgID: "acme", Since: now.Add(-time.Hour), Limit: inspect.MaxLimit})
+	if err != nil {
+		t.Fatalf("a full page: %v", err)
+	}
+	if len(page.Latest) != inspect.MaxLimit {
+		t.Fatalf("%d listed", len(page.Latest))
+	}
+	for _, d := range page.Latest {
+		if d.Record != `{"v":1}` {
+			t.Fatalf("dead letter %s…: record %q", d.EventID[:4], d.Record)
+		}
 	}
 }

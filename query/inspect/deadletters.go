@@ -276,29 +276,54 @@ type recordHead struct {
 	bytes uint64
 }
 
-// records reads the records of keys (recordsSQL).
+// maxKeysText bounds the text of the keys one recordsSQL carries: the
+// bound values are written into the query's text, which ClickHouse
+// refuses beyond max_query_size (256 KiB by default); a page of 1000
+// dead letters with the longest ids would pass it.
+const maxKeysText = 64 << 10
+
+// records reads the records of keys (recordsSQL), in as many queries as
+// the keys' text needs.
 func (r *Reader) records(ctx context.Context, orgID string, keys []deadLetterKey) (map[deadLetterKey]recordHead, error) {
+	out := make(map[deadLetterKey]recordHead, len(keys))
+	for start := 0; start < len(keys); {
+		end, size := start, 0
+		for end < len(keys) && (end == start || size < maxKeysText) {
+			k := keys[end]
+			// Each byte may be escaped (doubled) in the query's text.
+			size += 2*(len(k.customerID)+len(k.eventID)+len(k.meterKey)) + 48
+			end++
+		}
+		if err := r.recordsOf(ctx, orgID, keys[start:end], out); err != nil {
+			return nil, err
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// recordsOf reads the records of keys into out.
+func (r *Reader) recordsOf(ctx context.Context, orgID string, keys []deadLetterKey, out map[deadLetterKey]recordHead) error {
 	sql, args := recordsSQL(orgID, keys)
 	rows, err := r.conn.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read dead-letter records: %w", err)
+		return fmt.Errorf("read dead-letter records: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[deadLetterKey]recordHead, len(keys))
 	for rows.Next() {
 		var (
 			k   deadLetterKey
 			rec recordHead
 		)
 		if err := rows.Scan(&k.customerID, &k.eventID, &k.meterKey, &k.partition, &k.offset, &rec.text, &rec.bytes); err != nil {
-			return nil, fmt.Errorf("read dead-letter records: %w", err)
+			return fmt.Errorf("read dead-letter records: %w", err)
 		}
 		out[k] = rec
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read dead-letter records: %w", err)
+		return fmt.Errorf("read dead-letter records: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // cutRecord returns the first bytes of a record of total bytes whose
