@@ -235,3 +235,59 @@ func TestConsoleTotalsAndWindowsShareOneRange(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleLateAnswerOfAnEarlierQuery: the usage page runs a query on
+// every submit and meter change without waiting for the one in flight.
+// When the answer of an earlier query (meter "slow") arrives after the
+// answer of a later one (meter "fast"), the page must keep showing the
+// later query's numbers: the meter picked is "fast", and the tables must
+// not show slow's usage under it.
+func TestConsoleLateAnswerOfAnEarlierQuery(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(Path, h)
+	mux.Handle(Path+"/", h)
+	meter := func(key string) map[string]any {
+		return map[string]any{"key": key, "event_type": "e", "aggregation": "SUM", "value_property": "$.v", "group_by": map[string]string{}, "revision": 1}
+	}
+	mux.HandleFunc("GET /api/v1/meters", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{meter("fast"), meter("slow")}})
+	})
+	var slowCalls sync.WaitGroup
+	mux.HandleFunc("GET /api/v1/meters/{key}/query", func(w http.ResponseWriter, r *http.Request) {
+		value := "111" // fast's usage
+		if r.PathValue("key") == "slow" {
+			value = "999"
+			slowCalls.Add(1)
+			defer slowCalls.Done()
+			time.Sleep(1500 * time.Millisecond)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"meter": %q, "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z", "window_size": null,
+			"window_time_zone": "UTC", "data": [{"window_start": "2026-12-01T00:00:00Z", "window_end": "2026-12-02T00:00:00Z",
+			"customer_id": "c1", "group_by": {"customer_id": "c1"}, "value": %s}]}`, r.PathValue("key"), value)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := testenv.Browser(t)
+	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
+	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	testenv.Within(t, ctx, 15*time.Second, "open the usage of slow", chromedp.Navigate(srv.URL+"/console?meter=slow&window_size="), waitReadyAction())
+	// A submit of slow (its answer comes late), then a change to fast.
+	testenv.Eval[bool](t, ctx, `(document.querySelector("#query button[type=submit]").click(), true)`)
+	time.Sleep(200 * time.Millisecond)
+	testenv.Eval[bool](t, ctx, `(() => { const s = document.getElementById("meter"); s.value = "fast";
+		s.dispatchEvent(new Event("change")); return true; })()`)
+	time.Sleep(300 * time.Millisecond)
+	slowCalls.Wait()
+	time.Sleep(500 * time.Millisecond)
+	got := testenv.Eval[string](t, ctx, `document.getElementById("meter").value + "|" +
+		[...document.querySelectorAll("#totals-table tbody td.num")].map(td => td.textContent).join(",")`)
+	if got != "fast|111" {
+		t.Errorf("meter and totals shown: %s, want fast|111 (999 is slow's usage)", got)
+	}
+}

@@ -86,14 +86,24 @@
 
   function usagePath(pairs) { return "/meters/" + encodeURIComponent($("meter").value) + "/query" + query(pairs); }
 
+  // latest numbers the runs: a run whose answers arrive after a later run
+  // started (a slow meter, then another picked) shows nothing, so the
+  // page never shows one query's numbers under another's form.
+  let latest = 0;
+
   async function run() {
+    const mine = ++latest;
     const pairs = selection();
     remember(pairs);
     const windowSize = $("window").value;
     const key = formKey();
-    const totals = await api(usagePath(pairs));
+    // A superseded run's failure is not shown either.
+    const current = (e) => { if (mine === latest) throw e; return null; };
+    const totals = await api(usagePath(pairs)).catch(current);
+    if (mine !== latest) return;
+    const windowed = windowSize ? await api(usagePath([...inRange(pairs, totals.from, totals.to), ["window_size", windowSize]])).catch(current) : null;
+    if (mine !== latest) return;
     shown = { key, from: totals.from, to: totals.to };
-    const windowed = windowSize ? await api(usagePath([...inRange(pairs, totals.from, totals.to), ["window_size", windowSize]])) : null;
     const keys = pairs.filter(([k]) => k === "group_by").map(([, v]) => v);
     $("range-note").textContent = "From " + totals.from + " to " + totals.to + " (" + totals.window_time_zone + ").";
     const groupColumns = keys.map((k) => ({ title: k, value: (r) => r.group_by[k] }));
