@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +290,51 @@ func TestConsoleLateAnswerOfAnEarlierQuery(t *testing.T) {
 		[...document.querySelectorAll("#totals-table tbody td.num")].map(td => td.textContent).join(",")`)
 	if got != "fast|111" {
 		t.Errorf("meter and totals shown: %s, want fast|111 (999 is slow's usage)", got)
+	}
+}
+
+// TestConsoleDeadLettersLateAnswer: on the dead-letters page too, the
+// answer of a superseded filter must not replace the later filter's.
+func TestConsoleDeadLettersLateAnswer(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(Path, h)
+	mux.Handle(Path+"/", h)
+	var slowCalls sync.WaitGroup
+	mux.HandleFunc("GET /api/v1/dead_letters", func(w http.ResponseWriter, r *http.Request) {
+		customer := r.URL.Query().Get("customer_id")
+		if customer == "slow" {
+			slowCalls.Add(1)
+			defer slowCalls.Done()
+			time.Sleep(1500 * time.Millisecond)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data": [{"customer_id": %q, "event_id": "e1", "event_type": "t", "meter_key": "m", "reason": "value_missing",
+			"message": "m", "event": "", "time": "2026-12-01T00:00:00Z", "ingested_at": "2026-12-01T00:00:00Z",
+			"dead_lettered_at": "2026-12-01T00:00:00Z"}], "by_reason": [{"reason": "value_missing", "count": 1}], "total": 1}`, customer)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := testenv.Browser(t)
+	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
+	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	testenv.Within(t, ctx, 15*time.Second, "open the dead letters", chromedp.Navigate(srv.URL+"/console/dead-letters?customer_id=fast"), waitReadyAction())
+	submit := func(customer string) {
+		testenv.Eval[bool](t, ctx, `(() => { document.getElementById("customer").value = `+strconv.Quote(customer)+`;
+			document.querySelector("#filter button[type=submit]").click(); return true; })()`)
+	}
+	submit("slow")
+	time.Sleep(200 * time.Millisecond)
+	submit("fast")
+	time.Sleep(300 * time.Millisecond)
+	slowCalls.Wait()
+	time.Sleep(500 * time.Millisecond)
+	got := testenv.Eval[string](t, ctx, `document.getElementById("customer").value + "|" +
+		[...document.querySelectorAll("#latest-table tbody tr")].map(tr => tr.cells[1].textContent).join(",")`)
+	if got != "fast|fast" {
+		t.Errorf("filter and dead letters shown: %s, want fast|fast", got)
 	}
 }
