@@ -352,12 +352,12 @@ func (b *backfiller) flush(ctx context.Context, c *backfillChunkRows, now time.T
 		if !errors.As(err, &parked) {
 			return err
 		}
-		for _, i := range parked.Rows {
+		for k, i := range parked.Rows {
 			r, src := c.readings[i], c.sources[i]
 			c.deadLetters = append(c.deadLetters, DeadLetterRow{
 				OrgID: r.OrgID, CustomerID: r.CustomerID, EventID: r.EventID, EventType: src.typ, MeterKey: r.MeterKey,
 				Reason:  schemas.ReasonUnwritable,
-				Message: readingParked + ", for a reason retrying cannot fix: " + schemas.QuoteValue(parked.Err.Error()),
+				Message: readingParked + ", for a reason retrying cannot fix: " + schemas.QuoteValue(parked.Cause(k).Error()),
 				Time:    r.Time, IngestedAt: r.IngestedAt, DeadLetteredAt: now, Position: src.pos,
 			}.bounded())
 		}

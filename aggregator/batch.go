@@ -149,11 +149,11 @@ func (p *processor) pass(ctx context.Context, msgs []kafka.Message, res *batchRe
 			return 0, err
 		}
 		unwritable := make(map[int]bool, len(parked.Rows))
-		for _, i := range parked.Rows {
+		for k, i := range parked.Rows {
 			unwritable[i] = true
 			r := accepted[i]
 			r.outcome = outcomeDeadLettered
-			deadLetters = append(deadLetters, unwritableDeadLetter(r, "", "the event cannot be stored", parked.Err, now))
+			deadLetters = append(deadLetters, unwritableDeadLetter(r, "", "the event cannot be stored", parked.Cause(k), now))
 		}
 		kept := accepted[:0]
 		for i, r := range accepted {
@@ -235,10 +235,10 @@ func (p *processor) pass(ctx context.Context, msgs []kafka.Message, res *batchRe
 		if !errors.As(err, &parked) {
 			return 0, err
 		}
-		for _, i := range parked.Rows {
+		for k, i := range parked.Rows {
 			r := readingOf[i]
 			r.outcome = outcomeDeadLettered
-			deadLetters = append(deadLetters, unwritableDeadLetter(r, readings[i].MeterKey, readingParked, parked.Err, now))
+			deadLetters = append(deadLetters, unwritableDeadLetter(r, readings[i].MeterKey, readingParked, parked.Cause(k), now))
 		}
 	}
 	// A record is carried by one of its dead letters only, and messages

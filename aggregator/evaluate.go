@@ -95,7 +95,7 @@ type evalFailure struct {
 
 // reasonEvaluationFailed covers an error Evaluate is not documented to
 // return; dead-lettering it keeps the partition moving.
-const reasonEvaluationFailed = "evaluation_failed"
+const reasonEvaluationFailed = schemas.ReasonEvaluationFailed
 
 // evaluate applies set's meters (all of the event's organization and type;
 // nil: none) to one event: a reading for each meter that matches, a

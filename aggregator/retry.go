@@ -111,6 +111,18 @@ const dataErrorAttempts = 3
 type ParkedError struct {
 	Rows []int // indexes into the rows passed, ascending
 	Err  error // why the first of them failed
+	// Causes[k] is why Rows[k] failed. A batch holds the rows of many
+	// organizations, and a data error may quote the row's values: each
+	// row's dead letter must say its own error, never another row's.
+	Causes []error
+}
+
+// Cause is why Rows[k] failed (Err when that is not known).
+func (e *ParkedError) Cause(k int) error {
+	if k < len(e.Causes) && e.Causes[k] != nil {
+		return e.Causes[k]
+	}
+	return e.Err
 }
 
 func (e *ParkedError) Error() string {
@@ -207,6 +219,7 @@ func (r retrier) writeOrPark(ctx context.Context, p parking, n int, write func(l
 					parked = &ParkedError{Err: cause}
 				}
 				parked.Rows = append(parked.Rows, lo)
+				parked.Causes = append(parked.Causes, cause)
 				r.logger.Warn("parking a row that cannot be written", "operation", p.what, "err", cause)
 				return nil
 			}
@@ -588,14 +601,14 @@ func (r retrier) writeShortened(ctx context.Context, park parking, rows []DeadLe
 	why, where string, m *metrics, write func([]DeadLetterRow) error) error {
 	stubs := make([]DeadLetterRow, len(parked.Rows))
 	for i, j := range parked.Rows {
-		stubs[i] = shortenedDeadLetter(rows[j], why, parked.Err)
+		stubs[i] = shortenedDeadLetter(rows[j], why, parked.Cause(i))
 	}
 	lost, err := r.writeOrPark(ctx, park, len(stubs), func(lo, hi int) error { return write(stubs[lo:hi]) })
 	if err != nil || lost == nil {
 		return err
 	}
-	for _, j := range lost.Rows {
-		logLostDeadLetter(r.logger, m, where, stubs[j], lost.Err)
+	for k, j := range lost.Rows {
+		logLostDeadLetter(r.logger, m, where, stubs[j], lost.Cause(k))
 	}
 	return nil
 }

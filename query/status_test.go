@@ -2,16 +2,21 @@ package query
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-oss/tally/internal/apispec"
 	"github.com/tally-oss/tally/internal/httpapi"
+	"github.com/tally-oss/tally/query/inspect"
+	"github.com/tally-oss/tally/schemas"
 )
 
 // statusBody is the decoded body of GET /api/v1/status.
@@ -174,6 +179,52 @@ func TestStatusClickHouseDown(t *testing.T) {
 	// without its text (an address).
 	if got := string(raw["components"]); got != `[{"name":"query","ready":false,"checks":{"clickhouse":"failing"},"error":""}]` {
 		t.Errorf("components with ClickHouse down: %s", got)
+	}
+	// The description's example of this answer says what the code says.
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := spec.Lookup(apispec.Pointer("paths", StatusRoute, "get", "responses", "503", "content", "application/json", "examples", "down", "value", "clickhouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answered any
+	if err := json.Unmarshal(raw["clickhouse"], &answered); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustMarshal(t, example), mustMarshal(t, answered); got != want {
+		t.Errorf("schemas/openapi.yaml's 503 example of %s has clickhouse %s; the route answers %s", StatusRoute, got, want)
+	}
+}
+
+// TestDeadLetterParamsInOpenAPI: the description's dead-letter parameters
+// say what the route takes: reason is one of the reasons (anything else
+// is a 400), customer_id 1 to 256 characters.
+func TestDeadLetterParamsInOpenAPI(t *testing.T) {
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := spec.Lookup(apispec.Pointer("paths", DeadLettersRoute, "get", "parameters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]map[string]any{}
+	for _, p := range params.([]any) {
+		p := p.(map[string]any)
+		found[p["name"].(string)], _ = p["schema"].(map[string]any)
+	}
+	var enum []string
+	values, _ := found["reason"]["enum"].([]any)
+	for _, v := range values {
+		enum = append(enum, fmt.Sprint(v))
+	}
+	if !slices.Equal(enum, inspect.Reasons) {
+		t.Errorf("reason enum %v, the route takes %v", enum, inspect.Reasons)
+	}
+	if c := found["customer_id"]; fmt.Sprintf("%v %v", c["minLength"], c["maxLength"]) != fmt.Sprintf("%v %v", 1, schemas.MaxCustomerIDLen) {
+		t.Errorf("customer_id schema %v, the route takes 1 to %d characters", c, schemas.MaxCustomerIDLen)
 	}
 }
 

@@ -43,6 +43,10 @@ const (
 	// sets it aside instead of stalling the partition).
 	ReasonMeterInvalid = "meter_invalid"
 	ReasonUnwritable   = "unwritable"
+	// ReasonEvaluationFailed: evaluating failed with an error Evaluate is
+	// not documented to return; dead-lettering it keeps the partition
+	// moving (the aggregator's fallback).
+	ReasonEvaluationFailed = "evaluation_failed"
 )
 
 // EvalError says why an event cannot be metered by a meter.

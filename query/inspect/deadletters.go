@@ -43,7 +43,7 @@ var Reasons = []string{
 	schemas.ReasonValueMissing, schemas.ReasonValueNotNumber, schemas.ReasonValueOutOfRange,
 	schemas.ReasonValueTooPrecise, schemas.ReasonValueNotScalar, schemas.ReasonGroupNotScalar,
 	schemas.ReasonPropertiesJSON, schemas.ReasonRecordMalformed, schemas.ReasonMeterInvalid,
-	schemas.ReasonUnwritable,
+	schemas.ReasonUnwritable, schemas.ReasonEvaluationFailed,
 }
 
 // DeadLetterQuery selects the dead letters of one organization
@@ -158,17 +158,50 @@ func reasonCountsSQL(q DeadLetterQuery) (string, []any) {
 		" GROUP BY reason ORDER BY n DESC, reason", args
 }
 
-// latestSQL selects q's newest dead letters; ties are broken by the rest
-// of the row's identity so that a page is the same on every read. The
-// record is read as its first MaxListedRecord+1 bytes and its length.
+// latestSQL selects q's newest dead letters, without their records;
+// ties are broken by the rest of the row's identity so that a page is the
+// same on every read. The records are read by recordsSQL for the page
+// only: a record may be 2 MiB, and reading the records of every matching
+// dead letter to keep Limit of them (the sort happens after the columns
+// are read) made a page cost the organization's whole history of
+// records.
 func latestSQL(q DeadLetterQuery) (string, []any) {
 	where, args := deadLetterWhere(q)
 	sql := "SELECT customer_id, event_id, event_type, meter_key, reason, message," +
-		" substring(payload, 1, ?) AS record, length(payload) AS record_bytes," +
-		" time, ingested_at, dead_lettered_at FROM dead_letters FINAL WHERE " + where +
+		" time, ingested_at, dead_lettered_at, kafka_partition, kafka_offset FROM dead_letters FINAL WHERE " + where +
 		" ORDER BY dead_lettered_at DESC, ingested_at DESC, customer_id, event_id, meter_key, kafka_partition, kafka_offset" +
 		" LIMIT ?"
-	return sql, append(append([]any{MaxListedRecord + 1}, args...), q.Limit)
+	return sql, append(args, q.Limit)
+}
+
+// deadLetterKey is the identity of a dead letter (the table's sort key
+// after org_id).
+type deadLetterKey struct {
+	customerID, eventID, meterKey string
+	partition                     int32
+	offset                        int64
+}
+
+// recordsSQL reads the records of the dead letters keys names, of
+// organization orgID: the first MaxListedRecord+1 bytes of each and its
+// length. The condition is the table's sort key, so only the granules
+// that hold these rows are read; it is a PREWHERE, which runs before
+// FINAL folds the copies of a row (with WHERE, ClickHouse 18.16 reads and
+// folds every row of the table's parts first, payloads included): it
+// keeps or drops every copy of a row alike, since they share the sort
+// key, and FINAL then picks the same copy of each as latestSQL did.
+func recordsSQL(orgID string, keys []deadLetterKey) (string, []any) {
+	args := make([]any, 0, 2+5*len(keys))
+	args = append(args, MaxListedRecord+1, orgID)
+	tuples := make([]string, 0, len(keys))
+	for _, k := range keys {
+		tuples = append(tuples, "(?, ?, ?, ?, ?)")
+		args = append(args, k.customerID, k.eventID, k.meterKey, k.partition, k.offset)
+	}
+	return "SELECT customer_id, event_id, meter_key, kafka_partition, kafka_offset," +
+		" substring(payload, 1, ?) AS record, length(payload) AS record_bytes FROM dead_letters FINAL" +
+		" PREWHERE org_id = ? AND (customer_id, event_id, meter_key, kafka_partition, kafka_offset) IN (" +
+		strings.Join(tuples, ", ") + ")", args
 }
 
 func (r *Reader) reasonCounts(ctx context.Context, q DeadLetterQuery) ([]ReasonCount, error) {
@@ -200,25 +233,97 @@ func (r *Reader) latest(ctx context.Context, q DeadLetterQuery) ([]DeadLetter, e
 	}
 	defer rows.Close()
 	out := []DeadLetter{}
+	var keys []deadLetterKey
 	for rows.Next() {
 		var (
-			d     DeadLetter
-			bytes uint64
+			d DeadLetter
+			k deadLetterKey
 		)
 		if err := rows.Scan(&d.CustomerID, &d.EventID, &d.EventType, &d.MeterKey, &d.Reason, &d.Message,
-			&d.Record, &bytes, &d.Time, &d.IngestedAt, &d.DeadLetteredAt); err != nil {
+			&d.Time, &d.IngestedAt, &d.DeadLetteredAt, &k.partition, &k.offset); err != nil {
 			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
-		if bytes > MaxListedRecord {
-			d.Record, d.RecordCut = cutRecord(d.Record, bytes), true
-		}
+		k.customerID, k.eventID, k.meterKey = d.CustomerID, d.EventID, d.MeterKey
 		d.Time, d.IngestedAt, d.DeadLetteredAt = d.Time.UTC(), d.IngestedAt.UTC(), d.DeadLetteredAt.UTC()
 		out = append(out, d)
+		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	records, err := r.records(ctx, q.OrgID, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		rec, ok := records[k]
+		if !ok {
+			continue // not there any more (a dropped partition): no record
+		}
+		out[i].Record = rec.text
+		if rec.bytes > MaxListedRecord {
+			out[i].Record, out[i].RecordCut = cutRecord(rec.text, rec.bytes), true
+		}
+	}
 	return out, nil
+}
+
+type recordHead struct {
+	text  string
+	bytes uint64
+}
+
+// maxKeysText bounds the text of the keys one recordsSQL carries: the
+// bound values are written into the query's text, which ClickHouse
+// refuses beyond max_query_size (256 KiB by default); a page of 1000
+// dead letters with the longest ids would pass it.
+const maxKeysText = 64 << 10
+
+// records reads the records of keys (recordsSQL), in as many queries as
+// the keys' text needs.
+func (r *Reader) records(ctx context.Context, orgID string, keys []deadLetterKey) (map[deadLetterKey]recordHead, error) {
+	out := make(map[deadLetterKey]recordHead, len(keys))
+	for start := 0; start < len(keys); {
+		end, size := start, 0
+		for end < len(keys) && (end == start || size < maxKeysText) {
+			k := keys[end]
+			// Each byte may be escaped (doubled) in the query's text.
+			size += 2*(len(k.customerID)+len(k.eventID)+len(k.meterKey)) + 48
+			end++
+		}
+		if err := r.recordsOf(ctx, orgID, keys[start:end], out); err != nil {
+			return nil, err
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// recordsOf reads the records of keys into out.
+func (r *Reader) recordsOf(ctx context.Context, orgID string, keys []deadLetterKey, out map[deadLetterKey]recordHead) error {
+	sql, args := recordsSQL(orgID, keys)
+	rows, err := r.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("read dead-letter records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k   deadLetterKey
+			rec recordHead
+		)
+		if err := rows.Scan(&k.customerID, &k.eventID, &k.meterKey, &k.partition, &k.offset, &rec.text, &rec.bytes); err != nil {
+			return fmt.Errorf("read dead-letter records: %w", err)
+		}
+		out[k] = rec
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read dead-letter records: %w", err)
+	}
+	return nil
 }
 
 // cutRecord returns the first bytes of a record of total bytes whose

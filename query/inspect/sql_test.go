@@ -34,16 +34,27 @@ func TestDeadLetterSQL(t *testing.T) {
 				t.Errorf("reasonCountsSQL:\n got %s %v\nwant %s %v", sql, args, want, tt.wantArgs)
 			}
 			sql, args = latestSQL(tt.q)
-			if !strings.HasPrefix(sql, "SELECT customer_id, event_id, event_type, meter_key, reason, message, substring(payload, 1, ?) AS record,") ||
+			if !strings.HasPrefix(sql, "SELECT customer_id, event_id, event_type, meter_key, reason, message, time,") ||
+				strings.Contains(sql, "payload") ||
 				!strings.Contains(sql, " FROM dead_letters FINAL WHERE "+tt.wantWhere+" ORDER BY dead_lettered_at DESC, ") ||
 				!strings.HasSuffix(sql, " LIMIT ?") {
 				t.Errorf("latestSQL: %s", sql)
 			}
-			wantArgs := append(append([]any{MaxListedRecord + 1}, tt.wantArgs...), tt.q.Limit)
+			wantArgs := append(append([]any{}, tt.wantArgs...), tt.q.Limit)
 			if !reflect.DeepEqual(args, wantArgs) {
 				t.Errorf("latestSQL args %v, want %v", args, wantArgs)
 			}
 		})
+	}
+}
+
+func TestRecordsSQL(t *testing.T) {
+	sql, args := recordsSQL("acme", []deadLetterKey{{"c1", "e1", "tokens", 2, 7}, {"c' OR 1=1", "", "", 0, 9}})
+	want := "SELECT customer_id, event_id, meter_key, kafka_partition, kafka_offset, substring(payload, 1, ?) AS record, length(payload) AS record_bytes" +
+		" FROM dead_letters FINAL PREWHERE org_id = ? AND (customer_id, event_id, meter_key, kafka_partition, kafka_offset) IN ((?, ?, ?, ?, ?), (?, ?, ?, ?, ?))"
+	wantArgs := []any{MaxListedRecord + 1, "acme", "c1", "e1", "tokens", int32(2), int64(7), "c' OR 1=1", "", "", int32(0), int64(9)}
+	if sql != want || !reflect.DeepEqual(args, wantArgs) {
+		t.Errorf("recordsSQL:\n got %s %v\nwant %s %v", sql, args, want, wantArgs)
 	}
 }
 

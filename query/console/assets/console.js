@@ -242,8 +242,51 @@
     return s ? "?" + s : "";
   }
 
+  // splitList reads a comma-separated list typed in a field: customer ids
+  // or filter values, which may themselves hold commas (the API takes any
+  // text). A value in double quotes is taken as written, commas and
+  // spaces included, with "" for a quote in it; an unquoted value is
+  // trimmed. Empty values are skipped. A quote left open, or text after a
+  // closing quote, is an error rather than a guess.
+  function splitList(s) {
+    const out = [];
+    let i = 0;
+    while (i < s.length) {
+      while (i < s.length && /\s/.test(s[i])) i++;
+      if (i >= s.length) break;
+      let v = "";
+      if (s[i] === "\"") {
+        const start = i;
+        for (i++; ; i++) {
+          if (i >= s.length) throw new Error("the quote at character " + (start + 1) + " of " + JSON.stringify(s) + " is not closed");
+          if (s[i] === "\"") {
+            if (s[i + 1] === "\"") { v += "\""; i++; continue; }
+            i++;
+            break;
+          }
+          v += s[i];
+        }
+        while (i < s.length && /\s/.test(s[i])) i++;
+        if (i < s.length && s[i] !== ",") {
+          throw new Error("text after the quoted value " + JSON.stringify(v) + " in " + JSON.stringify(s) + "; separate values with commas");
+        }
+        i++;
+      } else {
+        const j = s.indexOf(",", i);
+        v = (j < 0 ? s.slice(i) : s.slice(i, j)).trim();
+        i = j < 0 ? s.length : j + 1;
+      }
+      if (v !== "") out.push(v);
+    }
+    return out;
+  }
+
+  // joinList writes values as splitList reads them back: quoted when a
+  // value holds a comma or a quote or starts or ends with a space.
+  const joinList = (values) => values.map((v) => (/[",]|^\s|\s$/.test(v) ? "\"" + v.replaceAll("\"", "\"\"") + "\"" : v)).join(", ");
+
   // groupText is a group's values as one label.
   const groupText = (groupBy, keys) => keys.map((k) => k + "=" + groupBy[k]).join(", ") || "all";
 
-  window.Tally = { Exact, parseExact, pretty, h, $, table, fill, api, guard, start, query, groupText, showError, APIError };
+  window.Tally = { Exact, parseExact, pretty, h, $, table, fill, api, guard, start, query, groupText, splitList, joinList, showError, APIError };
 })();

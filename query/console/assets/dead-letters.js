@@ -17,10 +17,16 @@
       [...seenReasons].sort().map((r) => h("option", { value: r, selected: r === current }, r)));
   }
 
+  // latest numbers the requests: the answer (or failure) of one that a
+  // later filter superseded is not shown over the later one's.
+  let latest = 0;
+
   async function show() {
+    const mine = ++latest;
     const pairs = selection();
     history.replaceState(null, "", location.pathname + query(pairs));
-    const body = await api("/dead_letters" + query(pairs));
+    const body = await api("/dead_letters" + query(pairs)).catch((e) => { if (mine === latest) throw e; return null; });
+    if (mine !== latest) return;
     const current = $("reason").value;
     for (const r of body.by_reason) seenReasons.add(r.reason);
     reasonOptions(current);

@@ -5,12 +5,18 @@
 "use strict";
 
 (function () {
-  const { h, $, api, fill, table, guard, query, groupText, Exact } = window.Tally;
+  const { h, $, api, fill, table, guard, query, groupText, splitList, joinList, Exact } = window.Tally;
   const palette = ["#2457c5", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0b7285", "#e67700", "#5c940d", "#862e9c", "#495057"];
   const maxSeries = 20;
   const maxTableRows = 2000; // more rows than a page shows well; the CSV has them all
   let meters = [];
   let chart = null;
+  // shown is the query the tables show: the form it came from and the
+  // range [from, to) the API answered for, which the windows, the chart
+  // and the CSV of the same form ask for again. Left to the API, `to` is
+  // its now at each request (and "last 24 hours" is the browser's now):
+  // usage metered in between would make them disagree.
+  let shown = null;
 
   const params = new URLSearchParams(location.search);
   const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -28,16 +34,14 @@
     fill("filters", h("legend", {}, "Filters"), keys.length === 0 ? h("span", { class: "note" }, "the meter has no group keys") :
       keys.map((k) => h("label", {}, k, h("input", {
         name: "filter[" + k + "]", "data-key": k, placeholder: "any; or values, comma-separated", spellcheck: "false",
-        value: fromURL ? params.get("filter[" + k + "]") || "" : "",
+        value: fromURL ? joinList(params.getAll("filter[" + k + "]")) : "",
       }))));
   }
-
-  const list = (s) => s.split(",").map((x) => x.trim()).filter((x) => x !== "");
 
   // selection is the form as query parameters, without window_size.
   function selection() {
     const pairs = [];
-    for (const c of list($("customers").value)) pairs.push(["customer_id", c]);
+    for (const c of splitList($("customers").value)) pairs.push(["customer_id", c]);
     const now = Date.now(), hour = 3600e3;
     switch ($("range").value) {
       case "24h": pairs.push(["from", new Date(now - 24 * hour).toISOString()]); break;
@@ -48,13 +52,14 @@
     pairs.push(["window_time_zone", $("tz").value.trim()]);
     for (const cb of document.querySelectorAll("#groups input:checked")) pairs.push(["group_by", cb.value]);
     for (const input of document.querySelectorAll("#filters input")) {
-      for (const v of list(input.value)) pairs.push(["filter[" + input.dataset.key + "]", v]);
+      for (const v of splitList(input.value)) pairs.push(["filter[" + input.dataset.key + "]", v]);
     }
     return pairs;
   }
 
   // remember puts the form in the address, so a reload or a link shows
-  // the same query (never the key).
+  // the same query (never the key). Customers and filter values are one
+  // parameter each, as the API takes them (an id may hold a comma).
   function remember(pairs) {
     const p = new URLSearchParams();
     p.set("meter", $("meter").value);
@@ -62,24 +67,43 @@
     p.set("window_size", $("window").value);
     for (const [k, v] of pairs) {
       if (k === "from" || k === "to") { if ($("range").value === "custom") p.append(k, v); continue; }
-      if (k === "customer_id" || k.startsWith("filter[")) continue;
       p.append(k, v);
-    }
-    if ($("customers").value.trim()) p.set("customer_id", $("customers").value.trim());
-    for (const input of document.querySelectorAll("#filters input")) {
-      if (input.value.trim()) p.set(input.name, input.value.trim());
     }
     history.replaceState(null, "", location.pathname + "?" + p.toString());
   }
 
+  // formKey is the form's choices, whatever time it is.
+  function formKey() {
+    return JSON.stringify([$("meter").value, $("range").value, $("from").value, $("to").value, $("tz").value,
+      $("customers").value, [...document.querySelectorAll("#groups input:checked")].map((cb) => cb.value),
+      [...document.querySelectorAll("#filters input")].map((i) => [i.name, i.value])]);
+  }
+
+  // inRange is pairs with the range replaced by [from, to).
+  function inRange(pairs, from, to) {
+    return [...pairs.filter(([k]) => k !== "from" && k !== "to"), ["from", from], ["to", to]];
+  }
+
   function usagePath(pairs) { return "/meters/" + encodeURIComponent($("meter").value) + "/query" + query(pairs); }
 
+  // latest numbers the runs: a run whose answers arrive after a later run
+  // started (a slow meter, then another picked) shows nothing, so the
+  // page never shows one query's numbers under another's form.
+  let latest = 0;
+
   async function run() {
+    const mine = ++latest;
     const pairs = selection();
     remember(pairs);
     const windowSize = $("window").value;
-    const totals = await api(usagePath(pairs));
-    const windowed = windowSize ? await api(usagePath([...pairs, ["window_size", windowSize]])) : null;
+    const key = formKey();
+    // A superseded run's failure is not shown either.
+    const current = (e) => { if (mine === latest) throw e; return null; };
+    const totals = await api(usagePath(pairs)).catch(current);
+    if (mine !== latest) return;
+    const windowed = windowSize ? await api(usagePath([...inRange(pairs, totals.from, totals.to), ["window_size", windowSize]])).catch(current) : null;
+    if (mine !== latest) return;
+    shown = { key, from: totals.from, to: totals.to };
     const keys = pairs.filter(([k]) => k === "group_by").map(([, v]) => v);
     $("range-note").textContent = "From " + totals.from + " to " + totals.to + " (" + totals.window_time_zone + ").";
     const groupColumns = keys.map((k) => ({ title: k, value: (r) => r.group_by[k] }));
@@ -151,7 +175,8 @@
   }
 
   async function downloadCSV() {
-    const pairs = selection();
+    let pairs = selection();
+    if (shown && shown.key === formKey()) pairs = inRange(pairs, shown.from, shown.to); // the numbers on the page
     const windowSize = $("window").value;
     const text = await api(usagePath(windowSize ? [...pairs, ["window_size", windowSize]] : pairs), { accept: "text/csv" });
     const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
@@ -179,7 +204,7 @@
     const first = !wired;
     if (first) {
       if (params.get("meter") && meterByKey(params.get("meter"))) $("meter").value = params.get("meter");
-      $("customers").value = params.get("customer_id") || "";
+      $("customers").value = joinList(params.getAll("customer_id"));
       if (params.get("range")) $("range").value = params.get("range");
       $("from").value = params.get("from") || "";
       $("to").value = params.get("to") || "";
