@@ -65,6 +65,13 @@ func quoteKey(key string) string { return strconv.Quote(key) }
 // 503, retry later; anything else: a bug of ours, 500) and logs it, once,
 // here.
 func writeStorageError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, action string, err error) {
+	writeStorageErrorAdvising(w, r, logger, action, err, "retry later")
+}
+
+// writeStorageErrorAdvising is writeStorageError with the advice a
+// timeout gets, which depends on what the route takes (a usage query can
+// be narrowed by its parameters).
+func writeStorageErrorAdvising(w http.ResponseWriter, r *http.Request, logger *slog.Logger, action string, err error, timeoutAdvice string) {
 	switch chclient.Classify(r.Context(), err) {
 	case chclient.FailureCanceled:
 		// The client went away; nobody reads the answer.
@@ -74,7 +81,7 @@ func writeStorageError(w http.ResponseWriter, r *http.Request, logger *slog.Logg
 		logger.Warn(action+": timed out", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		httpapi.WriteError(w, http.StatusServiceUnavailable, httpapi.CodeUnavailable,
-			"ClickHouse did not answer in time; retry, or narrow the query (shorter range, larger window_size, fewer group_by keys)")
+			action+": ClickHouse did not answer in time; "+timeoutAdvice)
 	case chclient.FailureUnavailable:
 		logger.Error(action+" failed", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -85,9 +86,11 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	org, now := httpapi.OrgID(ctx), h.now().UTC()
 	body := statusResponse{Organization: org, CheckedAt: now.Format(time.RFC3339)}
-	// The components are probed while ClickHouse counts.
+	// The components are probed while ClickHouse counts, bounded by their
+	// own timeouts, not by the counts' (a slow count is not a component
+	// that does not answer).
 	components := make(chan []componentStatus, 1)
-	go func() { components <- h.components(ctx) }()
+	go func() { components <- h.components(r.Context()) }()
 	counts, err := h.reader.Counts(ctx, org, now)
 	var meters int
 	if err == nil {
@@ -140,7 +143,8 @@ func (h *statusHandler) failure(r *http.Request, err error) string {
 		return "request canceled"
 	case chclient.FailureTimeout:
 		h.logger.Warn("read status: timed out", "err", err)
-		return "ClickHouse did not answer in time"
+		return fmt.Sprintf("the counts took longer than the query timeout (%s): ClickHouse is slow, or this organization's "+
+			"figures are large; the query component's clickhouse check says whether ClickHouse answers", h.timeout)
 	case chclient.FailureUnavailable:
 		h.logger.Error("read status failed", "err", err)
 		return "ClickHouse is unavailable"

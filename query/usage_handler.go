@@ -88,7 +88,8 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			quoteKey(meter.Key), usage.ErrOutOfRange))
 		return
 	case err != nil:
-		writeStorageError(w, r, h.logger, "query usage", err)
+		writeStorageErrorAdvising(w, r, h.logger, "query usage", err,
+			"retry, or narrow the query (shorter range, larger window_size, fewer group_by keys)")
 		return
 	}
 	if wantsCSV(r) {
