@@ -34,6 +34,13 @@ func (s *stubAPI) recorded() []url.Values {
 	return slices.Clone(s.queries)
 }
 
+// forget drops the query strings recorded so far.
+func (s *stubAPI) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queries = nil
+}
+
 // consoleMux serves the console at Path; the tests add the API routes
 // they stub.
 func consoleMux(t *testing.T) *http.ServeMux {
@@ -117,9 +124,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 	}
 	// Submitting the form again (the field as the page filled it) asks
 	// for the same customer, and the address keeps it for a reload.
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 10*time.Second, "submit", chromedp.Click(chromedp.CSS(`#query button[type=submit]`)),
 		waitReadyAction())
 	waitQueries(t, s, 1)
@@ -129,9 +134,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 		}
 	}
 	loc := testenv.Eval[string](t, ctx, `location.search`)
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 15*time.Second, "reload", chromedp.Navigate(srv.URL+"/console"+loc),
 		waitReadyAction())
 	waitQueries(t, s, 1)
@@ -157,9 +160,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 	// Two customers typed in the field, one of them quoted because it
 	// holds a comma, are two customers.
 	testenv.Eval[bool](t, ctx, `(document.getElementById("customers").value = '"acme, inc", globex', true)`)
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 10*time.Second, "submit two", chromedp.Click(chromedp.CSS(`#query button[type=submit]`)))
 	waitQueries(t, s, 1)
 	for _, q := range s.recorded() {
@@ -222,9 +223,7 @@ func TestConsoleTotalsAndWindowsShareOneRange(t *testing.T) {
 	srv := startStubAPI(t, s)
 	ctx := browserWithStubKey(t, srv.URL)
 	for _, rng := range []string{"month", "24h"} {
-		s.mu.Lock()
-		s.queries = nil
-		s.mu.Unlock()
+		s.forget()
 		testenv.Within(t, ctx, 15*time.Second, "open the usage", chromedp.Navigate(srv.URL+"/console?window_size=DAY&window_time_zone=America/New_York&range="+rng),
 			waitReadyAction())
 		waitQueries(t, s, 2)
