@@ -1,7 +1,6 @@
 package client
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,9 +147,7 @@ func TestBatcherAddCloseRace(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		zr, _ := gzip.NewReader(r.Body)
-		var events []Event
-		_ = json.NewDecoder(zr).Decode(&events)
+		events := requestEvents(r)
 		mu.Lock()
 		for _, ev := range events {
 			got[ev.ID]++

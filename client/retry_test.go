@@ -54,6 +54,15 @@ func (s *ingestStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
 }
 
+// requestEvents decodes the gzipped JSON array of events that the client
+// sent to the events route.
+func requestEvents(r *http.Request) []Event {
+	zr, _ := gzip.NewReader(r.Body)
+	var events []Event
+	_ = json.NewDecoder(zr).Decode(&events)
+	return events
+}
+
 func gunzip(b []byte) []byte {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -314,9 +323,7 @@ func TestSendFailureTellsTheIDsSent(t *testing.T) {
 	recorded := map[string]int{}
 	requests := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		zr, _ := gzip.NewReader(r.Body)
-		var events []Event
-		_ = json.NewDecoder(zr).Decode(&events)
+		events := requestEvents(r)
 		mu.Lock()
 		for _, ev := range events {
 			recorded[ev.ID]++ // ingest recorded it (Kafka acknowledged) ...
