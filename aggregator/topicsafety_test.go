@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -272,24 +271,6 @@ func TestFirstGap(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Defect 2, aggregator side: an event topic with the cluster's default
 // retention (7 days) turns readiness red with the setting to change and is
 // logged at start; consumption goes on, since stopping would only let more
@@ -309,7 +290,7 @@ func TestUnsafeEventTopicFailsReadiness(t *testing.T) {
 	e.writer.Topic = unsafe.Topic
 	e.produce(event("c1", "e1", "api_call", t0, `{}`))
 
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	cfg := withGroup(testConfig(), t)
 	reg := prometheus.NewRegistry()
 	svc, err := New(cfg, Deps{Kafka: &unsafe, ClickHouse: e.conn, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Registerer: reg, Gatherer: reg})

@@ -122,6 +122,12 @@ func (b *Batcher) Add(ctx context.Context, ev Event) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("tally: encode event: %w", err)
 	}
+	return b.enqueue(ctx, id, enc)
+}
+
+// enqueue hands one encoded event to the gathering goroutine (Add and
+// AddJSON) and returns its id.
+func (b *Batcher) enqueue(ctx context.Context, id string, enc []byte) (string, error) {
 	select {
 	case b.in <- batchItem{id: id, json: enc}:
 		return id, nil

@@ -19,14 +19,7 @@ func (b *Batcher) AddJSON(ctx context.Context, event json.RawMessage) (string, e
 	if err != nil {
 		return "", err
 	}
-	select {
-	case b.in <- batchItem{id: id, json: enc}:
-		return id, nil
-	case <-b.closed:
-		return "", ErrClosed
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return b.enqueue(ctx, id, enc)
 }
 
 // withID returns the event's id and the event, with a generated id

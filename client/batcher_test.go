@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -136,5 +138,105 @@ func TestBatcherRetriesAndContext(t *testing.T) {
 	err := b.Close(context.Background())
 	if !errors.Is(err, context.Canceled) || b.Stats().Failed != 1 || len(stub.bodies) != 1 {
 		t.Fatalf("close: %v, stats %+v, %d attempts; want one attempt, then canceled", err, b.Stats(), len(stub.bodies))
+	}
+}
+
+// Add racing Close: every Add that returned an id is sent exactly once,
+// and the stats match what the server answered.
+func TestBatcherAddCloseRace(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		events := requestEvents(r)
+		mu.Lock()
+		for _, ev := range events {
+			got[ev.ID]++
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
+	}))
+	defer srv.Close()
+	for round := range 20 {
+		mu.Lock()
+		clear(got)
+		mu.Unlock()
+		c := New(srv.URL, "k")
+		b := c.NewBatcher(context.Background(), BatcherConfig{MaxEvents: 7, Linger: time.Millisecond, Concurrency: 3})
+		var wg sync.WaitGroup
+		var idsMu sync.Mutex
+		var added []string
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					id, err := b.Add(context.Background(), Event{Type: "t", CustomerID: "c"})
+					if err != nil {
+						if err != ErrClosed {
+							t.Errorf("add: %v", err)
+						}
+						return
+					}
+					idsMu.Lock()
+					added = append(added, id)
+					idsMu.Unlock()
+					if g == 0 && i == 50+round {
+						go func() { _ = b.Close(context.Background()) }()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := b.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		for _, id := range added {
+			if got[id] != 1 {
+				t.Errorf("round %d: id %s added and sent %d times", round, id, got[id])
+			}
+		}
+		if len(got) != len(added) {
+			t.Errorf("round %d: %d added, %d sent", round, len(added), len(got))
+		}
+		st := b.Stats()
+		if st.Accepted != int64(len(added)) || st.Events != int64(len(added)) {
+			t.Errorf("round %d: stats %+v, %d added", round, st, len(added))
+		}
+		mu.Unlock()
+	}
+}
+
+// review9a F12: ingest's 503 "not acknowledged" still names the events it
+// rejected as invalid (they were never going to Kafka). When retries are
+// spent, those are rejected, not failed and possibly recorded.
+func TestBatcher503KeepsRejections(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"code":"unavailable","message":"Kafka did not acknowledge","details":{"accepted":0,"rejected":[{"index":1,"id":"bad","field":"time","error":"in the future"}]}}`))
+	}))
+	defer srv.Close()
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	c := New(srv.URL, "k", WithRetry(p))
+	c.sleep = func(ctx context.Context, d time.Duration) error { return nil }
+	var results []BatchResult
+	b := c.NewBatcher(context.Background(), BatcherConfig{OnResult: func(r BatchResult) { results = append(results, r) }})
+	for _, id := range []string{"good", "bad", "good2"} {
+		if _, err := b.Add(context.Background(), Event{ID: id, Type: "t", CustomerID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(context.Background()); err == nil {
+		t.Fatal("no error after retries spent on 503")
+	}
+	st := b.Stats()
+	if st.Failed != 2 || st.Rejected != 1 || st.Accepted != 0 {
+		t.Errorf("stats %+v, want 2 failed (may be recorded) and 1 rejected", st)
+	}
+	if len(results) != 1 || len(results[0].Rejected) != 1 || results[0].Rejected[0].ID != "bad" || !results[0].MaybeRecorded {
+		t.Errorf("results %+v", results)
 	}
 }

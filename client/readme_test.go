@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
 // The Go example of the README's "Command line and Go client" compiles
@@ -18,12 +20,8 @@ func TestREADMEGoExampleCompiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(readme)
-	start, end := strings.Index(text, "## Command line and Go client"), strings.Index(text, "## Settings")
-	if start < 0 || end < start {
-		t.Fatal("README sections moved: update this test")
-	}
-	block := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(text[start:end])
+	section := testenv.MarkdownSection(t, string(readme), "## Command line and Go client", "## Settings")
+	block := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(section)
 	if block == nil {
 		t.Fatal("no Go example in Command line and Go client")
 	}

@@ -54,6 +54,15 @@ func (s *ingestStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
 }
 
+// requestEvents decodes the gzipped JSON array of events that the client
+// sent to the events route.
+func requestEvents(r *http.Request) []Event {
+	zr, _ := gzip.NewReader(r.Body)
+	var events []Event
+	_ = json.NewDecoder(zr).Decode(&events)
+	return events
+}
+
 func gunzip(b []byte) []byte {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -275,5 +284,160 @@ func TestSendPermanentErrorAndNotify(t *testing.T) {
 	}
 	if len(notified) != 1 || notified[0] != "true HTTP 503 stub: answer Service Unavailable" {
 		t.Fatalf("notified %q", notified)
+	}
+}
+
+// review9a: a Retry-After longer than what is left of MaxElapsed (a proxy's
+// "Retry-After: 3600", or a value so large it overflows time.Duration) must
+// not make Send sleep past its retry budget: `tally send -retry-for 2m`
+// hung for an hour. Send gives up with the answer's error instead.
+func TestSendRetryAfterBeyondBudgetGivesUp(t *testing.T) {
+	for _, ra := range []string{"3600", "99999999999", "9223372036854775807", "99999999999999999999999", "Wed, 21 Oct 2099 07:28:00 GMT"} {
+		t.Run(ra, func(t *testing.T) {
+			stub := &ingestStub{statuses: []int{http.StatusTooManyRequests, http.StatusTooManyRequests}, header: http.Header{"Retry-After": {ra}}}
+			p := fastPolicy()
+			p.MaxAttempts = 0
+			p.MaxElapsed = 2 * time.Second
+			c, waits := testClient(t, stub, p)
+			_, err := c.Send(context.Background(), Event{ID: "e1", Type: "t", CustomerID: "c"})
+			for _, w := range *waits {
+				if w > p.MaxElapsed || w < 0 {
+					t.Errorf("Retry-After %s: waited %s, beyond MaxElapsed %s", ra, w, p.MaxElapsed)
+				}
+			}
+			if err == nil {
+				t.Errorf("Retry-After %s: no error; want the 429 once waiting would pass MaxElapsed", ra)
+			}
+		})
+	}
+}
+
+// review9a F4: Send gives an event without an id a UUID, and a timeout
+// (or retries spent on 503s) is an error although ingest may have recorded
+// the events. The caller cannot send them again safely unless it learns
+// the ids that were sent: sending the same id-less Event again makes a
+// new id, and ingest counts the event twice. The result of a failed Send
+// must carry the ids it sent.
+func TestSendFailureTellsTheIDsSent(t *testing.T) {
+	var mu sync.Mutex
+	recorded := map[string]int{}
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		events := requestEvents(r)
+		mu.Lock()
+		for _, ev := range events {
+			recorded[ev.ID]++ // ingest recorded it (Kafka acknowledged) ...
+		}
+		requests++
+		first := requests == 1
+		mu.Unlock()
+		if first {
+			time.Sleep(300 * time.Millisecond) // ... but the answer is too late
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(SendResult{Accepted: len(events), Rejected: []Rejection{}})
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k", WithRetry(NoRetry()), WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}))
+	events := []Event{{Type: "t", CustomerID: "c"}, {ID: "mine", Type: "t", CustomerID: "c"}}
+	res, err := c.Send(context.Background(), events...)
+	if err == nil {
+		t.Fatal("no error after the timeout")
+	}
+	// The caller sends the same events again, with the ids of the first try.
+	if len(res.IDs) != len(events) {
+		t.Fatalf("a failed Send returned ids %q: the caller cannot send the same events again", res.IDs)
+	}
+	for i := range events {
+		events[i].ID = res.IDs[i]
+	}
+	if _, err := c.Send(context.Background(), events...); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recorded) != 2 {
+		t.Fatalf("ingest got %d distinct ids for 2 events: %v", len(recorded), recorded)
+	}
+}
+
+// MaybeRecorded: set when an attempt may have been served without its
+// answer reaching the client, not when nothing can have been recorded.
+func TestSendMaybeRecorded(t *testing.T) {
+	p := fastPolicy()
+	p.MaxAttempts = 2
+	for _, c := range []struct {
+		name     string
+		statuses []int
+		code     string
+		want     bool
+	}{
+		{"503 unavailable", []int{503, 503}, "unavailable", true},
+		{"503 overloaded", []int{503, 503}, "overloaded", false},
+		{"429", []int{429, 429}, "rate_limited", false},
+		{"504", []int{504, 504}, "", true},
+		{"400", []int{400}, "bad_request", false},
+		{"503 then 429", []int{503, 429}, "unavailable", true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		n := 0
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			code := c.code
+			if n > 0 && c.name == "503 then 429" {
+				code = "rate_limited"
+			}
+			w.WriteHeader(c.statuses[min(n, len(c.statuses)-1)])
+			n++
+			_, _ = w.Write([]byte(`{"code":"` + code + `","message":"m"}`))
+		})
+		cl := New(srv.URL, "k", WithRetry(p))
+		cl.sleep = func(ctx context.Context, d time.Duration) error { return nil }
+		res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"})
+		if err == nil || res.MaybeRecorded != c.want {
+			t.Errorf("%s: err %v, MaybeRecorded %v, want %v", c.name, err, res.MaybeRecorded, c.want)
+		}
+		srv.Close()
+	}
+	// A refused connection was not served; a timeout may have been.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }))
+	defer srv.Close()
+	cl := New(srv.URL, "k", WithRetry(NoRetry()), WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}))
+	if res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"}); err == nil || !res.MaybeRecorded {
+		t.Errorf("timeout: err %v, MaybeRecorded %v, want true", err, res.MaybeRecorded)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	cl = New(dead.URL, "k", WithRetry(NoRetry()))
+	if res, err := cl.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"}); err == nil || res.MaybeRecorded {
+		t.Errorf("refused: err %v, MaybeRecorded %v, want false", err, res.MaybeRecorded)
+	}
+}
+
+// review9a F9: a 202 whose body cannot be decoded (a proxy that rewrites
+// it, a truncated answer) is an error, but ingest did record the events:
+// the result must not say they were not.
+func TestSendUndecodable202MaybeRecorded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("OK"))
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "k", WithRetry(NoRetry()))
+	res, err := c.Send(context.Background(), Event{ID: "e", Type: "t", CustomerID: "c"})
+	if err == nil || !res.MaybeRecorded {
+		t.Fatalf("err %v, MaybeRecorded %v: a 202 was answered, the events are recorded", err, res.MaybeRecorded)
+	}
+}
+
+// A request whose context ended before it was sent was not recorded
+// (the events a Batcher still held when its context was cancelled).
+func TestSendCancelledBeforeSendingNotMaybeRecorded(t *testing.T) {
+	stub := &ingestStub{}
+	c, _ := testClient(t, stub, fastPolicy())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := c.Send(ctx, Event{ID: "e", Type: "t", CustomerID: "c"})
+	if err == nil || res.MaybeRecorded || len(stub.bodies) != 0 {
+		t.Fatalf("err %v, MaybeRecorded %v, %d requests", err, res.MaybeRecorded, len(stub.bodies))
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
 func TestStatusComponentsFlag(t *testing.T) {
@@ -61,24 +62,6 @@ func TestStatusComponentsFlag(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "query.status-components: ingest") {
 		t.Errorf("Validate: %v", err)
 	}
-}
-
-// statusClock is a settable clock for the probes' cache.
-type statusClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *statusClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *statusClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // TestStatusComponents: the status lists the query service and then each
@@ -141,8 +124,8 @@ func TestStatusComponents(t *testing.T) {
 		list = append(list, StatusComponent{Name: name, URL: servers[name] + "/readyz"})
 	}
 	e := newEnv(t, func(c *Config) { c.StatusComponents = list })
-	clock := &statusClock{t: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
-	e.svc.probes.now = clock.now
+	clock := testenv.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC))
+	e.svc.probes.now = clock.Now
 
 	code, body, _ := e.do("GET", "/api/v1/status", keyAcme, nil)
 	if code != http.StatusOK {
@@ -188,7 +171,7 @@ func TestStatusComponents(t *testing.T) {
 	if readyHits.Load() != 1 || notReadyHits.Load() != 1 {
 		t.Errorf("six requests within the cache window probed %d and %d times, want 1", readyHits.Load(), notReadyHits.Load())
 	}
-	clock.advance(ProbeCacheTTL)
+	clock.Advance(ProbeCacheTTL)
 	e.do("GET", "/api/v1/status", keyAcme, nil)
 	if readyHits.Load() != 2 || notReadyHits.Load() != 2 {
 		t.Errorf("after the cache window: probed %d and %d times, want 2", readyHits.Load(), notReadyHits.Load())

@@ -67,15 +67,13 @@ func (h *deadLettersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
-	values, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, "the query string is malformed: "+err.Error())
+	values, ok := queryValues(w, r)
+	if !ok {
 		return
 	}
 	q, details := parseDeadLetterParams(httpapi.OrgID(ctx), values, h.now())
 	if len(details) > 0 {
-		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
-			"invalid query parameters: "+joinMessages(details), details)
+		writeInvalidParams(w, details)
 		return
 	}
 	page, err := h.reader.DeadLetters(ctx, q)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,23 @@ func joinMessages(details []*errorDetail) string {
 		parts[i] = d.Error()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// queryValues parses the request's query string; a malformed one is
+// answered 400 here and ok is false.
+func queryValues(w http.ResponseWriter, r *http.Request) (values url.Values, ok bool) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, "the query string is malformed: "+err.Error())
+		return nil, false
+	}
+	return values, true
+}
+
+// writeInvalidParams answers 400 with every invalid query parameter in
+// details.
+func writeInvalidParams(w http.ResponseWriter, details []*errorDetail) {
+	httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation, "invalid query parameters: "+joinMessages(details), details)
 }
 
 // quoteKey quotes a key from the URL for a message; it may be anything.

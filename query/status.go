@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -73,15 +72,14 @@ type deadLettersStatus struct {
 func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	values, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, "the query string is malformed: "+err.Error())
+	values, ok := queryValues(w, r)
+	if !ok {
 		return
 	}
 	if len(values) > 0 {
 		name := slices.Sorted(maps.Keys(values))[0]
 		details := []*errorDetail{{Field: name, Message: "unknown parameter; the status takes none"}}
-		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation, "invalid query parameters: "+joinMessages(details), details)
+		writeInvalidParams(w, details)
 		return
 	}
 	org, now := httpapi.OrgID(ctx), h.now().UTC()

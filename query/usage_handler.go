@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/tally-oss/tally/internal/httpapi"
@@ -61,9 +60,8 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 
-	values, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeBadRequest, "the query string is malformed: "+err.Error())
+	values, ok := queryValues(w, r)
+	if !ok {
 		return
 	}
 	meter, ok := h.meters.lookup(w, r)
@@ -72,8 +70,7 @@ func (h *usageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q, details := parseUsageParams(httpapi.OrgID(ctx), &meter, values, h.now())
 	if len(details) > 0 {
-		httpapi.WriteErrorDetails(w, http.StatusBadRequest, httpapi.CodeValidation,
-			"invalid query parameters: "+joinMessages(details), details)
+		writeInvalidParams(w, details)
 		return
 	}
 	rows, err := h.usage.Read(ctx, q)

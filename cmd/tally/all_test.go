@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -248,7 +247,7 @@ type allProc struct {
 	t      *testing.T
 	setup  allSetup
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testenv.SyncBuffer
 	client *http.Client
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit status, set before done closes
@@ -278,7 +277,7 @@ func startAll(t *testing.T, bin string, s allSetup) *allProc {
 		cmd.Env = append(cmd.Env, "TALLY_DEV_API_KEY="+s.devKey)
 	}
 	p := &allProc{
-		t: t, setup: s, cmd: cmd, stderr: &lockedBuffer{},
+		t: t, setup: s, cmd: cmd, stderr: &testenv.SyncBuffer{},
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}},
 		done:   make(chan struct{}),
 	}
@@ -597,23 +596,4 @@ func clickhouseLeft(t *testing.T, dataDir string, timeout time.Duration) []int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// lockedBuffer collects a process's output; the exec package writes to it
-// from its own goroutine while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -40,6 +40,13 @@ func (b *consoleBrowser) enterKey(key string) {
 		chromedp.Click(chromedp.CSS("#key-form button[type=submit]")))
 }
 
+// forgetKey clicks "forget the key" and waits for the key form.
+func (b *consoleBrowser) forgetKey() {
+	b.t.Helper()
+	testenv.Within(b.t, b.ctx, 10*time.Second, "forget the key", chromedp.Click(chromedp.CSS("#forget-key")),
+		chromedp.WaitVisible(chromedp.CSS("#key-form")))
+}
+
 // waitState waits until the page has loaded its data or failed to, and
 // returns which: "ready" or "error".
 func (b *consoleBrowser) waitState() string {

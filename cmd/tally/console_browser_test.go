@@ -225,8 +225,7 @@ func TestConsole(t *testing.T) {
 	t.Run("OtherOrganization", func(t *testing.T) {
 		b.t = t
 		b.open(base, true)
-		testenv.Within(t, ctx, 10*time.Second, "forget the key", chromedp.Click(chromedp.CSS("#forget-key")),
-			chromedp.WaitVisible(chromedp.CSS("#key-form")))
+		b.forgetKey()
 		b.enterKey(globexKey)
 		b.waitReady("usage as globex")
 		wantRows(t, "globex totals", b.rows("#totals-table"), "globex-cust|gpt-4o|777")
@@ -247,8 +246,7 @@ func TestConsole(t *testing.T) {
 	t.Run("NewOrganization", func(t *testing.T) {
 		b.t = t
 		b.open(base, true)
-		testenv.Within(t, ctx, 10*time.Second, "forget the key", chromedp.Click(chromedp.CSS("#forget-key")),
-			chromedp.WaitVisible(chromedp.CSS("#key-form")))
+		b.forgetKey()
 		b.enterKey(newKey)
 		b.waitReady("usage without meters")
 		testenv.Within(t, ctx, 5*time.Second, "the usage page says there are no meters",

@@ -359,19 +359,7 @@ func (p *pipeline) liveStep(spec *apispec.Spec, s liveStep) int {
 	if slices.Contains(header, "Authorization") {
 		key = "" // the step's own Authorization header
 	}
-	req, err := http.NewRequest(method, base+target, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
+	req := newRequest(t, method, base+target, key, contentType, body, header...)
 	if s.gzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}

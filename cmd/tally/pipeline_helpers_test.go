@@ -160,9 +160,23 @@ func (p *pipeline) startAggregator() *aggregator.Service {
 // do sends a request and returns the status and body.
 func (p *pipeline) do(method, url, key, contentType string, body []byte, header ...string) (int, []byte) {
 	p.t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(newRequest(p.t, method, url, key, contentType, body, header...))
 	if err != nil {
 		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// newRequest builds a request as the organization of key (none when key
+// is empty), of contentType (none when empty), with the name-value pairs
+// of header.
+func newRequest(t testing.TB, method, url, key, contentType string, body []byte, header ...string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -173,13 +187,7 @@ func (p *pipeline) do(method, url, key, contentType string, body []byte, header 
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return req
 }
 
 // mustAPI sends a JSON request to the one base URL as the organization of

@@ -61,11 +61,8 @@ func readmeSteps(block string) []readmeStep {
 // shows below it, exactly. Only TALLY_URL is set, to p's one base URL: the
 // :8000 of make run.
 func testREADMECLIExamples(t *testing.T, p *pipeline, readme string) {
-	start, end := strings.Index(readme, "## Command line and Go client"), strings.Index(readme, "## Settings")
-	if start < 0 || end < start {
-		t.Fatal("README sections moved: update this test")
-	}
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readme[start:end], -1)
+	section := testenv.MarkdownSection(t, readme, "## Command line and Go client", "## Settings")
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1)
 	if len(blocks) == 0 {
 		t.Fatal("no shell example in Command line and Go client")
 	}
@@ -117,12 +114,7 @@ func TestREADMEDocumentsCLIFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(readme)
-	start, end := strings.Index(text, "## Command line and Go client"), strings.Index(text, "## Settings")
-	if start < 0 || end < start {
-		t.Fatal("README sections moved: update this test")
-	}
-	section := text[start:end]
+	section := testenv.MarkdownSection(t, string(readme), "## Command line and Go client", "## Settings")
 	var send sendConfig
 	var use usageConfig
 	var meters metersConfig

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
 // devKey is the organization "dev" of the README's examples (the one
@@ -29,11 +31,8 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(readme)
-	start, end := strings.Index(text, "## Try it"), strings.Index(text, "## How each event counts exactly once")
-	if start < 0 || end < start {
-		t.Fatal("README sections moved: update this test")
-	}
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(text[start:end], -1)
+	section := testenv.MarkdownSection(t, text, "## Try it", "## How each event counts exactly once")
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1)
 	if len(blocks) < 5 {
 		t.Fatalf("found %d shell examples, want the Try it, catalog, Lago, PriceOps and Measure ones", len(blocks))
 	}

@@ -13,25 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-oss/tally/internal/testenv"
 )
-
-// fakeClock is a settable clock for the readiness cache.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func readyz(t *testing.T, h http.Handler) (int, string) {
 	t.Helper()
@@ -46,9 +30,9 @@ func readyz(t *testing.T, h http.Handler) (int, string) {
 // reuse the result, a call after it runs the checks again, and a failure
 // is cached like a success.
 func TestReadinessCached(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
 	s := NewServer("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	s.ready.now = clock.now
+	s.ready.now = clock.Now
 	var calls atomic.Int64
 	var fail atomic.Bool
 	s.AddCheck("clickhouse", func(context.Context) error {
@@ -67,11 +51,11 @@ func TestReadinessCached(t *testing.T) {
 		t.Errorf("100 calls within the cache window ran the check %d times, want 1", n)
 	}
 	fail.Store(true)
-	clock.advance(ReadinessCacheTTL - time.Millisecond)
+	clock.Advance(ReadinessCacheTTL - time.Millisecond)
 	if code, _ := readyz(t, s.Mux); code != 200 || calls.Load() != 1 {
 		t.Errorf("just inside the window: %d after %d checks, want the cached 200 after 1", code, calls.Load())
 	}
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	for range 10 {
 		if code, body := readyz(t, s.Mux); code != 503 || !strings.Contains(body, "connection refused") {
 			t.Errorf("after the window: %d %s, want 503 naming the failure", code, body)
@@ -87,7 +71,7 @@ func TestReadinessCached(t *testing.T) {
 // caller that gives up does not fail the check for the others.
 func TestReadinessSharedInFlight(t *testing.T) {
 	s := NewServer("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	s.ready.now = (&fakeClock{t: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}).now
+	s.ready.now = testenv.NewClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)).Now
 	var calls atomic.Int64
 	started, release := make(chan struct{}), make(chan struct{})
 	s.AddCheck("kafka", func(ctx context.Context) error {
@@ -140,7 +124,7 @@ func TestReadinessSharedInFlight(t *testing.T) {
 // the map returned is the caller's to keep.
 func TestReadinessForTheComponent(t *testing.T) {
 	s := NewServer("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	s.ready.now = (&fakeClock{t: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}).now
+	s.ready.now = testenv.NewClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)).Now
 	var calls atomic.Int64
 	s.AddCheck("clickhouse", func(context.Context) error { calls.Add(1); return nil })
 	s.AddCheck("kafka", func(context.Context) error { return errors.New("dial tcp 10.0.0.1:9092: refused") })

@@ -12,14 +12,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-oss/tally/internal/testenv"
 )
 
 func TestServerEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	hm := NewHTTPMetrics(reg, "test")
 	s := NewServer("127.0.0.1:0", reg, slog.New(slog.DiscardHandler))
-	clock := &fakeClock{t: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
-	s.ready.now = clock.now
+	clock := testenv.NewClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+	s.ready.now = clock.Now
 	s.Mux.Handle("GET /hello", hm.Wrap("/hello", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("hi"))
 	})))
@@ -55,7 +57,7 @@ func TestServerEndpoints(t *testing.T) {
 		t.Errorf("readyz = %d %s", code, body)
 	}
 	fail.Store(true)
-	clock.advance(ReadinessCacheTTL) // the cached result expires
+	clock.Advance(ReadinessCacheTTL) // the cached result expires
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
 		t.Errorf("readyz while broken = %d %s", code, body)
 	}

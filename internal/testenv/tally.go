@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +62,7 @@ type TallyAll struct {
 	Key        string // the dev organization's API key
 	DataDir    string
 	cmd        *exec.Cmd
-	output     *syncBuffer
+	output     *SyncBuffer
 	done       chan struct{}
 	stopOnce   sync.Once
 	stopErr    error
@@ -108,7 +107,7 @@ func StartTallyAll(opts TallyAllOptions) (*TallyAll, error) {
 	t := &TallyAll{
 		URL: "http://" + addr(ports[0]), IngestURL: "http://" + addr(ports[1]),
 		QueryURL: "http://" + addr(ports[2]), AggURL: "http://" + addr(ports[3]),
-		Key: opts.Key, DataDir: dir, output: &syncBuffer{}, done: make(chan struct{}), removeData: true,
+		Key: opts.Key, DataDir: dir, output: &SyncBuffer{}, done: make(chan struct{}), removeData: true,
 	}
 	args := append([]string{"all",
 		"-api.listen-addr=" + addr(ports[0]),
@@ -211,25 +210,6 @@ func (t *TallyAll) Stop() error {
 		}
 	})
 	return t.stopErr
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // stopTallyBinary removes the built binary (Main calls it).

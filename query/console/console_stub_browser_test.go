@@ -34,7 +34,16 @@ func (s *stubAPI) recorded() []url.Values {
 	return slices.Clone(s.queries)
 }
 
-func startStubAPI(t *testing.T, s *stubAPI) *httptest.Server {
+// forget drops the query strings recorded so far.
+func (s *stubAPI) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queries = nil
+}
+
+// consoleMux serves the console at Path; the tests add the API routes
+// they stub.
+func consoleMux(t *testing.T) *http.ServeMux {
 	t.Helper()
 	h, err := New()
 	if err != nil {
@@ -43,6 +52,22 @@ func startStubAPI(t *testing.T, s *stubAPI) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.Handle(Path, h)
 	mux.Handle(Path+"/", h)
+	return mux
+}
+
+// browserWithStubKey opens the console's origin at base in a browser and
+// keeps the key "stub-key" in its session, as a signed-in page would.
+func browserWithStubKey(t *testing.T, base string) context.Context {
+	t.Helper()
+	ctx := testenv.Browser(t)
+	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(base+"/console/status"))
+	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	return ctx
+}
+
+func startStubAPI(t *testing.T, s *stubAPI) *httptest.Server {
+	t.Helper()
+	mux := consoleMux(t)
 	writeJSON := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
@@ -78,13 +103,11 @@ func startStubAPI(t *testing.T, s *stubAPI) *httptest.Server {
 func TestConsoleCustomerIDWithComma(t *testing.T) {
 	s := &stubAPI{}
 	srv := startStubAPI(t, s)
-	ctx := testenv.Browser(t)
+	ctx := browserWithStubKey(t, srv.URL)
 	// The link the customers page builds for external_id "acme, inc"
 	// (customers.js), and a filter value with a comma in the address.
 	target := srv.URL + "/console?customer_id=" + url.QueryEscape("acme, inc") +
 		"&filter%5Bregion%5D=" + url.QueryEscape("eu-west, dublin") + "&window_size="
-	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
-	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
 	testenv.Within(t, ctx, 15*time.Second, "open the usage of acme, inc", chromedp.Navigate(target),
 		waitReadyAction())
 	qs := s.recorded()
@@ -101,9 +124,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 	}
 	// Submitting the form again (the field as the page filled it) asks
 	// for the same customer, and the address keeps it for a reload.
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 10*time.Second, "submit", chromedp.Click(chromedp.CSS(`#query button[type=submit]`)),
 		waitReadyAction())
 	waitQueries(t, s, 1)
@@ -113,9 +134,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 		}
 	}
 	loc := testenv.Eval[string](t, ctx, `location.search`)
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 15*time.Second, "reload", chromedp.Navigate(srv.URL+"/console"+loc),
 		waitReadyAction())
 	waitQueries(t, s, 1)
@@ -141,9 +160,7 @@ func TestConsoleCustomerIDWithComma(t *testing.T) {
 	// Two customers typed in the field, one of them quoted because it
 	// holds a comma, are two customers.
 	testenv.Eval[bool](t, ctx, `(document.getElementById("customers").value = '"acme, inc", globex', true)`)
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
+	s.forget()
 	testenv.Within(t, ctx, 10*time.Second, "submit two", chromedp.Click(chromedp.CSS(`#query button[type=submit]`)))
 	waitQueries(t, s, 1)
 	for _, q := range s.recorded() {
@@ -204,13 +221,9 @@ func TestConsoleTotalsAndWindowsShareOneRange(t *testing.T) {
 			"window_time_zone": "America/New_York", "data": []any{}}
 	}}
 	srv := startStubAPI(t, s)
-	ctx := testenv.Browser(t)
-	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
-	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	ctx := browserWithStubKey(t, srv.URL)
 	for _, rng := range []string{"month", "24h"} {
-		s.mu.Lock()
-		s.queries = nil
-		s.mu.Unlock()
+		s.forget()
 		testenv.Within(t, ctx, 15*time.Second, "open the usage", chromedp.Navigate(srv.URL+"/console?window_size=DAY&window_time_zone=America/New_York&range="+rng),
 			waitReadyAction())
 		waitQueries(t, s, 2)
@@ -244,13 +257,7 @@ func TestConsoleTotalsAndWindowsShareOneRange(t *testing.T) {
 // later query's numbers: the meter picked is "fast", and the tables must
 // not show slow's usage under it.
 func TestConsoleLateAnswerOfAnEarlierQuery(t *testing.T) {
-	h, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(Path, h)
-	mux.Handle(Path+"/", h)
+	mux := consoleMux(t)
 	meter := func(key string) map[string]any {
 		return map[string]any{"key": key, "event_type": "e", "aggregation": "SUM", "value_property": "$.v", "group_by": map[string]string{}, "revision": 1}
 	}
@@ -274,9 +281,7 @@ func TestConsoleLateAnswerOfAnEarlierQuery(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	ctx := testenv.Browser(t)
-	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
-	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	ctx := browserWithStubKey(t, srv.URL)
 	testenv.Within(t, ctx, 15*time.Second, "open the usage of slow", chromedp.Navigate(srv.URL+"/console?meter=slow&window_size="), waitReadyAction())
 	// A submit of slow (its answer comes late), then a change to fast.
 	testenv.Eval[bool](t, ctx, `(document.querySelector("#query button[type=submit]").click(), true)`)
@@ -296,13 +301,7 @@ func TestConsoleLateAnswerOfAnEarlierQuery(t *testing.T) {
 // TestConsoleDeadLettersLateAnswer: on the dead-letters page too, the
 // answer of a superseded filter must not replace the later filter's.
 func TestConsoleDeadLettersLateAnswer(t *testing.T) {
-	h, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(Path, h)
-	mux.Handle(Path+"/", h)
+	mux := consoleMux(t)
 	var slowCalls sync.WaitGroup
 	mux.HandleFunc("GET /api/v1/dead_letters", func(w http.ResponseWriter, r *http.Request) {
 		customer := r.URL.Query().Get("customer_id")
@@ -318,9 +317,7 @@ func TestConsoleDeadLettersLateAnswer(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	ctx := testenv.Browser(t)
-	testenv.Within(t, ctx, 15*time.Second, "open the origin", chromedp.Navigate(srv.URL+"/console/status"))
-	testenv.Eval[bool](t, ctx, `(sessionStorage.setItem("tally.apiKey", "stub-key"), true)`)
+	ctx := browserWithStubKey(t, srv.URL)
 	testenv.Within(t, ctx, 15*time.Second, "open the dead letters", chromedp.Navigate(srv.URL+"/console/dead-letters?customer_id=fast"), waitReadyAction())
 	submit := func(customer string) {
 		testenv.Eval[bool](t, ctx, `(() => { document.getElementById("customer").value = `+strconv.Quote(customer)+`;
