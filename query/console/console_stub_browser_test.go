@@ -335,3 +335,32 @@ func TestConsoleDeadLettersLateAnswer(t *testing.T) {
 		t.Errorf("filter and dead letters shown: %s, want fast|fast", got)
 	}
 }
+
+// TestConsoleDeadLettersCustomerKeptAsTyped: a customer id is any string
+// the API takes, spaces at its ends included; the dead-letters filter
+// asks for it as typed (review 9b observed it trimmed).
+func TestConsoleDeadLettersCustomerKeptAsTyped(t *testing.T) {
+	mux := consoleMux(t)
+	asked := make(chan string, 10)
+	mux.HandleFunc("GET /api/v1/dead_letters", func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("customer_id") {
+			asked <- q.Get("customer_id")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data": [], "by_reason": [], "total": 0}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx := browserWithStubKey(t, srv.URL)
+	testenv.Within(t, ctx, 15*time.Second, "open the dead letters", chromedp.Navigate(srv.URL+"/console/dead-letters"), waitReadyAction())
+	testenv.Eval[bool](t, ctx, `(() => { document.getElementById("customer").value = " acme ";
+		document.querySelector("#filter button[type=submit]").click(); return true; })()`)
+	select {
+	case got := <-asked:
+		if got != " acme " {
+			t.Errorf("customer_id asked for: %q, want %q", got, " acme ")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dead-letters request with a customer_id")
+	}
+}

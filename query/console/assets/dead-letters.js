@@ -8,7 +8,7 @@
   const seenReasons = new Set();
 
   function selection() {
-    return [["reason", $("reason").value], ["customer_id", $("customer").value.trim()],
+    return [["reason", $("reason").value], ["customer_id", $("customer").value],
       ["since", $("since").value.trim()], ["limit", $("limit").value.trim()]];
   }
 
