@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // HTTPMetrics counts and times a component's API requests by route and
@@ -34,13 +35,55 @@ func NewHTTPMetrics(reg prometheus.Registerer, component string) *HTTPMetrics {
 	}
 }
 
+// CodeClientClosed is the code label of a request whose client went away
+// before its answer (nginx's 499, "client closed request"): what the
+// handler then wrote reached nobody, and a 503 it answers for a canceled
+// ClickHouse read is not a failure of the server, so it must not feed the
+// 5xx alerts.
+const CodeClientClosed = "499"
+
 // Wrap instruments h under route, a fixed pattern (never the raw path,
 // which would put meter keys and ids into label values).
 func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
 	labels := prometheus.Labels{"route": route}
-	return promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels),
-		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels), h))
+	requests, duration := m.requests.MustCurryWith(labels), m.duration.MustCurryWith(labels)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		// The request's context ends before ServeHTTP returns only when
+		// the client went away (or canceled its HTTP/2 stream).
+		code := strconv.Itoa(rec.code)
+		if r.Context().Err() != nil {
+			code = CodeClientClosed
+		}
+		requests.WithLabelValues(code).Inc()
+		duration.WithLabelValues(code).Observe(time.Since(start).Seconds())
+	})
 }
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader && code >= 200 { // 1xx are informational, not the answer
+		s.code, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (ingest
+// sets its answer's write deadline through it).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Registry completes a component's metric registry: with neither given, a
 // new registry serves as both (tests and embedding); a Registerer without
