@@ -33,16 +33,7 @@ func operatorAccept(t *testing.T, settings clickhouse.Settings) {
 	c, db := newClusterDatabase(t)
 	ctx := t.Context()
 	s0 := serverConn(t, c, 0, db)
-	for _, q := range []string{
-		fmt.Sprintf(`CREATE TABLE %s.cluster_layout_local ON CLUSTER %s (cluster String, shards UInt32, weights Array(UInt32), recorded_at DateTime('UTC'))
-		 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s/cluster_layout', '{replica}', recorded_at) ORDER BY cluster`, db, c.name, db),
-		fmt.Sprintf("CREATE TABLE %s.cluster_layout ON CLUSTER %s AS %s.cluster_layout_local ENGINE = Distributed(%s, %s, cluster_layout_local, cityHash64(cluster))",
-			db, c.name, db, c.name, db),
-	} {
-		if err := s0.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	createClusterLayout(t, c, db, s0)
 	cfg := c.config(0, db)
 	svc, err := cfg.Open(ctx) // records the current layout with the quorum
 	if err != nil {

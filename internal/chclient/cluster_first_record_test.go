@@ -1,7 +1,6 @@
 package chclient_test
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 
@@ -18,16 +17,7 @@ func TestClusterConcurrentFirstLayoutRecords(t *testing.T) {
 	c, db := newClusterDatabase(t)
 	ctx := t.Context()
 	s0 := serverConn(t, c, 0, db)
-	for _, q := range []string{
-		fmt.Sprintf(`CREATE TABLE %s.cluster_layout_local ON CLUSTER %s (cluster String, shards UInt32, weights Array(UInt32), recorded_at DateTime('UTC'))
-		 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s/cluster_layout', '{replica}', recorded_at) ORDER BY cluster`, db, c.name, db),
-		fmt.Sprintf("CREATE TABLE %s.cluster_layout ON CLUSTER %s AS %s.cluster_layout_local ENGINE = Distributed(%s, %s, cluster_layout_local, cityHash64(cluster))",
-			db, c.name, db, c.name, db),
-	} {
-		if err := s0.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	createClusterLayout(t, c, db, s0)
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)

@@ -72,6 +72,33 @@ func serverConn(t *testing.T, c testCluster, i int, db string) driver.Conn {
 	return conn
 }
 
+// createClusterLayout creates the cluster_layout table of migration 0024
+// alone, rendered for the cluster as chclient.Migrate renders it, for the
+// tests of the layout record that run without the other migrations.
+func createClusterLayout(t *testing.T, c testCluster, db string, conn driver.Conn) {
+	t.Helper()
+	migrations, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		if m.Name != "cluster_layout" {
+			continue
+		}
+		stmts, err := m.Render(schemas.Target{Database: db, Cluster: c.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range stmts {
+			if err := conn.Exec(t.Context(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		return
+	}
+	t.Fatal("no migration named cluster_layout")
+}
+
 func count(t *testing.T, conn driver.Conn, sql string, args ...any) uint64 {
 	t.Helper()
 	var n uint64
