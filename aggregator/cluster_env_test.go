@@ -63,3 +63,30 @@ func acceptLayout(t *testing.T, conn driver.Conn, cluster string, shards uint32,
 		t.Fatal(err)
 	}
 }
+
+// layoutTest is an aggregator of the layout-guard tests running on a
+// migrated cluster database (conn through all four servers, cluster name)
+// with the meter "calls", e1 metered and committed.
+type layoutTest struct {
+	e    *env
+	r    *running
+	cfg  Config
+	conn driver.Conn
+	name string
+}
+
+func startLayoutTest(t *testing.T, backfill bool) layoutTest {
+	t.Helper()
+	cdb := testenv.NewMigratedClusterDatabase(t)
+	chCfg := cdb.Config(0, 4)
+	// Open records the cluster's layout: 2 shards of weight 1.
+	conn := cdb.Open(t, 0, 4)
+	e := newClickHouseClusterEnv(t, cdb.Addrs[0], cdb.Database, conn)
+	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
+	cfg := withGroup(testConfig(), t)
+	cfg.Backfill = backfill
+	r := e.startWith(cfg, Deps{ClickHouse: conn, ClickHouseConfig: chCfg})
+	e.produce(event("c1", "e1", "api", t0, `{"n":1}`))
+	e.waitCommitted(cfg.GroupID)
+	return layoutTest{e: e, r: r, cfg: cfg, conn: conn, name: cdb.Name}
+}

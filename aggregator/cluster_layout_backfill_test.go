@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tally-oss/tally/internal/testenv"
 )
 
 // TestClusterBackfillWaitsWhileLayoutHalted (review 8b G1): the shard-layout halt stops the partition loops and
@@ -22,19 +20,8 @@ import (
 // Without the backfiller's pause, the backfill of "calls2", created while halted, writes
 // e1's reading.
 func TestClusterBackfillWaitsWhileLayoutHalted(t *testing.T) {
-	cdb := testenv.NewMigratedClusterDatabase(t)
-	name, addrs, db := cdb.Name, cdb.Addrs, cdb.Database
-	chCfg := cdb.Config(0, 4)
-	conn := cdb.Open(t, 0, 4)
-
-	e := newClickHouseClusterEnv(t, addrs[0], db, conn)
-	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
-
-	cfg := withGroup(testConfig(), t)
-	cfg.Backfill = true
-	r := e.startWith(cfg, Deps{ClickHouse: conn, ClickHouseConfig: chCfg})
-	e.produce(event("c1", "e1", "api", t0, `{"n":1}`))
-	e.waitCommitted(cfg.GroupID)
+	lt := startLayoutTest(t, true)
+	e, r, conn, name := lt.e, lt.r, lt.conn, lt.name
 
 	acceptLayout(t, conn, name, 3, []uint32{1, 1, 1}, time.Now().UTC().Truncate(time.Second).Add(time.Hour))
 	e.waitFor("the partition halted for the layout", func() bool {

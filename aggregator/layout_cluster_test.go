@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tally-oss/tally/internal/testenv"
 )
 
 // TestClusterLayoutChangeHaltsConsumption: ClickHouse applies a changed
@@ -21,20 +19,8 @@ import (
 // record produced afterwards is not committed) and resumes once the
 // current layout is accepted again, counting that record once.
 func TestClusterLayoutChangeHaltsConsumption(t *testing.T) {
-	cdb := testenv.NewMigratedClusterDatabase(t)
-	name, addrs, db := cdb.Name, cdb.Addrs, cdb.Database
-	chCfg := cdb.Config(0, 4)
-	// Open records the cluster's layout: 2 shards of weight 1.
-	conn := cdb.Open(t, 0, 4)
-
-	e := newClickHouseClusterEnv(t, addrs[0], db, conn)
-	e.createMeter(testOrg, `{"key":"calls","event_type":"api","aggregation":"SUM","value_property":"n"}`)
-
-	cfg := withGroup(testConfig(), t)
-	cfg.Backfill = false
-	r := e.startWith(cfg, Deps{ClickHouse: conn, ClickHouseConfig: chCfg})
-	e.produce(event("c1", "e1", "api", t0, `{"n":1}`))
-	e.waitCommitted(cfg.GroupID)
+	lt := startLayoutTest(t, false)
+	e, r, cfg, conn, name := lt.e, lt.r, lt.cfg, lt.conn, lt.name
 	e.waitFor("readiness 200 on the accepted layout", func() bool { code, _ := readyz(t, r); return code == 200 })
 
 	// A layout accepted later than the recorded one, as an operator's
