@@ -130,19 +130,8 @@ func TestPingRefusesEventTopicThatCanExpire(t *testing.T) {
 		})
 	}
 	// Fixed on the broker, it is accepted without a restart.
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
-	resp, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: "events-cluster-default",
-		Configs: []kafka.AlterConfigRequestConfig{{Name: "retention.ms", Value: "-1"}, {Name: "retention.bytes", Value: "-1"}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, err := range resp.Errors {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	alterTopic(t, brokers, "events-cluster-default",
+		kafka.AlterConfigRequestConfig{Name: "retention.ms", Value: "-1"}, kafka.AlterConfigRequestConfig{Name: "retention.bytes", Value: "-1"})
 	cfg := Config{Brokers: brokers, Topic: "events-cluster-default", DeadLetterTopic: "dead", Partitions: 3, ReplicationFactor: 1}
 	if err := cfg.Ping(ctx); err != nil {
 		t.Errorf("Ping after retention.ms=-1 and retention.bytes=-1: %v", err)
@@ -310,20 +299,9 @@ func TestPingRefusesUnderReplicatedEventTopic(t *testing.T) {
 		})
 	}
 	// Fixed on the broker, it is accepted without a restart.
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
-	resp, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: "events-rf3-min-insync-1",
-		Configs: []kafka.AlterConfigRequestConfig{{Name: "retention.ms", Value: "-1"}, {Name: "retention.bytes", Value: "-1"},
-			{Name: "min.insync.replicas", Value: "2"}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, err := range resp.Errors {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	alterTopic(t, brokers, "events-rf3-min-insync-1",
+		kafka.AlterConfigRequestConfig{Name: "retention.ms", Value: "-1"}, kafka.AlterConfigRequestConfig{Name: "retention.bytes", Value: "-1"},
+		kafka.AlterConfigRequestConfig{Name: "min.insync.replicas", Value: "2"})
 	cfg := Config{Brokers: brokers, Topic: "events-rf3-min-insync-1", DeadLetterTopic: "dead", Partitions: 2, ReplicationFactor: 3}
 	if err := cfg.Ping(ctx); err != nil {
 		t.Errorf("Ping after min.insync.replicas=2: %v", err)
@@ -377,6 +355,24 @@ func TestUnderReplicationIsUnsafe(t *testing.T) {
 		}
 		if !errors.Is(err, ErrUnsafeEventTopic) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrUnsafeEventTopic with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// alterTopic sets configs of topic on the brokers, as an operator fixing
+// a topic would, failing the test on any error.
+func alterTopic(t *testing.T, brokers []string, topic string, configs ...kafka.AlterConfigRequestConfig) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.AlterConfigs(t.Context(), &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, Configs: configs,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range resp.Errors {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
