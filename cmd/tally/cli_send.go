@@ -76,106 +76,24 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		files = []string{"-"}
 	}
 	bar := newSendProgress(stderr, files)
-	var mu sync.Mutex
-	var reasons, unanswered []string
-	var uncertain int64
-	// Where each event waiting for its answer is in the input ("stdin
-	// line 3"), by id: a rejection names it, as an id the client made up
-	// means nothing to the user.
-	var posMu sync.Mutex
-	positions := map[string][]string{}
+	rep := &sendReport{showReasons: cfg.showReasons, positions: map[string][]string{}}
 	b := c.NewBatcher(ctx, client.BatcherConfig{
 		MaxEvents: cfg.batchEvents, MaxBytes: cfg.batchBytes, Linger: cfg.linger, Concurrency: cfg.concurrency,
 		OnResult: func(r client.BatchResult) {
-			posMu.Lock()
-			where := make([]string, len(r.IDs))
-			for i, id := range r.IDs {
-				if q := positions[id]; len(q) > 0 {
-					where[i] = q[0]
-					if len(q) == 1 {
-						delete(positions, id)
-					} else {
-						positions[id] = q[1:]
-					}
-				}
-			}
-			posMu.Unlock()
-			mu.Lock()
-			defer mu.Unlock()
-			for _, rej := range r.Rejected {
-				if len(reasons) < cfg.showReasons {
-					at := ""
-					if rej.Index >= 0 && rej.Index < len(where) && where[rej.Index] != "" {
-						at = " (" + where[rej.Index] + ")"
-					}
-					reasons = append(reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
-				}
-			}
-			if r.Err != nil && r.MaybeRecorded {
-				rejected := map[int]bool{}
-				for _, rej := range r.Rejected {
-					rejected[rej.Index] = true
-				}
-				uncertain += int64(len(r.IDs) - len(r.Rejected))
-				for i, id := range r.IDs {
-					if !rejected[i] && len(unanswered) < cfg.showReasons {
-						u := fmt.Sprintf("  %q", id)
-						if where[i] != "" {
-							u += " (" + where[i] + ")"
-						}
-						unanswered = append(unanswered, u)
-					}
-				}
-			}
+			rep.result(r)
 			bar.answered(len(r.IDs))
 		},
 	})
 	var readErr error
-	queued := 0
 	for _, name := range files {
-		if readErr = sendFile(ctx, b, name, bar.reader(stdin), func(id, where string) {
-			queued++
-			posMu.Lock()
-			positions[id] = append(positions[id], where)
-			posMu.Unlock()
-		}); readErr != nil {
+		if readErr = sendFile(ctx, b, name, bar.reader(stdin), rep.queue); readErr != nil {
 			break
 		}
 	}
 	sendErr := b.Close(context.Background())
 	bar.finish()
 	st := b.Stats()
-	summary := fmt.Sprintf("accepted %d, rejected %d", st.Accepted, st.Rejected)
-	if st.Failed > 0 {
-		summary += fmt.Sprintf(", failed %d", st.Failed)
-	}
-	fmt.Fprintln(stdout, summary)
-	for _, r := range reasons {
-		fmt.Fprintln(stdout, r)
-	}
-	if more := st.Rejected - int64(len(reasons)); more > 0 {
-		fmt.Fprintf(stdout, "  ... and %d more\n", more)
-	}
-	if uncertain > 0 {
-		// A request without an answer (a timeout, retries spent) may have
-		// been recorded: sending its events again counts each once only
-		// with the ids they were sent with, made-up ones included.
-		fmt.Fprintf(stdout, "%d of the failed events got no clear answer: ingest may have recorded them. "+
-			"Send them again only with the ids they were sent with; an event without an id in the input got the one shown:\n", uncertain)
-		for _, u := range unanswered {
-			fmt.Fprintln(stdout, u)
-		}
-		if more := uncertain - int64(len(unanswered)); more > 0 {
-			fmt.Fprintf(stdout, "  ... and %d more\n", more)
-		}
-	}
-	var stop *stopError
-	if errors.As(readErr, &stop) && queued > 0 {
-		// The events before went out: sending the whole input again would
-		// count those without an id twice (they get new ids).
-		fmt.Fprintf(stdout, "reading stopped: the %d events before %s were sent (counted above); "+
-			"send the input from there on, not all of it again (an event without an id would count twice)\n", queued, stop.where)
-	}
+	rep.print(stdout, st, readErr)
 	switch {
 	case readErr != nil || sendErr != nil:
 		return errors.Join(readErr, sendErr)
@@ -183,6 +101,110 @@ func sendCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return fmt.Errorf("%d of %d events rejected", st.Rejected, st.Events)
 	}
 	return nil
+}
+
+// sendReport gathers what `tally send` tells at the end, from the queue
+// (called by the reader) and the Batcher's results (its goroutines).
+type sendReport struct {
+	showReasons int
+
+	mu     sync.Mutex
+	queued int
+	// Where each event waiting for its answer is in the input ("stdin
+	// line 3"), by id: a rejection names it, as an id the client made up
+	// means nothing to the user.
+	positions  map[string][]string
+	reasons    []string // the first rejections, as printed
+	unanswered []string // the first events that may have been recorded
+	uncertain  int64    // events of failed requests that may have been recorded
+}
+
+// queue notes an event queued for sending and where it is in the input.
+func (r *sendReport) queue(id, where string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queued++
+	r.positions[id] = append(r.positions[id], where)
+}
+
+// result takes the answer of one request.
+func (r *sendReport) result(res client.BatchResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	where := make([]string, len(res.IDs))
+	for i, id := range res.IDs {
+		if q := r.positions[id]; len(q) > 0 {
+			where[i] = q[0]
+			if len(q) == 1 {
+				delete(r.positions, id)
+			} else {
+				r.positions[id] = q[1:]
+			}
+		}
+	}
+	for _, rej := range res.Rejected {
+		if len(r.reasons) < r.showReasons {
+			at := ""
+			if rej.Index >= 0 && rej.Index < len(where) && where[rej.Index] != "" {
+				at = " (" + where[rej.Index] + ")"
+			}
+			r.reasons = append(r.reasons, fmt.Sprintf("  %q%s: %s: %s", rej.ID, at, rej.Field, rej.Error))
+		}
+	}
+	if res.Err != nil && res.MaybeRecorded {
+		rejected := map[int]bool{}
+		for _, rej := range res.Rejected {
+			rejected[rej.Index] = true
+		}
+		r.uncertain += int64(len(res.IDs) - len(res.Rejected))
+		for i, id := range res.IDs {
+			if !rejected[i] && len(r.unanswered) < r.showReasons {
+				u := fmt.Sprintf("  %q", id)
+				if where[i] != "" {
+					u += " (" + where[i] + ")"
+				}
+				r.unanswered = append(r.unanswered, u)
+			}
+		}
+	}
+}
+
+// print writes the summary: the counts, the first rejections, the events
+// that may have been recorded, and where reading stopped.
+func (r *sendReport) print(stdout io.Writer, st client.BatcherStats, readErr error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	summary := fmt.Sprintf("accepted %d, rejected %d", st.Accepted, st.Rejected)
+	if st.Failed > 0 {
+		summary += fmt.Sprintf(", failed %d", st.Failed)
+	}
+	fmt.Fprintln(stdout, summary)
+	for _, line := range r.reasons {
+		fmt.Fprintln(stdout, line)
+	}
+	if more := st.Rejected - int64(len(r.reasons)); more > 0 {
+		fmt.Fprintf(stdout, "  ... and %d more\n", more)
+	}
+	if r.uncertain > 0 {
+		// A request without an answer (a timeout, retries spent) may have
+		// been recorded: sending its events again counts each once only
+		// with the ids they were sent with, made-up ones included.
+		fmt.Fprintf(stdout, "%d of the failed events got no clear answer: ingest may have recorded them. "+
+			"Send them again only with the ids they were sent with; an event without an id in the input got the one shown:\n", r.uncertain)
+		for _, u := range r.unanswered {
+			fmt.Fprintln(stdout, u)
+		}
+		if more := r.uncertain - int64(len(r.unanswered)); more > 0 {
+			fmt.Fprintf(stdout, "  ... and %d more\n", more)
+		}
+	}
+	var stop *stopError
+	if errors.As(readErr, &stop) && r.queued > 0 {
+		// The events before went out: sending the whole input again would
+		// count those without an id twice (they get new ids).
+		fmt.Fprintf(stdout, "reading stopped: the %d events before %s were sent (counted above); "+
+			"send the input from there on, not all of it again (an event without an id would count twice)\n", r.queued, stop.where)
+	}
 }
 
 // sendProgress shows how far `tally send` is, on stderr when it is a
